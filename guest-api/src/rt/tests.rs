@@ -1,0 +1,360 @@
+//! Executor and timer tests, on the native target with a fake clock.
+//!
+//! Each test drives the runtime the way the host does: set the clock, run a
+//! turn, look at what the turn asks for.
+
+use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use super::executor::{Next, with};
+use super::{MainOutput, spawn, yield_now};
+use crate::sys::set_fake_now_ns;
+use crate::time::{Instant, interval, sleep, sleep_until};
+
+const MS: u64 = 1_000_000;
+
+/// A fresh runtime with the clock at `start_ms`.
+fn setup(start_ms: u64) {
+    with(|rt| rt.reset());
+    set_fake_now_ns(start_ms * MS);
+}
+
+/// Moves the clock to `ms` and runs one turn at that time, as the host does.
+fn turn_at(ms: u64) -> Next {
+    set_fake_now_ns(ms * MS);
+    with(|rt| rt.turn(ms * MS))
+}
+
+/// Starts `future` as the root task, like `#[oasis::main]`.
+fn start_root<F>(future: F)
+where
+    F: Future + 'static,
+    F::Output: MainOutput,
+{
+    super::__start_root(future);
+}
+
+/// A log shared by the tasks of a test.
+fn log() -> Rc<RefCell<Vec<String>>> {
+    Rc::new(RefCell::new(Vec::new()))
+}
+
+#[test]
+fn timers_fire_in_deadline_order() {
+    setup(0);
+    let events = log();
+    for (name, ms) in [("c", 30), ("a", 10), ("b", 20), ("a2", 10)] {
+        let events = Rc::clone(&events);
+        drop(spawn(async move {
+            sleep(Duration::from_millis(ms)).await;
+            events
+                .borrow_mut()
+                .push(format!("{name}@{}", Instant::now().as_nanos() / MS));
+        }));
+    }
+    assert_eq!(
+        turn_at(0),
+        Next::At(10 * MS),
+        "the earliest deadline is reported"
+    );
+    assert!(events.borrow().is_empty());
+    assert_eq!(
+        turn_at(5),
+        Next::At(10 * MS),
+        "a spurious poll changes nothing"
+    );
+    assert_eq!(turn_at(25), Next::At(30 * MS));
+    assert_eq!(
+        *events.borrow(),
+        ["a@25", "a2@25", "b@25"],
+        "due timers fire earliest first, ties in order"
+    );
+    assert_eq!(turn_at(30), Next::Idle, "nothing left: -1");
+    assert_eq!(events.borrow().len(), 4);
+    assert_eq!(with(|rt| rt.task_count()), 0);
+}
+
+#[test]
+fn root_ok_exits_0_and_err_exits_1() {
+    setup(0);
+    start_root(async {
+        sleep(Duration::from_millis(1)).await;
+        Ok::<(), crate::Error>(())
+    });
+    assert_eq!(turn_at(0), Next::At(MS));
+    assert_eq!(turn_at(1), Next::Exit(0));
+
+    setup(0);
+    start_root(async { Err::<(), _>(crate::Error::msg("boom")) });
+    assert_eq!(turn_at(0), Next::Exit(1));
+
+    setup(0);
+    start_root(async {});
+    assert_eq!(turn_at(0), Next::Exit(0));
+}
+
+#[test]
+fn root_end_abandons_other_tasks() {
+    setup(0);
+    start_root(async {
+        drop(spawn(sleep(Duration::from_secs(60))));
+    });
+    assert_eq!(turn_at(0), Next::Exit(0));
+}
+
+#[test]
+fn spawn_and_join() {
+    setup(0);
+    let result = Rc::new(Cell::new(0));
+    let seen = Rc::clone(&result);
+    start_root(async move {
+        let quick = spawn(async { 6 * 7 });
+        let slow = spawn(async {
+            sleep(Duration::from_millis(50)).await;
+            "slow"
+        });
+        assert!(!slow.is_finished());
+        seen.set(quick.await);
+        assert_eq!(slow.await, "slow");
+    });
+    assert_eq!(turn_at(0), Next::At(50 * MS));
+    assert_eq!(result.get(), 42);
+    assert_eq!(turn_at(50), Next::Exit(0));
+}
+
+#[test]
+fn join_handle_of_finished_task_is_ready_at_once() {
+    setup(0);
+    let handle = spawn(async { 1 });
+    assert_eq!(turn_at(0), Next::Idle);
+    assert!(handle.is_finished());
+    let out = Rc::new(Cell::new(0));
+    let seen = Rc::clone(&out);
+    drop(spawn(async move { seen.set(handle.await + 1) }));
+    assert_eq!(turn_at(0), Next::Idle);
+    assert_eq!(out.get(), 2);
+}
+
+/// A one-shot signal: the simplest cross-task wake-up.
+#[derive(Default)]
+struct Signal {
+    set: Cell<bool>,
+    waiter: RefCell<Option<Waker>>,
+}
+
+impl Signal {
+    fn raise(&self) {
+        self.set.set(true);
+        if let Some(w) = self.waiter.borrow_mut().take() {
+            w.wake();
+        }
+    }
+
+    fn wait(self: &Rc<Self>) -> impl Future<Output = ()> + use<> {
+        let signal = Rc::clone(self);
+        std::future::poll_fn(move |cx: &mut Context<'_>| {
+            if signal.set.get() {
+                Poll::Ready(())
+            } else {
+                *signal.waiter.borrow_mut() = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        })
+    }
+}
+
+#[test]
+fn wake_from_another_task() {
+    setup(0);
+    let signal = Rc::new(Signal::default());
+    let events = log();
+
+    let (waiting, e1) = (signal.wait(), Rc::clone(&events));
+    drop(spawn(async move {
+        waiting.await;
+        e1.borrow_mut().push("woken".into());
+    }));
+    assert_eq!(
+        turn_at(0),
+        Next::Idle,
+        "a task waiting on an event leaves nothing due"
+    );
+
+    let (raiser, e2) = (Rc::clone(&signal), Rc::clone(&events));
+    drop(spawn(async move {
+        sleep(Duration::from_millis(5)).await;
+        e2.borrow_mut().push("raising".into());
+        raiser.raise();
+    }));
+    assert_eq!(turn_at(0), Next::At(5 * MS));
+    assert!(events.borrow().is_empty());
+    assert_eq!(turn_at(5), Next::Idle);
+    assert_eq!(
+        *events.borrow(),
+        ["raising", "woken"],
+        "the woken task runs in the same turn"
+    );
+}
+
+#[test]
+fn a_yielding_task_runs_again_next_turn() {
+    setup(0);
+    let polls = Rc::new(Cell::new(0));
+    let count = Rc::clone(&polls);
+    drop(spawn(async move {
+        loop {
+            count.set(count.get() + 1);
+            yield_now().await;
+        }
+    }));
+    assert_eq!(turn_at(7), Next::At(7 * MS), "call me again at once");
+    assert_eq!(polls.get(), 1, "the turn ends instead of spinning");
+    assert_eq!(turn_at(7), Next::At(7 * MS));
+    assert_eq!(polls.get(), 2);
+}
+
+#[test]
+fn many_wakes_queue_a_task_once() {
+    setup(0);
+    let signal = Rc::new(Signal::default());
+    let polls = Rc::new(Cell::new(0));
+    let (count, s) = (Rc::clone(&polls), Rc::clone(&signal));
+    drop(spawn(async move {
+        std::future::poll_fn(|cx| {
+            count.set(count.get() + 1);
+            *s.waiter.borrow_mut() = Some(cx.waker().clone());
+            Poll::<()>::Pending
+        })
+        .await
+    }));
+    assert_eq!(turn_at(0), Next::Idle);
+    let waker = signal.waiter.borrow().clone().unwrap();
+    waker.wake_by_ref();
+    waker.wake_by_ref();
+    waker.wake();
+    assert_eq!(turn_at(0), Next::Idle);
+    assert_eq!(polls.get(), 2);
+}
+
+#[test]
+fn a_stale_waker_wakes_nothing() {
+    setup(0);
+    let signal = Rc::new(Signal::default());
+    let s = Rc::clone(&signal);
+    drop(spawn(std::future::poll_fn(move |cx| {
+        *s.waiter.borrow_mut() = Some(cx.waker().clone());
+        Poll::Ready(())
+    })));
+    assert_eq!(turn_at(0), Next::Idle);
+    // The slot is reused by a new task; the old waker must not poll it.
+    let polls = Rc::new(Cell::new(0));
+    let count = Rc::clone(&polls);
+    drop(spawn(std::future::poll_fn(move |_| {
+        count.set(count.get() + 1);
+        Poll::<()>::Pending
+    })));
+    assert_eq!(turn_at(0), Next::Idle);
+    signal.waiter.borrow_mut().take().unwrap().wake();
+    assert_eq!(turn_at(0), Next::Idle);
+    assert_eq!(polls.get(), 1);
+}
+
+#[test]
+fn dropping_a_sleep_cancels_its_timer() {
+    setup(0);
+    drop(spawn(async {
+        let long = sleep(Duration::from_secs(10));
+        let mut long = std::pin::pin!(long);
+        // Poll it once so it registers, then give up on it.
+        std::future::poll_fn(|cx| {
+            let _ = long.as_mut().poll(cx);
+            Poll::Ready(())
+        })
+        .await;
+        assert_eq!(with(|rt| rt.timers.borrow().len()), 1);
+    }));
+    assert_eq!(
+        turn_at(0),
+        Next::Idle,
+        "the dropped sleep leaves no deadline"
+    );
+    assert_eq!(with(|rt| rt.timers.borrow().len()), 0);
+}
+
+#[test]
+fn a_past_deadline_completes_without_a_timer() {
+    setup(100);
+    let done = Rc::new(Cell::new(false));
+    let flag = Rc::clone(&done);
+    drop(spawn(async move {
+        sleep_until(Instant::from_nanos(50 * MS)).await;
+        sleep(Duration::ZERO).await;
+        flag.set(true);
+    }));
+    assert_eq!(turn_at(100), Next::Idle);
+    assert!(done.get());
+}
+
+#[test]
+fn interval_ticks_on_schedule_and_skips_missed_ticks() {
+    setup(1000);
+    let ticks = log();
+    let seen = Rc::clone(&ticks);
+    drop(spawn(async move {
+        let mut every = interval(Duration::from_millis(100));
+        loop {
+            let due = every.tick().await;
+            let now = Instant::now();
+            seen.borrow_mut()
+                .push(format!("{}@{}", due.as_nanos() / MS, now.as_nanos() / MS));
+        }
+    }));
+    assert_eq!(
+        turn_at(1000),
+        Next::At(1100 * MS),
+        "the first tick is immediate"
+    );
+    assert_eq!(turn_at(1100), Next::At(1200 * MS));
+    // The host comes back late, past two more ticks: one tick, then back on schedule.
+    assert_eq!(turn_at(1450), Next::At(1500 * MS));
+    assert_eq!(turn_at(1500), Next::At(1600 * MS));
+    assert_eq!(
+        *ticks.borrow(),
+        ["1000@1000", "1100@1100", "1200@1450", "1500@1500"]
+    );
+}
+
+#[test]
+fn spawn_from_a_task_runs_in_the_same_turn() {
+    setup(0);
+    let events = log();
+    let e = Rc::clone(&events);
+    start_root(async move {
+        let inner = Rc::clone(&e);
+        spawn(async move { inner.borrow_mut().push("child".to_string()) }).await;
+        e.borrow_mut().push("parent".to_string());
+    });
+    assert_eq!(turn_at(0), Next::Exit(0));
+    assert_eq!(*events.borrow(), ["child", "parent"]);
+}
+
+#[test]
+#[should_panic(expected = "started twice")]
+fn a_second_root_is_refused() {
+    setup(0);
+    start_root(async {});
+    start_root(async {});
+}
+
+#[test]
+fn poll_export_maps_turns_to_the_abi() {
+    setup(0);
+    drop(spawn(sleep(Duration::from_millis(3))));
+    assert_eq!(super::__poll(0), 3 * MS as i64);
+    set_fake_now_ns(3 * MS);
+    assert_eq!(super::__poll(3 * MS as i64), -1);
+    assert_eq!(super::__poll(-5), -1, "a negative now is read as 0");
+}
