@@ -1,0 +1,324 @@
+//! Turning bytes into a runnable app: sniffing the format, verifying a package,
+//! choosing or compiling code, and checking the module against the ABI before
+//! anything runs.
+
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use oasis_abi::{EXPORT_POLL, IMPORT_MODULE, VERSIONED_PREFIX, WASI_MODULE};
+use wasmtime::{Engine, ExternType, InstancePre, Linker, Module, ValType};
+
+use crate::abi::wasi;
+use crate::config::EngineProfile;
+use crate::manifest::{Manifest, ManifestError};
+use crate::package::{Package, PackageError};
+use crate::tenant::TenantState;
+
+/// Why an app could not be loaded. Each message names the problem and what to do.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum LoadError {
+    /// Neither a package nor a module.
+    #[error("{0}")]
+    NotWasm(String),
+    /// The package is damaged or malformed.
+    #[error(transparent)]
+    Package(#[from] PackageError),
+    /// The manifest is invalid.
+    #[error("manifest: {0}")]
+    Manifest(#[from] ManifestError),
+    /// AOT code made by an engine this host cannot load, and no compiler here.
+    #[error(
+        "the package's AOT code for {target} was made by another engine ({found}; this host is {expected}) and this host cannot compile: rebuild the package with this oasis (`oasis package`)"
+    )]
+    AotMismatch {
+        /// Target.
+        target: String,
+        /// Fingerprint in the package.
+        found: String,
+        /// Fingerprint of this host.
+        expected: String,
+    },
+    /// No code for this target and no compiler.
+    #[error("the package has no AOT code for {0} and this host cannot compile: rebuild it with `oasis package --target {0}`")]
+    NoAot(String),
+    /// The module is not valid WebAssembly, or Wasmtime refused it.
+    #[error("invalid module: {0}")]
+    Invalid(String),
+    /// The module does not fit the Oasis ABI.
+    #[error("{0}")]
+    Abi(String),
+}
+
+/// How the host drives an app (ABI.md sections 1 and 5).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AppKind {
+    /// Runs `_start` to completion.
+    Command,
+    /// Exports `oasis_v1_poll`: driven by wake-ups.
+    Reactor,
+}
+
+/// Where the module's code came from; reported by `oasis inspect` and `oasis run -v`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CodeSource {
+    /// The package's AOT code for this host.
+    Aot,
+    /// Compiled at load time.
+    Compiled,
+    /// Compiled at load time because the package's AOT code was for another engine.
+    Recompiled {
+        /// Why the AOT code was not used.
+        reason: String,
+    },
+}
+
+/// A module ready to instantiate: checked, linked, with its manifest.
+pub struct LoadedApp {
+    /// The manifest (a package's, or defaults for a bare module).
+    pub manifest: Manifest,
+    /// The compiled module.
+    pub module: Module,
+    /// Imports resolved against the host's linker, once.
+    pub pre: InstancePre<TenantState>,
+    /// Command or reactor.
+    pub kind: AppKind,
+    /// Where the code came from.
+    pub code: CodeSource,
+    /// Read-only assets from the package.
+    pub assets: Vec<(String, Vec<u8>)>,
+}
+
+impl core::fmt::Debug for LoadedApp {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("LoadedApp").field("manifest", &self.manifest).field("kind", &self.kind).finish()
+    }
+}
+
+/// Describes bytes that are neither a package nor a module, for the error message.
+fn describe_unknown(bytes: &[u8]) -> String {
+    if bytes.is_empty() {
+        return "the file is empty: expected an Oasis package (.oasis) or a WebAssembly module (.wasm)".to_string();
+    }
+    if bytes.starts_with(b"\x7fELF") || bytes.starts_with(b"MZ") || bytes.starts_with(&[0xcf, 0xfa, 0xed, 0xfe]) {
+        return "this is a native executable or a precompiled artifact, not an Oasis package or WebAssembly module: package the .wasm with `oasis package`".to_string();
+    }
+    if bytes.starts_with(b"(module") || bytes.starts_with(b";;") {
+        return "this looks like WebAssembly text (.wat): compile it to a binary module first (e.g. `wasm-tools parse`)".to_string();
+    }
+    let head: Vec<String> = bytes.iter().take(4).map(|b| format!("{b:02x}")).collect();
+    format!(
+        "not an Oasis package or WebAssembly module (it starts with bytes {}): expected a .oasis file from `oasis package` or a .wasm built for wasm32-wasip1",
+        head.join(" ")
+    )
+}
+
+/// Loads `bytes` (a package or a bare module) for `profile`'s target.
+///
+/// `name_hint` names a bare module's app (its file stem). Compiling needs the
+/// `compiler` feature; without it only packages with matching AOT code load.
+pub fn load(
+    engine: &Engine,
+    linker: &Linker<TenantState>,
+    profile: &EngineProfile,
+    bytes: &[u8],
+    name_hint: &str,
+) -> Result<LoadedApp, LoadError> {
+    let (manifest, module, code, assets) = if Package::sniff(bytes) {
+        let package = Package::parse(bytes)?;
+        let (module, code) = package_module(engine, profile, &package, cfg!(feature = "compiler"))?;
+        let assets = package.assets().map(|(n, d)| (n.to_string(), d.to_vec())).collect();
+        (package.manifest, module, code, assets)
+    } else if bytes.starts_with(b"\0asm") {
+        (Manifest::for_bare_module(name_hint), compile(engine, bytes)?, CodeSource::Compiled, Vec::new())
+    } else {
+        return Err(LoadError::NotWasm(describe_unknown(bytes)));
+    };
+    let kind = check_abi(&module, &manifest)?;
+    let pre = linker.instantiate_pre(&module).map_err(|e| LoadError::Abi(one_line(&e)))?;
+    Ok(LoadedApp { manifest, module, pre, kind, code, assets })
+}
+
+/// Picks the package's AOT code for this host or compiles the module, if
+/// `can_compile`; otherwise explains what is missing.
+fn package_module(
+    engine: &Engine,
+    profile: &EngineProfile,
+    package: &Package<'_>,
+    can_compile: bool,
+) -> Result<(Module, CodeSource), LoadError> {
+    let expected = profile.fingerprint();
+    match package.aot_for(profile.target()) {
+        Some(aot) if aot.fingerprint == expected => {
+            // SAFETY: the bytes passed the package checksum and were produced by
+            // `Engine::precompile_module` of an engine with this exact fingerprint
+            // (same Wasmtime version and settings). Wasmtime re-checks its own header.
+            let module = unsafe { Module::deserialize(engine, aot.code) }
+                .map_err(|e| LoadError::Invalid(format!("the package's AOT code was refused: {}", one_line(&e))))?;
+            Ok((module, CodeSource::Aot))
+        }
+        Some(aot) if can_compile => {
+            let reason = format!("its AOT code was made by {} (this host: {expected})", aot.fingerprint);
+            Ok((compile(engine, package.module)?, CodeSource::Recompiled { reason }))
+        }
+        Some(aot) => Err(LoadError::AotMismatch {
+            target: profile.target().to_string(),
+            found: aot.fingerprint.to_string(),
+            expected,
+        }),
+        None if can_compile => Ok((compile(engine, package.module)?, CodeSource::Compiled)),
+        None => Err(LoadError::NoAot(profile.target().to_string())),
+    }
+}
+
+#[cfg(feature = "compiler")]
+fn compile(engine: &Engine, wasm: &[u8]) -> Result<Module, LoadError> {
+    Module::new(engine, wasm).map_err(|e| LoadError::Invalid(one_line(&e)))
+}
+
+#[cfg(not(feature = "compiler"))]
+fn compile(_engine: &Engine, _wasm: &[u8]) -> Result<Module, LoadError> {
+    Err(LoadError::Invalid(
+        "this host runs only packages with AOT code (it has no compiler): package the module with `oasis package`".to_string(),
+    ))
+}
+
+/// Wasmtime errors carry a chain of causes; a CLI error is one line.
+pub(crate) fn one_line(e: &wasmtime::Error) -> String {
+    let mut out = String::new();
+    for (i, cause) in e.chain().enumerate() {
+        let text = cause.to_string();
+        let text = text.lines().next().unwrap_or("").trim();
+        if text.is_empty() || out.contains(text) {
+            continue;
+        }
+        if i > 0 && !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(text);
+    }
+    out
+}
+
+fn version_of(name: &str) -> Option<&str> {
+    let rest = name.strip_prefix(VERSIONED_PREFIX)?;
+    Some(rest.split('_').next().unwrap_or(rest))
+}
+
+fn wrong_version(v: &str) -> LoadError {
+    LoadError::Abi(format!(
+        "module speaks Oasis ABI v{v}; this host speaks v{}: rebuild the app against this guest-api or use a newer oasis",
+        oasis_abi::ABI_VERSION
+    ))
+}
+
+/// Checks imports and exports against ABI.md section 1; returns the app kind.
+pub fn check_abi(module: &Module, manifest: &Manifest) -> Result<AppKind, LoadError> {
+    let mut speaks_oasis = false;
+    for import in module.imports() {
+        let (m, n) = (import.module(), import.name());
+        if m == WASI_MODULE {
+            if !wasi::is_wasi_p1(n) {
+                return Err(LoadError::Abi(format!(
+                    "module imports {m}.{n}, which is not a WASI preview-1 function"
+                )));
+            }
+        } else if m == IMPORT_MODULE {
+            speaks_oasis = true;
+            if !oasis_abi::import::ALL.contains(&n) {
+                return Err(LoadError::Abi(format!(
+                    "module imports {m}.{n}, which this host does not provide: rebuild against this host's guest-api or upgrade oasis"
+                )));
+            }
+        } else if let Some(v) = version_of(m) {
+            return Err(wrong_version(v));
+        } else {
+            return Err(LoadError::Abi(format!(
+                "module imports {m}.{n}: Oasis apps may import only {WASI_MODULE} and {IMPORT_MODULE} (was it built for wasm32-wasip1 against the oasis crate?)"
+            )));
+        }
+    }
+    let mut kind = AppKind::Command;
+    let (mut has_memory, mut has_entry) = (false, false);
+    for export in module.exports() {
+        let n = export.name();
+        match n {
+            "memory" => has_memory = matches!(export.ty(), ExternType::Memory(_)),
+            "_start" | "_initialize" => has_entry = true,
+            EXPORT_POLL => {
+                let ok = matches!(export.ty(), ExternType::Func(f)
+                    if f.params().map(|p| matches!(p, ValType::I64)).eq([true])
+                    && f.results().map(|r| matches!(r, ValType::I64)).eq([true]));
+                if !ok {
+                    return Err(LoadError::Abi(format!("export {EXPORT_POLL} must have type (i64) -> i64")));
+                }
+                speaks_oasis = true;
+                kind = AppKind::Reactor;
+            }
+            _ => {
+                if let Some(v) = version_of(n).filter(|v| *v != "1") {
+                    return Err(wrong_version(v));
+                }
+            }
+        }
+    }
+    if !has_memory {
+        return Err(LoadError::Abi("module exports no memory named `memory`: build it for wasm32-wasip1".to_string()));
+    }
+    if !has_entry {
+        return Err(LoadError::Abi(
+            "module has no entry point (`_start` or `_initialize`): build it as a wasm32-wasip1 binary".to_string(),
+        ));
+    }
+    if speaks_oasis && manifest.abi != oasis_abi::ABI_VERSION {
+        return Err(LoadError::Abi(format!(
+            "manifest says abi = {} but the module speaks v{}",
+            manifest.abi,
+            oasis_abi::ABI_VERSION
+        )));
+    }
+    Ok(kind)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::RuntimeOptions;
+    use crate::package::PackageBuilder;
+
+    const MANIFEST: &str = "name = \"t\"\nversion = \"1\"\nabi = 1\n";
+
+    fn engine(profile: &EngineProfile) -> Engine {
+        Engine::new(&crate::config::engine_config(profile, &RuntimeOptions::default()).unwrap()).unwrap()
+    }
+
+    #[test]
+    #[cfg(feature = "compiler")]
+    fn hosts_without_a_compiler_explain_what_is_missing() {
+        let profile = EngineProfile::native();
+        let engine = engine(&profile);
+        let wasm = wat::parse_str(r#"(module (memory (export "memory") 1) (func (export "_start")))"#).unwrap();
+
+        let no_aot = PackageBuilder::new(MANIFEST.into(), wasm.clone()).build();
+        let p = Package::parse(&no_aot).unwrap();
+        let err = package_module(&engine, &profile, &p, false).unwrap_err();
+        assert!(matches!(err, LoadError::NoAot(_)), "{err}");
+        assert!(err.to_string().contains("--target"), "{err}");
+
+        let mut b = PackageBuilder::new(MANIFEST.into(), wasm.clone());
+        b.aot(profile.target(), "wasmtime-1.0.0:0", vec![1, 2, 3]);
+        let old = b.build();
+        let p = Package::parse(&old).unwrap();
+        let err = package_module(&engine, &profile, &p, false).unwrap_err();
+        assert!(matches!(err, LoadError::AotMismatch { .. }), "{err}");
+        assert!(err.to_string().contains("wasmtime-1.0.0:0"), "{err}");
+
+        // With real AOT code of this engine, no compiler is needed.
+        let code = engine.precompile_module(&wasm).unwrap();
+        let mut b = PackageBuilder::new(MANIFEST.into(), wasm);
+        b.aot(profile.target(), &profile.fingerprint(), code);
+        let good = b.build();
+        let p = Package::parse(&good).unwrap();
+        let (_, source) = package_module(&engine, &profile, &p, false).unwrap();
+        assert_eq!(source, CodeSource::Aot);
+    }
+}

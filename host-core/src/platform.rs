@@ -1,0 +1,42 @@
+//! The drivers a host supplies: the only platform-specific code a tenant touches.
+
+/// Where a tenant's output goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Output<'a> {
+    /// WASI fd 1, as the app wrote it (not line-buffered by the host).
+    Stdout,
+    /// WASI fd 2, as the app wrote it.
+    Stderr,
+    /// One whole line (without its newline) of a named log stream.
+    Log {
+        /// The stream name, e.g. `app` or `access`.
+        stream: &'a str,
+    },
+}
+
+/// Error from a driver; its message is for logs, the guest only sees an errno.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct DriverError(pub alloc::string::String);
+
+/// The platform drivers a host gives its tenants.
+///
+/// One value serves every tenant of a host, so implementations are shared and
+/// must be cheap to call: `monotonic_ns` runs on every reactor poll.
+pub trait Platform: Send + Sync + 'static {
+    /// Nanoseconds since an origin fixed for the life of the host; never decreases.
+    fn monotonic_ns(&self) -> u64;
+
+    /// Nanoseconds since the Unix epoch (UTC); may jump.
+    fn wall_ns(&self) -> u64;
+
+    /// Fills `buf` with cryptographically secure random bytes.
+    fn fill_entropy(&self, buf: &mut [u8]) -> Result<(), DriverError>;
+
+    /// Delivers output of tenant `tenant`.
+    fn write_output(&self, tenant: &str, output: Output<'_>, bytes: &[u8]) -> Result<(), DriverError>;
+
+    /// Blocks the calling thread until the monotonic clock reaches `deadline_ns`
+    /// (or returns early; callers re-check the time).
+    fn sleep_until(&self, deadline_ns: u64);
+}

@@ -1,0 +1,171 @@
+//! The `oasis` command line, shared by every process host.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::{EXIT_BAD_INPUT, limits};
+
+/// Run WebAssembly apps as sandboxed unikernel-style tenants.
+#[derive(Debug, Parser)]
+#[command(name = "oasis", version, about = "Run WebAssembly apps as sandboxed, capability-secured tenants", propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a package (.oasis) or a module (.wasm) until it exits.
+    Run(RunArgs),
+    /// Package a module with its manifest, assets and AOT code.
+    Package(PackageArgs),
+    /// Show what a package holds.
+    Inspect(InspectArgs),
+    /// Build an app crate for wasm32-wasip1 and package it, in one step.
+    Build(BuildArgs),
+}
+
+/// `oasis run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The package or module to run.
+    pub app: PathBuf,
+    /// Set an environment variable for the app (repeatable).
+    #[arg(short = 'e', long = "env", value_name = "K=V")]
+    pub env: Vec<String>,
+    /// Memory limit, e.g. 64MiB (default: the manifest's, else 256MiB).
+    #[arg(long, value_name = "SIZE")]
+    pub memory: Option<String>,
+    /// CPU budget of each call into the app in ms; 0 = none (default: the manifest's, else 10000).
+    #[arg(long, value_name = "N")]
+    pub cpu_ms_per_call: Option<u64>,
+    /// Withhold a capability kind the manifest asks for (repeatable).
+    #[arg(long, value_name = "KIND")]
+    pub deny: Vec<String>,
+    /// Say where the code came from and how the app ended.
+    #[arg(short, long)]
+    pub verbose: bool,
+    /// Arguments for the app.
+    #[arg(last = true)]
+    pub args: Vec<String>,
+}
+
+/// Manifest and output options shared by `package` and `build`.
+#[derive(Debug, Args)]
+pub struct PackOptions {
+    /// Manifest (TOML): a full manifest or a fragment; name and version default from the module or crate.
+    #[arg(short, long, value_name = "FILE")]
+    pub manifest: Option<PathBuf>,
+    /// Directory of read-only assets to include.
+    #[arg(long, value_name = "DIR")]
+    pub assets: Option<PathBuf>,
+    /// Also AOT-compile for this target (repeatable; the host's own target is always included unless --no-aot).
+    #[arg(long = "target", value_name = "TRIPLE")]
+    pub targets: Vec<String>,
+    /// Package without AOT code (hosts with a compiler compile at load).
+    #[arg(long)]
+    pub no_aot: bool,
+    /// Where to write the package.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+/// `oasis package`.
+#[derive(Debug, Args)]
+pub struct PackageArgs {
+    /// The module (.wasm).
+    pub module: PathBuf,
+    /// App name (default: the module's file name).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// App version (default: 0.1.0).
+    #[arg(long = "app-version", value_name = "VERSION")]
+    pub version: Option<String>,
+    /// Manifest, assets, AOT targets and output.
+    #[command(flatten)]
+    pub pack: PackOptions,
+}
+
+/// `oasis inspect`.
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// The package.
+    pub package: PathBuf,
+}
+
+/// `oasis build`.
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// The app crate (default: the current directory). An `oasis.toml` there is its manifest fragment, an `assets/` directory its assets.
+    pub app_dir: Option<PathBuf>,
+    /// Cargo target directory for the wasm build.
+    #[arg(long, value_name = "DIR")]
+    pub target_dir: Option<PathBuf>,
+    /// Build without optimisations.
+    #[arg(long)]
+    pub debug: bool,
+    /// Manifest, assets, AOT targets and output.
+    #[command(flatten)]
+    pub pack: PackOptions,
+}
+
+/// An error for the user: one line, printed as `oasis: error: …`, exit status 2.
+#[derive(Debug)]
+pub struct UserError(pub String);
+
+impl<E: std::fmt::Display> From<E> for UserError {
+    fn from(e: E) -> UserError {
+        UserError(e.to_string())
+    }
+}
+
+/// Shorthand for command results.
+pub type CliResult<T = i32> = Result<T, UserError>;
+
+/// Parses `args` and runs the command; returns the process exit status.
+pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { EXIT_BAD_INPUT } else { 0 };
+        }
+    };
+    let result = match cli.command {
+        Command::Run(a) => super::run::run(a),
+        Command::Package(a) => super::pack::package(a),
+        Command::Inspect(a) => super::pack::inspect(a),
+        Command::Build(a) => super::build::build(a),
+    };
+    match result {
+        Ok(status) => status,
+        Err(UserError(msg)) => {
+            eprintln!("oasis: error: {msg}");
+            EXIT_BAD_INPUT
+        }
+    }
+}
+
+/// Parses `K=V`.
+pub fn parse_env(kv: &str) -> CliResult<(String, String)> {
+    match kv.split_once('=') {
+        Some((k, v)) if !k.is_empty() && !k.contains('\0') && !v.contains('\0') => Ok((k.to_string(), v.to_string())),
+        _ => Err(UserError(format!("-e `{kv}`: expected KEY=VALUE with a non-empty KEY"))),
+    }
+}
+
+/// Parses a `--memory` value.
+pub fn parse_memory(text: &str) -> CliResult<u64> {
+    limits::parse_size(text).map_err(|e| UserError(format!("--memory: {e}")))
+}
+
+/// Reads a file the user named, with an error that says which and why.
+pub fn read_input(path: &std::path::Path) -> CliResult<Vec<u8>> {
+    std::fs::read(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => UserError(format!("{}: no such file", path.display())),
+        std::io::ErrorKind::IsADirectory => UserError(format!("{}: is a directory, expected a file", path.display())),
+        _ => UserError(format!("{}: {e}", path.display())),
+    })
+}

@@ -1,0 +1,108 @@
+//! The shared layer of the process hosts (`host-unix`, `host-windows`): std
+//! drivers, the epoch ticker and the `oasis` command line. Only the entry point
+//! is per platform; everything here uses portable std APIs.
+
+pub mod build;
+pub mod cli;
+pub mod pack;
+pub mod run;
+
+use std::io::Write;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::config::{EngineProfile, RuntimeOptions};
+use crate::platform::{DriverError, Output, Platform};
+use crate::tenant::{Runtime, RuntimeError};
+
+/// Epoch tick of the process hosts: the resolution of CPU budgets.
+pub const EPOCH_TICK: Duration = Duration::from_millis(1);
+
+/// Drivers on top of std: the process's clocks, the OS entropy source, stdout/stderr.
+#[derive(Debug)]
+pub struct StdPlatform {
+    origin: Instant,
+}
+
+impl StdPlatform {
+    /// Drivers whose monotonic clock starts now.
+    pub fn new() -> StdPlatform {
+        StdPlatform { origin: Instant::now() }
+    }
+}
+
+impl Default for StdPlatform {
+    fn default() -> Self {
+        StdPlatform::new()
+    }
+}
+
+impl Platform for StdPlatform {
+    fn monotonic_ns(&self) -> u64 {
+        self.origin.elapsed().as_nanos() as u64
+    }
+
+    fn wall_ns(&self) -> u64 {
+        SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
+    }
+
+    fn fill_entropy(&self, buf: &mut [u8]) -> Result<(), DriverError> {
+        getrandom::fill(buf).map_err(|e| DriverError(e.to_string()))
+    }
+
+    fn write_output(&self, _tenant: &str, output: Output<'_>, bytes: &[u8]) -> Result<(), DriverError> {
+        let result = match output {
+            Output::Stdout => std::io::stdout().lock().write_all(bytes),
+            Output::Stderr => std::io::stderr().lock().write_all(bytes),
+            Output::Log { stream } => {
+                let mut out = std::io::stdout().lock();
+                out.write_all(b"[")
+                    .and_then(|_| out.write_all(stream.as_bytes()))
+                    .and_then(|_| out.write_all(b"] "))
+                    .and_then(|_| out.write_all(bytes))
+                    .and_then(|_| out.write_all(b"\n"))
+            }
+        };
+        result.map_err(|e| DriverError(e.to_string()))
+    }
+
+    fn sleep_until(&self, deadline_ns: u64) {
+        let now = self.monotonic_ns();
+        if deadline_ns > now {
+            std::thread::sleep(Duration::from_nanos(deadline_ns - now));
+        }
+    }
+}
+
+/// A runtime for this machine with std drivers and a running epoch ticker.
+///
+/// `pooling_tenants` turns on the pooling allocator for hosts that instantiate
+/// often (daemons, benchmarks); a one-shot `oasis run` does not need it.
+pub fn native_runtime(pooling_tenants: Option<u32>) -> Result<Runtime, RuntimeError> {
+    let options = RuntimeOptions { pooling_tenants, ..RuntimeOptions::default() };
+    let runtime = Runtime::new(
+        EngineProfile::native(),
+        &options,
+        Arc::new(StdPlatform::new()),
+        EPOCH_TICK.as_millis() as u64,
+    )?;
+    start_epoch_ticker(runtime.engine().clone());
+    Ok(runtime)
+}
+
+/// Advances `engine`'s epoch every [`EPOCH_TICK`] for the life of the process.
+/// A weak reference lets the thread end once the engine is dropped.
+fn start_epoch_ticker(engine: wasmtime::Engine) {
+    let weak = engine.weak();
+    drop(engine);
+    std::thread::Builder::new()
+        .name("oasis-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        })
+        .expect("spawning the epoch thread");
+}

@@ -1,0 +1,617 @@
+//! A tenant: one instance of an app with its own store, limits, capabilities and
+//! output, driven through its lifecycle
+//! (load → instantiate → init → poll on wake-ups → stop).
+
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use oasis_abi::{EXPORT_POLL, POLL_NO_DEADLINE};
+use wasmtime::{Engine, Linker, Memory, Store, Trap, TypedFunc, WasmBacktrace};
+
+use crate::abi::{self, ExitRequest};
+use crate::caps::{CapTable, Capability, Grants};
+use crate::config::{self, ConfigError, EngineProfile, RuntimeOptions};
+use crate::limits::{Limits, MemoryLimitExceeded, MemoryLimiter};
+use crate::load::{self, AppKind, LoadError, LoadedApp};
+use crate::platform::Platform;
+
+/// Deadline far enough away to mean "no CPU budget" without overflowing the epoch.
+const NO_BUDGET_TICKS: u64 = 1 << 62;
+
+/// The per-tenant data every host function sees (the Wasmtime store's `T`).
+pub struct TenantState {
+    pub(crate) name: String,
+    pub(crate) platform: Arc<dyn Platform>,
+    pub(crate) grants: Grants,
+    pub(crate) caps: CapTable,
+    pub(crate) argv: Vec<Vec<u8>>,
+    pub(crate) environ: Vec<Vec<u8>>,
+    pub(crate) memory: Option<Memory>,
+    pub(crate) budget_ticks: u64,
+    limiter: MemoryLimiter,
+}
+
+impl TenantState {
+    /// Delivers a closed log stream's unfinished last line.
+    pub(crate) fn flush_console(&self, cap: Capability) {
+        if let Capability::Console { stream, pending } = cap {
+            if !pending.is_empty() {
+                let _ = self.platform.write_output(&self.name, crate::Output::Log { stream: &stream }, &pending);
+            }
+        }
+    }
+}
+
+/// How a tenant is set up by the operator.
+#[derive(Clone, Debug)]
+pub struct TenantConfig {
+    /// Name used in output and logs (defaults to the app's name).
+    pub name: String,
+    /// Arguments after the program name.
+    pub args: Vec<String>,
+    /// Environment variables, applied over the manifest's `[env]`.
+    pub env: Vec<(String, String)>,
+    /// What the operator allows; the tenant gets what the manifest asks for within it.
+    pub allowed: Grants,
+    /// Limits.
+    pub limits: Limits,
+}
+
+impl TenantConfig {
+    /// A configuration with the manifest's defaults and the basic grants.
+    pub fn for_app(app: &LoadedApp) -> TenantConfig {
+        TenantConfig {
+            name: app.manifest.name.clone(),
+            args: Vec::new(),
+            env: Vec::new(),
+            allowed: Grants::basic(),
+            limits: app.manifest.limits,
+        }
+    }
+}
+
+/// Why a tenant was stopped by the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StopReason {
+    /// The guest trapped.
+    Trap {
+        /// Wasmtime's description of the trap.
+        message: String,
+        /// Wasm backtrace, one frame a line, innermost first.
+        backtrace: Vec<String>,
+    },
+    /// One call ran past its CPU budget.
+    CpuBudget {
+        /// The budget, in milliseconds.
+        ms: u64,
+    },
+    /// `memory.grow` past the tenant's memory limit.
+    MemoryLimit(String),
+    /// A reactor waiting for nothing that could ever wake it.
+    Idle,
+    /// Instantiation failed (e.g. a start function trapped, or resources ran out).
+    Instantiate(String),
+}
+
+impl core::fmt::Display for StopReason {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            StopReason::Trap { message, backtrace } => {
+                write!(f, "app trapped: {message}")?;
+                if !backtrace.is_empty() {
+                    write!(f, "\nwasm backtrace:")?;
+                    for frame in backtrace {
+                        write!(f, "\n  {frame}")?;
+                    }
+                }
+                Ok(())
+            }
+            StopReason::CpuBudget { ms } => write!(
+                f,
+                "CPU budget exceeded: one call into the app ran longer than {ms} ms (an endless loop? raise it with --cpu-ms-per-call)"
+            ),
+            StopReason::MemoryLimit(m) => f.write_str(m),
+            StopReason::Idle => f.write_str("app is idle with nothing to wake it: its main task waits for an event that cannot come"),
+            StopReason::Instantiate(m) => write!(f, "app could not be instantiated: {m}"),
+        }
+    }
+}
+
+/// How a tenant ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Exit {
+    /// The app finished with this status.
+    Status(i32),
+    /// The host stopped it.
+    Stopped(StopReason),
+}
+
+/// Error type kept for API symmetry with loading: a tenant that was stopped.
+pub type TenantError = StopReason;
+
+/// What a reactor asked for after one step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Call [`Tenant::poll`] again at this monotonic time (or earlier).
+    Deadline(u64),
+    /// Call again only when an event arrives.
+    WaitForEvents,
+    /// The app ended.
+    Done,
+}
+
+/// Everything a host needs to run tenants: engine, linker, drivers.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<TenantState>,
+    profile: EngineProfile,
+    platform: Arc<dyn Platform>,
+    epoch_tick_ms: u64,
+}
+
+/// Why a runtime could not be created.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RuntimeError {
+    /// Bad configuration.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Wasmtime refused the configuration or the linker.
+    #[error("engine: {0}")]
+    Engine(String),
+}
+
+impl Runtime {
+    /// A runtime for `profile` whose host advances the engine's epoch every
+    /// `epoch_tick_ms` milliseconds (see [`Runtime::engine`]).
+    pub fn new(
+        profile: EngineProfile,
+        options: &RuntimeOptions,
+        platform: Arc<dyn Platform>,
+        epoch_tick_ms: u64,
+    ) -> Result<Runtime, RuntimeError> {
+        let config = config::engine_config(&profile, options)?;
+        let engine = Engine::new(&config).map_err(|e| RuntimeError::Engine(load::one_line(&e)))?;
+        let linker = abi::linker(&engine).map_err(|e| RuntimeError::Engine(load::one_line(&e)))?;
+        Ok(Runtime { engine, linker, profile, platform, epoch_tick_ms: epoch_tick_ms.max(1) })
+    }
+
+    /// The engine; the host must call `increment_epoch` on it every tick.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The engine profile.
+    pub fn profile(&self) -> &EngineProfile {
+        &self.profile
+    }
+
+    /// The drivers.
+    pub fn platform(&self) -> &Arc<dyn Platform> {
+        &self.platform
+    }
+
+    /// Loads a package or bare module (see [`load::load`]).
+    pub fn load(&self, bytes: &[u8], name_hint: &str) -> Result<LoadedApp, LoadError> {
+        load::load(&self.engine, &self.linker, &self.profile, bytes, name_hint)
+    }
+
+    /// Creates a tenant of `app` (instantiated, not yet initialised).
+    pub fn instantiate(&self, app: &LoadedApp, cfg: &TenantConfig) -> Result<Tenant, StopReason> {
+        let granted = Grants::new(app.manifest.capabilities.iter().map(String::as_str).filter(|k| cfg.allowed.allows(k)));
+        let mut argv = Vec::with_capacity(cfg.args.len() + 1);
+        argv.push(app.manifest.name.as_bytes().to_vec());
+        argv.extend(cfg.args.iter().map(|a| a.as_bytes().to_vec()));
+        let mut env: Vec<(String, String)> = app.manifest.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        for (k, v) in &cfg.env {
+            env.retain(|(ek, _)| ek != k);
+            env.push((k.clone(), v.clone()));
+        }
+        let budget_ticks = match cfg.limits.cpu_ms_per_call {
+            0 => NO_BUDGET_TICKS,
+            ms => ms.div_ceil(self.epoch_tick_ms),
+        };
+        let state = TenantState {
+            name: cfg.name.clone(),
+            platform: self.platform.clone(),
+            grants: granted,
+            caps: CapTable::new(),
+            argv,
+            environ: env.iter().map(|(k, v)| format!("{k}={v}").into_bytes()).collect(),
+            memory: None,
+            budget_ticks,
+            limiter: MemoryLimiter::new(cfg.limits.memory_bytes),
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        store.set_epoch_deadline(budget_ticks);
+        let instance = app
+            .pre
+            .instantiate(&mut store)
+            .map_err(|e| classify(e, cfg.limits.cpu_ms_per_call).unwrap_or_else(StopReason::Instantiate))?;
+        let memory = instance.get_memory(&mut store, "memory");
+        store.data_mut().memory = memory;
+        let poll = match app.kind {
+            AppKind::Reactor => Some(
+                instance
+                    .get_typed_func::<i64, i64>(&mut store, EXPORT_POLL)
+                    .map_err(|e| StopReason::Instantiate(load::one_line(&e)))?,
+            ),
+            AppKind::Command => None,
+        };
+        Ok(Tenant {
+            store,
+            instance,
+            poll,
+            cpu_ms: cfg.limits.cpu_ms_per_call,
+            initialised: false,
+            exit: None,
+        })
+    }
+}
+
+/// One running app.
+pub struct Tenant {
+    store: Store<TenantState>,
+    instance: wasmtime::Instance,
+    poll: Option<TypedFunc<i64, i64>>,
+    cpu_ms: u64,
+    initialised: bool,
+    exit: Option<Exit>,
+}
+
+impl Tenant {
+    /// The tenant's name.
+    pub fn name(&self) -> &str {
+        &self.store.data().name
+    }
+
+    /// Whether this is a reactor app.
+    pub fn is_reactor(&self) -> bool {
+        self.poll.is_some()
+    }
+
+    /// Number of open capability handles (for leak checks).
+    pub fn open_handles(&self) -> usize {
+        self.store.data().caps.len()
+    }
+
+    /// How the tenant ended, once it has.
+    pub fn exit(&self) -> Option<&Exit> {
+        self.exit.as_ref()
+    }
+
+    fn arm_budget(&mut self) {
+        let ticks = self.store.data().budget_ticks;
+        self.store.set_epoch_deadline(ticks);
+    }
+
+    /// Runs the app's initialisation (`_initialize`, then `_start`). A command app
+    /// runs to completion here.
+    pub fn init(&mut self) -> Step {
+        if self.exit.is_some() {
+            return Step::Done;
+        }
+        self.initialised = true;
+        for entry in ["_initialize", "_start"] {
+            let Ok(func) = self.instance.get_typed_func::<(), ()>(&mut self.store, entry) else {
+                continue;
+            };
+            self.arm_budget();
+            if let Err(e) = func.call(&mut self.store, ()) {
+                return self.finish(e);
+            }
+        }
+        match self.poll {
+            None => self.end(Exit::Status(0)),
+            Some(_) => Step::Deadline(0),
+        }
+    }
+
+    /// Runs one reactor step at monotonic time `now_ns` (ABI.md section 5).
+    pub fn poll(&mut self, now_ns: u64) -> Step {
+        if self.exit.is_some() {
+            return Step::Done;
+        }
+        if !self.initialised {
+            return self.init();
+        }
+        let Some(poll) = self.poll.clone() else {
+            return Step::Done;
+        };
+        self.arm_budget();
+        match poll.call(&mut self.store, now_ns as i64) {
+            Ok(POLL_NO_DEADLINE) => {
+                // v1 has no capability whose readiness could wake the app.
+                self.end(Exit::Stopped(StopReason::Idle))
+            }
+            Ok(d) if d < 0 => Step::WaitForEvents,
+            Ok(d) => Step::Deadline(d as u64),
+            Err(e) => self.finish(e),
+        }
+    }
+
+    /// Drives the tenant to its end on the calling thread, sleeping between
+    /// deadlines. Used by single-tenant hosts (`oasis run`, the Xen kernel).
+    pub fn run_to_exit(&mut self) -> Exit {
+        let platform = self.store.data().platform.clone();
+        let mut step = self.init();
+        loop {
+            match step {
+                Step::Done => break,
+                Step::Deadline(d) => {
+                    while platform.monotonic_ns() < d {
+                        platform.sleep_until(d);
+                    }
+                }
+                Step::WaitForEvents => {
+                    self.end(Exit::Stopped(StopReason::Idle));
+                    break;
+                }
+            }
+            step = self.poll(platform.monotonic_ns());
+        }
+        self.exit.clone().expect("Done means an exit was recorded")
+    }
+
+    fn finish(&mut self, error: wasmtime::Error) -> Step {
+        let exit = match error.downcast_ref::<ExitRequest>() {
+            Some(ExitRequest(status)) => Exit::Status(*status),
+            None => Exit::Stopped(classify(error, self.cpu_ms).unwrap_or_else(|m| StopReason::Trap { message: m, backtrace: Vec::new() })),
+        };
+        self.end(exit)
+    }
+
+    fn end(&mut self, exit: Exit) -> Step {
+        let state = self.store.data_mut();
+        let caps: Vec<Capability> = state.caps.drain().collect();
+        for cap in caps {
+            self.store.data().flush_console(cap);
+        }
+        self.exit = Some(exit);
+        Step::Done
+    }
+}
+
+/// Turns a Wasmtime error from a guest call into a stop reason; `Err(message)`
+/// for errors that are not traps or limits.
+fn classify(error: wasmtime::Error, cpu_ms: u64) -> Result<StopReason, String> {
+    if let Some(m) = error.downcast_ref::<MemoryLimitExceeded>() {
+        return Ok(StopReason::MemoryLimit(m.to_string()));
+    }
+    let backtrace: Vec<String> = error
+        .downcast_ref::<WasmBacktrace>()
+        .map(|bt| {
+            bt.frames()
+                .iter()
+                .enumerate()
+                .map(|(i, f)| {
+                    // `{:#}` drops the hash suffix Rust adds to every symbol.
+                    let name = match f.func_name() {
+                        Some(raw) => format!("{:#}", rustc_demangle::demangle(raw)),
+                        None => format!("<wasm function {}>", f.func_index()),
+                    };
+                    match f.module_offset() {
+                        Some(off) => format!("{i}: {name} (at module offset {off:#x})"),
+                        None => format!("{i}: {name}"),
+                    }
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    match error.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => Ok(StopReason::CpuBudget { ms: cpu_ms }),
+        Some(trap) => Ok(StopReason::Trap { message: trap.to_string(), backtrace }),
+        None => Err(load::one_line(&error)),
+    }
+}
+
+#[cfg(all(test, feature = "compiler"))]
+mod tests {
+    use super::*;
+    use crate::config::RuntimeOptions;
+    use crate::platform::{DriverError, Output};
+    use oasis_abi::Status;
+    use std::sync::Mutex;
+
+    /// Drivers that record output and use a fake clock advanced by sleeping.
+    #[derive(Default)]
+    struct Recorder {
+        lines: Mutex<Vec<String>>,
+        now: Mutex<u64>,
+    }
+
+    impl Platform for Recorder {
+        fn monotonic_ns(&self) -> u64 {
+            *self.now.lock().unwrap()
+        }
+        fn wall_ns(&self) -> u64 {
+            1_700_000_000_000_000_000
+        }
+        fn fill_entropy(&self, buf: &mut [u8]) -> Result<(), DriverError> {
+            buf.fill(4);
+            Ok(())
+        }
+        fn write_output(&self, _t: &str, output: Output<'_>, bytes: &[u8]) -> Result<(), DriverError> {
+            let text = String::from_utf8_lossy(bytes);
+            let line = match output {
+                Output::Stdout => format!("stdout:{text}"),
+                Output::Stderr => format!("stderr:{text}"),
+                Output::Log { stream } => format!("[{stream}]{text}"),
+            };
+            self.lines.lock().unwrap().push(line);
+            Ok(())
+        }
+        fn sleep_until(&self, deadline_ns: u64) {
+            let mut now = self.now.lock().unwrap();
+            *now = (*now).max(deadline_ns);
+        }
+    }
+
+    fn runtime() -> (Runtime, Arc<Recorder>) {
+        let rec = Arc::new(Recorder::default());
+        let rt = Runtime::new(EngineProfile::native(), &RuntimeOptions::default(), rec.clone(), 1).unwrap();
+        (rt, rec)
+    }
+
+    fn run(rt: &Runtime, wat: &str, allowed: &[&str], limits: Limits) -> Exit {
+        let wasm = wat::parse_str(wat).unwrap();
+        let app = rt.load(&wasm, "t").unwrap();
+        let cfg = TenantConfig { allowed: Grants::new(allowed.iter().copied()), limits, ..TenantConfig::for_app(&app) };
+        let mut t = rt.instantiate(&app, &cfg).unwrap();
+        let exit = t.run_to_exit();
+        assert_eq!(t.open_handles(), 0, "handles are released when a tenant ends");
+        exit
+    }
+
+    /// A command module whose `_start` evaluates `body` (leaving an i32) and exits with it.
+    fn exits_with(body: &str) -> String {
+        format!(
+            r#"(module
+                (import "oasis_v1" "cap_open" (func $open (param i32 i32 i32) (result i32)))
+                (import "oasis_v1" "cap_close" (func $close (param i32) (result i32)))
+                (import "oasis_v1" "console_write" (func $write (param i32 i32 i32) (result i32)))
+                (import "oasis_v1" "clock_now" (func $now (param i32 i32) (result i32)))
+                (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+                (memory (export "memory") 1)
+                (data (i32.const 0) "console")
+                (data (i32.const 16) "entropy")
+                (data (i32.const 32) "console:bad name")
+                (data (i32.const 64) "clock:wall")
+                (data (i32.const 80) "a\nb")
+                (data (i32.const 88) "c\npartial")
+                (func (export "_start") {body} call $exit))"#
+        )
+    }
+
+    fn status_of(body: &str, allowed: &[&str]) -> i32 {
+        let (rt, _) = runtime();
+        match run(&rt, &exits_with(body), allowed, Limits::default()) {
+            Exit::Status(s) => s,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn cap_open_statuses() {
+        let all = ["console", "clock", "entropy"];
+        assert_eq!(status_of("(call $open (i32.const 0) (i32.const 7) (i32.const 200))", &all), 0);
+        assert_eq!(status_of("(call $open (i32.const 16) (i32.const 7) (i32.const 200))", &["console"]), Status::NotGranted as i32);
+        assert_eq!(status_of("(call $open (i32.const 32) (i32.const 16) (i32.const 200))", &all), Status::Invalid as i32);
+        assert_eq!(status_of("(call $open (i32.const 65530) (i32.const 100) (i32.const 200))", &all), Status::Fault as i32);
+        assert_eq!(status_of("(call $open (i32.const 0) (i32.const 7) (i32.const -2))", &all), Status::Fault as i32);
+        assert_eq!(status_of("(call $close (i32.const 1))", &all), Status::BadHandle as i32);
+        // Writing to a clock handle is the wrong kind.
+        let wrong = "(drop (call $open (i32.const 64) (i32.const 10) (i32.const 200)))
+                     (call $write (i32.load (i32.const 200)) (i32.const 80) (i32.const 3))";
+        assert_eq!(status_of(wrong, &all), Status::WrongKind as i32);
+        // A closed handle is stale even after its slot is reused.
+        let stale = "(drop (call $open (i32.const 0) (i32.const 7) (i32.const 200)))
+                     (drop (call $close (i32.load (i32.const 200))))
+                     (drop (call $open (i32.const 0) (i32.const 7) (i32.const 204)))
+                     (call $write (i32.load (i32.const 200)) (i32.const 80) (i32.const 3))";
+        assert_eq!(status_of(stale, &all), Status::BadHandle as i32);
+    }
+
+    #[test]
+    fn console_delivers_whole_lines_and_flushes_at_exit() {
+        let (rt, rec) = runtime();
+        let body = "(drop (call $open (i32.const 0) (i32.const 7) (i32.const 200)))
+                    (drop (call $write (i32.load (i32.const 200)) (i32.const 80) (i32.const 3)))
+                    (drop (call $write (i32.load (i32.const 200)) (i32.const 88) (i32.const 9)))
+                    (i32.const 0)";
+        assert_eq!(run(&rt, &exits_with(body), &["console"], Limits::default()), Exit::Status(0));
+        assert_eq!(*rec.lines.lock().unwrap(), ["[app]a", "[app]bc", "[app]partial"]);
+    }
+
+    #[test]
+    fn memory_limit_stops_the_tenant() {
+        let (rt, _) = runtime();
+        let wat = r#"(module (memory (export "memory") 1)
+            (func (export "_start") (loop (br_if 0 (i32.ne (memory.grow (i32.const 16)) (i32.const -1))))))"#;
+        let exit = run(&rt, wat, &[], Limits { memory_bytes: 4 << 20, cpu_ms_per_call: 0 });
+        let Exit::Stopped(StopReason::MemoryLimit(msg)) = exit else { panic!("{exit:?}") };
+        assert!(msg.contains("4MiB"), "{msg}");
+    }
+
+    #[test]
+    fn cpu_budget_stops_an_endless_loop() {
+        let (rt, _) = runtime();
+        let engine = rt.engine().clone();
+        let stop = Arc::new(core::sync::atomic::AtomicBool::new(false));
+        let ticker = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                while !stop.load(core::sync::atomic::Ordering::Relaxed) {
+                    engine.increment_epoch();
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+            })
+        };
+        let wat = r#"(module (memory (export "memory") 1) (func (export "_start") (loop (br 0))))"#;
+        let exit = run(&rt, wat, &[], Limits { memory_bytes: 1 << 20, cpu_ms_per_call: 20 });
+        stop.store(true, core::sync::atomic::Ordering::Relaxed);
+        ticker.join().unwrap();
+        assert_eq!(exit, Exit::Stopped(StopReason::CpuBudget { ms: 20 }));
+    }
+
+    #[test]
+    fn reactor_follows_deadlines_until_exit() {
+        let (rt, rec) = runtime();
+        // Polls: returns now+1000 twice, then exits with the number of polls.
+        let wat = r#"(module
+            (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+            (memory (export "memory") 1)
+            (global $polls (mut i32) (i32.const 0))
+            (func (export "_start"))
+            (func (export "oasis_v1_poll") (param $now i64) (result i64)
+                (global.set $polls (i32.add (global.get $polls) (i32.const 1)))
+                (if (i32.eq (global.get $polls) (i32.const 3)) (then (call $exit (i32.const 3))))
+                (i64.add (local.get $now) (i64.const 1000))))"#;
+        assert_eq!(run(&rt, wat, &[], Limits::default()), Exit::Status(3));
+        assert_eq!(*rec.now.lock().unwrap(), 2000, "slept until each deadline");
+    }
+
+    #[test]
+    fn reactor_waiting_on_nothing_is_reported_idle() {
+        let (rt, _) = runtime();
+        let wat = r#"(module (memory (export "memory") 1) (func (export "_start"))
+            (func (export "oasis_v1_poll") (param i64) (result i64) (i64.const -1)))"#;
+        assert_eq!(run(&rt, wat, &[], Limits::default()), Exit::Stopped(StopReason::Idle));
+    }
+
+    #[test]
+    fn traps_carry_names() {
+        let (rt, _) = runtime();
+        let wat = r#"(module (memory (export "memory") 1)
+            (func $deliberately_crash unreachable)
+            (func (export "_start") call $deliberately_crash))"#;
+        let Exit::Stopped(StopReason::Trap { message, backtrace }) = run(&rt, wat, &[], Limits::default()) else { panic!() };
+        assert!(message.contains("unreachable"), "{message}");
+        assert!(backtrace[0].contains("deliberately_crash"), "{backtrace:?}");
+    }
+
+    #[test]
+    fn wasi_args_env_and_denials() {
+        let (rt, rec) = runtime();
+        // args_sizes_get -> exit with argc*100 + NOTCAPABLE-of-path_open.
+        let wat = r#"(module
+            (import "wasi_snapshot_preview1" "args_sizes_get" (func $sizes (param i32 i32) (result i32)))
+            (import "wasi_snapshot_preview1" "path_open" (func $open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+            (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+            (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+            (memory (export "memory") 1)
+            (data (i32.const 100) "\6c\00\00\00\03\00\00\00hi\n")
+            (func (export "_start")
+                (drop (call $sizes (i32.const 0) (i32.const 4)))
+                (drop (call $write (i32.const 1) (i32.const 100) (i32.const 1) (i32.const 200)))
+                (call $exit (i32.add (i32.mul (i32.load (i32.const 0)) (i32.const 100))
+                    (call $open (i32.const 3) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i64.const 0) (i64.const 0) (i32.const 0) (i32.const 0))))))"#;
+        let wasm = wat::parse_str(wat).unwrap();
+        let app = rt.load(&wasm, "t").unwrap();
+        let cfg = TenantConfig { args: vec!["a".into(), "b".into()], ..TenantConfig::for_app(&app) };
+        let exit = rt.instantiate(&app, &cfg).unwrap().run_to_exit();
+        assert_eq!(exit, Exit::Status(3 * 100 + 76));
+        assert_eq!(*rec.lines.lock().unwrap(), ["stdout:hi\n"]);
+    }
+}
