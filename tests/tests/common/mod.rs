@@ -1,0 +1,106 @@
+//! Shared helpers: find the `oasis` binary and the built apps, run commands with
+//! a time limit, write scratch files.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The `oasis` binary under test (`cargo xtask test` sets `OASIS_BIN`).
+pub fn oasis_bin() -> PathBuf {
+    let path = std::env::var_os("OASIS_BIN")
+        .map(PathBuf::from)
+        .expect("OASIS_BIN is not set: run the end-to-end tests with `cargo xtask test`");
+    assert!(path.is_file(), "OASIS_BIN={} does not exist: run `cargo xtask build`", path.display());
+    path
+}
+
+/// A built app artifact (`NAME.oasis` or `NAME.wasm`) from `OASIS_TEST_ARTIFACTS`.
+pub fn artifact(file: &str) -> PathBuf {
+    let dir = std::env::var_os("OASIS_TEST_ARTIFACTS")
+        .map(PathBuf::from)
+        .expect("OASIS_TEST_ARTIFACTS is not set: run the end-to-end tests with `cargo xtask test`");
+    let path = dir.join(file);
+    assert!(path.is_file(), "{} is missing: run `cargo xtask build`", path.display());
+    path
+}
+
+/// A fresh scratch directory for one test.
+pub fn scratch(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("oasis-test-{}-{test}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// What a finished command did.
+#[derive(Debug)]
+pub struct Run {
+    pub status: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// Asserts the error is one line naming `needle` and the status is 2 (bad input).
+    pub fn assert_bad_input(&self, needle: &str) {
+        assert_eq!(self.status, 2, "expected exit 2 for bad input: {self:#?}");
+        let lines: Vec<&str> = self.stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "expected a one-line error: {self:#?}");
+        assert!(lines[0].starts_with("oasis: error: "), "{self:#?}");
+        assert!(self.stderr.contains(needle), "error should mention `{needle}`: {self:#?}");
+        assert!(!self.stderr.contains("panicked"), "{self:#?}");
+    }
+}
+
+/// Runs `oasis ARGS…`, killing it after `limit`.
+pub fn oasis_with_limit(args: &[&str], limit: Duration) -> Run {
+    let mut child = Command::new(oasis_bin())
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn oasis");
+    let start = Instant::now();
+    // Read output on threads so a chatty child cannot block on a full pipe.
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let t_out = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        std::io::Read::read_to_end(&mut out, &mut s).ok();
+        s
+    });
+    let t_err = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        std::io::Read::read_to_end(&mut err, &mut s).ok();
+        s
+    });
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > limit {
+            child.kill().ok();
+            child.wait().ok();
+            panic!("oasis {args:?} did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let output = Output { status, stdout: t_out.join().unwrap(), stderr: t_err.join().unwrap() };
+    Run {
+        status: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// Runs `oasis ARGS…` with a generous limit (the machines are shared and slow).
+pub fn oasis(args: &[&str]) -> Run {
+    oasis_with_limit(args, Duration::from_secs(120))
+}
+
+/// Path as &str for argument lists.
+pub fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
