@@ -1,0 +1,141 @@
+//! `cargo xtask …`: the project's developer commands.
+//!
+//! Everything a contributor or CI needs goes through here, so that a fresh
+//! clone needs exactly one command to build, demo or test Oasis:
+//!
+//! - `setup` makes the two cross targets usable (wasm32-wasip1 for apps,
+//!   x86_64-unknown-none for the no_std check), falling back to Debian's Rust
+//!   when rustup cannot download targets (offline machines);
+//! - `build` builds the `oasis` host and packages every example app;
+//! - `demo` runs the example apps like a terminal session;
+//! - `test` runs every test (what CI runs);
+//! - `check-no-std` proves `host-core` still builds without an OS.
+
+mod apps;
+mod build;
+mod debian;
+mod demo;
+mod nostd;
+mod process;
+mod setup;
+mod sysroot;
+mod testing;
+mod workspace;
+
+use std::process::ExitCode;
+
+use anyhow::{Result, bail};
+
+use crate::workspace::Workspace;
+
+const USAGE: &str = "\
+Usage: cargo xtask <command> [args]
+
+Commands:
+  setup             make the wasm32-wasip1 and x86_64-unknown-none toolchains usable
+  build             setup, build the `oasis` host, package every app in apps/
+  demo              build, then run the example apps like a terminal session
+  test [-- ARGS]    build, `cargo test --release --workspace ARGS`, check-no-std,
+                    and the guest SDK's unit tests (what CI runs)
+  check-no-std      build host-core for x86_64-unknown-none without std
+
+Environment:
+  OASIS_CACHE       cache directory (default: $XDG_CACHE_HOME/oasis or ~/.cache/oasis)
+  CARGO_TARGET_DIR  where host builds go (default: <repo>/target)
+";
+
+fn main() -> ExitCode {
+    match run(std::env::args().skip(1).collect()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            // Outermost context first, then each cause on its own line: the
+            // innermost one usually says what to do.
+            eprintln!("xtask: error: {err}");
+            for cause in err.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Vec<String>) -> Result<()> {
+    let Some((command, rest)) = args.split_first() else {
+        print!("{USAGE}");
+        return Ok(());
+    };
+    let no_args = |name: &str| -> Result<()> {
+        if rest.is_empty() {
+            Ok(())
+        } else {
+            bail!("`cargo xtask {name}` takes no arguments (got {rest:?})\n\n{USAGE}")
+        }
+    };
+    match command.as_str() {
+        "setup" => {
+            no_args("setup")?;
+            setup::setup(&Workspace::from_env()?).map(drop)
+        }
+        "build" => {
+            no_args("build")?;
+            build::build(&Workspace::from_env()?).map(drop)
+        }
+        "demo" => {
+            no_args("demo")?;
+            demo::demo(&Workspace::from_env()?)
+        }
+        "test" => testing::test(&Workspace::from_env()?, &cargo_test_args(rest)),
+        "check-no-std" => {
+            no_args("check-no-std")?;
+            let ws = Workspace::from_env()?;
+            let toolchain = setup::x86_64_unknown_none(&ws, &mut setup::Rustup::default())?;
+            nostd::check(&ws, &toolchain)
+        }
+        "help" | "-h" | "--help" => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        other => bail!("unknown command `{other}`\n\n{USAGE}"),
+    }
+}
+
+/// The arguments `cargo xtask test` passes on to `cargo test`.
+///
+/// `cargo xtask test -- NAME` and `cargo xtask test NAME` both mean "filter
+/// by NAME"; a second `--` (`cargo xtask test -- -- --nocapture`) reaches the
+/// test binaries, as with plain `cargo test`.
+fn cargo_test_args(rest: &[String]) -> Vec<String> {
+    match rest.split_first() {
+        Some((first, tail)) if first == "--" => tail.to_vec(),
+        _ => rest.to_vec(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(items: &[&str]) -> Vec<String> {
+        items.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn test_args_drop_one_leading_separator() {
+        assert_eq!(
+            cargo_test_args(&strings(&["--", "hello"])),
+            strings(&["hello"])
+        );
+        assert_eq!(cargo_test_args(&strings(&["hello"])), strings(&["hello"]));
+        assert_eq!(
+            cargo_test_args(&strings(&["--", "--", "--nocapture"])),
+            strings(&["--", "--nocapture"])
+        );
+        assert!(cargo_test_args(&[]).is_empty());
+    }
+
+    #[test]
+    fn unknown_commands_and_stray_arguments_are_errors() {
+        assert!(run(strings(&["frobnicate"])).is_err());
+        assert!(run(strings(&["setup", "--force"])).is_err());
+    }
+}

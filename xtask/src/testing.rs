@@ -1,0 +1,112 @@
+//! `cargo xtask test`: every test, in the order that fails fastest where
+//! it matters. This is exactly what CI runs (`.ci/run`).
+
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+
+use crate::build;
+use crate::nostd;
+use crate::process;
+use crate::workspace::Workspace;
+
+pub fn test(ws: &Workspace, cargo_test_args: &[String]) -> Result<()> {
+    let mut phases = Phases::default();
+    let result = run_phases(ws, cargo_test_args, &mut phases);
+    phases.report(result.is_ok());
+    result
+}
+
+fn run_phases(ws: &Workspace, cargo_test_args: &[String], phases: &mut Phases) -> Result<()> {
+    let toolchains = phases.time("build", || build::build(ws))?;
+    phases.time("cargo test", || workspace_tests(ws, cargo_test_args))?;
+    phases.time("check-no-std", || nostd::check(ws, &toolchains.nostd))?;
+    let guest_api = ws.root.join("guest-api");
+    if has_tests(&guest_api) {
+        phases.time("guest-api tests", || guest_api_tests(ws, &guest_api))?;
+    } else {
+        println!("test: guest-api has no unit tests; skipped");
+    }
+    Ok(())
+}
+
+/// `cargo test --release --workspace`, pointed at the binary and the
+/// packaged apps the build just made. Release shares the host build's
+/// Wasmtime; a dev build would compile it a second time.
+fn workspace_tests(ws: &Workspace, args: &[String]) -> Result<()> {
+    println!("test: cargo test --release --workspace {}", args.join(" "));
+    let mut cmd = Command::new(&ws.cargo);
+    cmd.args(["test", "--release", "--workspace", "--target-dir"])
+        .arg(&ws.target_dir)
+        .args(args)
+        .current_dir(&ws.root)
+        .env("OASIS_BIN", ws.oasis_bin())
+        .env("OASIS_TEST_ARTIFACTS", ws.app_artifacts())
+        .env("OASIS_CACHE", &ws.cache_dir);
+    process::run(&mut cmd).context("workspace tests failed")
+}
+
+/// The guest SDK's unit tests, on the host: it is not a member of the host
+/// workspace (apps build it for wasm32-wasip1), so it needs its own run.
+fn guest_api_tests(ws: &Workspace, guest_api: &Path) -> Result<()> {
+    println!("test: cargo test (guest-api, host toolchain)");
+    let mut cmd = Command::new(&ws.cargo);
+    cmd.arg("test")
+        .arg("--target-dir")
+        .arg(ws.target_dir.join("guest-api"))
+        .current_dir(guest_api);
+    process::run(&mut cmd).context("guest-api (the app SDK) unit tests failed")
+}
+
+/// Whether a crate has tests: a `tests/` directory, or `#[test]` in its sources.
+fn has_tests(crate_dir: &Path) -> bool {
+    crate_dir.join("Cargo.toml").is_file()
+        && (crate_dir.join("tests").is_dir() || contains_test(&crate_dir.join("src")))
+}
+
+fn contains_test(dir: &Path) -> bool {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return false;
+    };
+    entries.flatten().any(|entry| {
+        let path = entry.path();
+        if path.is_dir() {
+            contains_test(&path)
+        } else {
+            path.extension().is_some_and(|ext| ext == "rs")
+                && fs::read_to_string(&path).is_ok_and(|text| text.contains("#[test]"))
+        }
+    })
+}
+
+/// Wall time per phase, reported at the end whatever happened.
+#[derive(Default)]
+struct Phases {
+    done: Vec<(&'static str, f64, bool)>,
+}
+
+impl Phases {
+    fn time<T>(&mut self, name: &'static str, phase: impl FnOnce() -> Result<T>) -> Result<T> {
+        let start = Instant::now();
+        let result = phase();
+        self.done
+            .push((name, start.elapsed().as_secs_f64(), result.is_ok()));
+        result
+    }
+
+    fn report(&self, passed: bool) {
+        println!("\ntest: timings (wall seconds)");
+        for (name, seconds, ok) in &self.done {
+            println!(
+                "  {name:<16} {seconds:>7.1}{}",
+                if *ok { "" } else { "  FAILED" }
+            );
+        }
+        let total: f64 = self.done.iter().map(|(_, seconds, _)| seconds).sum();
+        println!("  {:<16} {total:>7.1}", "total");
+        println!("test: {}", if passed { "all passed" } else { "FAILED" });
+    }
+}
