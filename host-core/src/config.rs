@@ -60,6 +60,8 @@ pub struct CompileSettings {
     pub memory_guard_size: Option<u64>,
     /// Copy-on-write memory images (needs virtual memory).
     pub memory_init_cow: bool,
+    /// Native unwind tables (`.eh_frame`) for compiled code.
+    pub native_unwind_info: bool,
     /// Extra Cranelift ISA flags.
     pub isa_flags: &'static [&'static str],
 }
@@ -90,6 +92,7 @@ impl EngineProfile {
                 memory_reservation: Some(0),
                 memory_guard_size: Some(0),
                 memory_init_cow: false,
+                native_unwind_info: false,
                 isa_flags: BARE_METAL_X86_FLAGS,
             }
         } else {
@@ -101,6 +104,11 @@ impl EngineProfile {
                 memory_reservation: None,
                 memory_guard_size: None,
                 memory_init_cow: true,
+                // Wasm backtraces walk frame pointers and host panics never unwind
+                // through wasm frames, so the tables only cost start-up time
+                // (registering every function with libgcc). Windows needs them for
+                // its structured exception handling.
+                native_unwind_info: target.contains("windows"),
                 isa_flags: &[],
             }
         };
@@ -137,13 +145,27 @@ impl EngineProfile {
 }
 
 /// Runtime-only options: they do not affect compiled code.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct RuntimeOptions {
+    /// Whether the engine may compile (needs the `compiler` feature). A host that
+    /// only runs AOT code turns it off: building Cranelift costs start-up time.
+    pub compiler: bool,
     /// Use the pooling allocator sized for this many concurrent tenants.
     #[cfg(feature = "pooling")]
     pub pooling_tenants: Option<u32>,
     /// How the host detects CPU features when std cannot (bare metal).
     pub detect_host_feature: Option<fn(&str) -> Option<bool>>,
+}
+
+impl Default for RuntimeOptions {
+    fn default() -> Self {
+        RuntimeOptions {
+            compiler: cfg!(feature = "compiler"),
+            #[cfg(feature = "pooling")]
+            pooling_tenants: None,
+            detect_host_feature: None,
+        }
+    }
 }
 
 fn fnv1a64(bytes: &[u8]) -> u64 {
@@ -174,6 +196,7 @@ pub fn engine_config(profile: &EngineProfile, runtime: &RuntimeOptions) -> Resul
         config.memory_guard_size(g);
     }
     config.memory_init_cow(s.memory_init_cow);
+    config.native_unwind_info(s.native_unwind_info);
     if s.target.ends_with("-none") {
         // SAFETY: the bare-metal profile enables SSE4.2 in Cranelift (isa_flags), so
         // compiled code makes no float libcalls across the soft-float kernel ABI.
@@ -182,7 +205,9 @@ pub fn engine_config(profile: &EngineProfile, runtime: &RuntimeOptions) -> Resul
         }
     }
     #[cfg(feature = "compiler")]
-    {
+    if !runtime.compiler {
+        config.enable_compiler(false);
+    } else {
         config.cranelift_opt_level(wasmtime::OptLevel::Speed);
         if !profile.is_native() {
             config.target(&s.target).map_err(|e| ConfigError::Wasmtime(e.to_string()))?;
@@ -210,7 +235,7 @@ pub fn engine_config(profile: &EngineProfile, runtime: &RuntimeOptions) -> Resul
             .max_memory_size(crate::limits::MAX_MEMORY as usize)
             // Keep a little of each memory resident between tenants so that
             // re-instantiating a swapped app does not fault every page in again.
-            .linear_memory_keep_resident(64 << 10);
+            .linear_memory_keep_resident(2 << 20);
         config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
     }
     Ok(config)

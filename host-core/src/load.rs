@@ -6,7 +6,7 @@ use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use oasis_abi::{EXPORT_POLL, IMPORT_MODULE, VERSIONED_PREFIX, WASI_MODULE};
-use wasmtime::{Engine, ExternType, InstancePre, Linker, Module, ValType};
+use wasmtime::{Engine, ExternType, InstancePre, Module, ValType};
 
 use crate::abi::wasi;
 use crate::config::EngineProfile;
@@ -118,22 +118,23 @@ fn describe_unknown(bytes: &[u8]) -> String {
 /// `compiler` feature; without it only packages with matching AOT code load.
 pub fn load(
     engine: &Engine,
-    linker: &Linker<TenantState>,
     profile: &EngineProfile,
+    can_compile: bool,
     bytes: &[u8],
     name_hint: &str,
 ) -> Result<LoadedApp, LoadError> {
     let (manifest, module, code, assets) = if Package::sniff(bytes) {
         let package = Package::parse(bytes)?;
-        let (module, code) = package_module(engine, profile, &package, cfg!(feature = "compiler"))?;
+        let (module, code) = package_module(engine, profile, &package, can_compile)?;
         let assets = package.assets().map(|(n, d)| (n.to_string(), d.to_vec())).collect();
         (package.manifest, module, code, assets)
     } else if bytes.starts_with(b"\0asm") {
-        (Manifest::for_bare_module(name_hint), compile(engine, bytes)?, CodeSource::Compiled, Vec::new())
+        (Manifest::for_bare_module(name_hint), compile(engine, bytes, can_compile)?, CodeSource::Compiled, Vec::new())
     } else {
         return Err(LoadError::NotWasm(describe_unknown(bytes)));
     };
     let kind = check_abi(&module, &manifest)?;
+    let linker = crate::abi::linker_for(engine, &module).map_err(|e| LoadError::Abi(one_line(&e)))?;
     let pre = linker.instantiate_pre(&module).map_err(|e| LoadError::Abi(one_line(&e)))?;
     Ok(LoadedApp { manifest, module, pre, kind, code, assets })
 }
@@ -158,28 +159,33 @@ fn package_module(
         }
         Some(aot) if can_compile => {
             let reason = format!("its AOT code was made by {} (this host: {expected})", aot.fingerprint);
-            Ok((compile(engine, package.module)?, CodeSource::Recompiled { reason }))
+            Ok((compile(engine, package.module, true)?, CodeSource::Recompiled { reason }))
         }
         Some(aot) => Err(LoadError::AotMismatch {
             target: profile.target().to_string(),
             found: aot.fingerprint.to_string(),
             expected,
         }),
-        None if can_compile => Ok((compile(engine, package.module)?, CodeSource::Compiled)),
+        None if can_compile => Ok((compile(engine, package.module, true)?, CodeSource::Compiled)),
         None => Err(LoadError::NoAot(profile.target().to_string())),
     }
 }
 
-#[cfg(feature = "compiler")]
-fn compile(engine: &Engine, wasm: &[u8]) -> Result<Module, LoadError> {
-    Module::new(engine, wasm).map_err(|e| LoadError::Invalid(one_line(&e)))
-}
-
-#[cfg(not(feature = "compiler"))]
-fn compile(_engine: &Engine, _wasm: &[u8]) -> Result<Module, LoadError> {
-    Err(LoadError::Invalid(
-        "this host runs only packages with AOT code (it has no compiler): package the module with `oasis package`".to_string(),
-    ))
+/// Compiles `wasm`, if this runtime can.
+fn compile(engine: &Engine, wasm: &[u8], can_compile: bool) -> Result<Module, LoadError> {
+    if !can_compile {
+        return Err(LoadError::Invalid(
+            "this host runs only packages with AOT code (it has no compiler): package the module with `oasis package`"
+                .to_string(),
+        ));
+    }
+    #[cfg(feature = "compiler")]
+    return Module::new(engine, wasm).map_err(|e| LoadError::Invalid(one_line(&e)));
+    #[cfg(not(feature = "compiler"))]
+    {
+        let _ = (engine, wasm);
+        Err(LoadError::Invalid("this build of Oasis has no compiler".to_string()))
+    }
 }
 
 /// Wasmtime errors carry a chain of causes; a CLI error is one line.
@@ -287,15 +293,17 @@ mod tests {
 
     const MANIFEST: &str = "name = \"t\"\nversion = \"1\"\nabi = 1\n";
 
-    fn engine(profile: &EngineProfile) -> Engine {
-        Engine::new(&crate::config::engine_config(profile, &RuntimeOptions::default()).unwrap()).unwrap()
+    fn engine(profile: &EngineProfile, compiler: bool) -> Engine {
+        let options = RuntimeOptions { compiler, ..RuntimeOptions::default() };
+        Engine::new(&crate::config::engine_config(profile, &options).unwrap()).unwrap()
     }
 
     #[test]
     #[cfg(feature = "compiler")]
     fn hosts_without_a_compiler_explain_what_is_missing() {
         let profile = EngineProfile::native();
-        let engine = engine(&profile);
+        // A real compiler-less engine, as the Xen kernel has.
+        let engine = engine(&profile, false);
         let wasm = wat::parse_str(r#"(module (memory (export "memory") 1) (func (export "_start")))"#).unwrap();
 
         let no_aot = PackageBuilder::new(MANIFEST.into(), wasm.clone()).build();
@@ -312,8 +320,11 @@ mod tests {
         assert!(matches!(err, LoadError::AotMismatch { .. }), "{err}");
         assert!(err.to_string().contains("wasmtime-1.0.0:0"), "{err}");
 
-        // With real AOT code of this engine, no compiler is needed.
-        let code = engine.precompile_module(&wasm).unwrap();
+        let err = load(&engine, &profile, false, &wasm, "bare").unwrap_err();
+        assert!(err.to_string().contains("no compiler"), "{err}");
+
+        // With real AOT code of a compiling engine of the same profile, none is needed.
+        let code = self::engine(&profile, true).precompile_module(&wasm).unwrap();
         let mut b = PackageBuilder::new(MANIFEST.into(), wasm);
         b.aot(profile.target(), &profile.fingerprint(), code);
         let good = b.build();

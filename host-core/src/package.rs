@@ -217,6 +217,21 @@ fn crc32(data: &[u8]) -> u32 {
 
 /// Parses the header and table and verifies every checksum.
 pub fn parse_sections(bytes: &[u8]) -> Result<Vec<Section<'_>>, PackageError> {
+    read_sections(bytes, true)
+}
+
+/// The fingerprint of the package's AOT code for `target`, read from the
+/// section table alone (no data checksums): lets a host decide whether it will
+/// need a compiler before it builds an engine. `None` for anything unreadable;
+/// the full parse reports those errors properly.
+pub fn peek_aot_fingerprint<'a>(bytes: &'a [u8], target: &str) -> Option<&'a str> {
+    read_sections(bytes, false).ok()?.into_iter().filter(|s| s.kind == SectionKind::Aot).find_map(|s| {
+        let (t, fingerprint) = split_aot_name(s.name).ok()?;
+        (t == target).then_some(fingerprint)
+    })
+}
+
+fn read_sections(bytes: &[u8], verify_data: bool) -> Result<Vec<Section<'_>>, PackageError> {
     if bytes.len() < MAGIC.len() || &bytes[..MAGIC.len()] != MAGIC {
         return Err(PackageError::BadMagic);
     }
@@ -263,7 +278,7 @@ pub fn parse_sections(bytes: &[u8]) -> Result<Vec<Section<'_>>, PackageError> {
             return Err(PackageError::Truncated("a section extends past the end of the file"));
         }
         let data = &bytes[offset as usize..end as usize];
-        if crc32(data) != crc {
+        if verify_data && crc32(data) != crc {
             return Err(PackageError::Corrupted(describe(kind, name)));
         }
         sections.push(Section { kind, name, data });
@@ -374,6 +389,9 @@ mod tests {
         let aot = p.aot_for("x86_64-unknown-linux-gnu").unwrap();
         assert_eq!((aot.fingerprint, aot.code.len()), ("wasmtime-48.0.8:0123", 33));
         assert!(p.aot_for("x86_64-unknown-none").is_none());
+        assert_eq!(peek_aot_fingerprint(&bytes, "x86_64-unknown-linux-gnu"), Some("wasmtime-48.0.8:0123"));
+        assert_eq!(peek_aot_fingerprint(&bytes, "x86_64-unknown-none"), None);
+        assert_eq!(peek_aot_fingerprint(b"\0asm", "x86_64-unknown-linux-gnu"), None);
     }
 
     #[test]

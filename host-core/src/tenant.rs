@@ -7,9 +7,9 @@ use alloc::string::{String, ToString};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use oasis_abi::{EXPORT_POLL, POLL_NO_DEADLINE};
-use wasmtime::{Engine, Linker, Memory, Store, Trap, TypedFunc, WasmBacktrace};
+use wasmtime::{Engine, Memory, Store, Trap, TypedFunc, WasmBacktrace};
 
-use crate::abi::{self, ExitRequest};
+use crate::abi::ExitRequest;
 use crate::caps::{CapTable, Capability, Grants};
 use crate::config::{self, ConfigError, EngineProfile, RuntimeOptions};
 use crate::limits::{Limits, MemoryLimitExceeded, MemoryLimiter};
@@ -141,10 +141,10 @@ pub enum Step {
     Done,
 }
 
-/// Everything a host needs to run tenants: engine, linker, drivers.
+/// Everything a host needs to run tenants: engine and drivers.
 pub struct Runtime {
     engine: Engine,
-    linker: Linker<TenantState>,
+    can_compile: bool,
     profile: EngineProfile,
     platform: Arc<dyn Platform>,
     epoch_tick_ms: u64,
@@ -172,8 +172,8 @@ impl Runtime {
     ) -> Result<Runtime, RuntimeError> {
         let config = config::engine_config(&profile, options)?;
         let engine = Engine::new(&config).map_err(|e| RuntimeError::Engine(load::one_line(&e)))?;
-        let linker = abi::linker(&engine).map_err(|e| RuntimeError::Engine(load::one_line(&e)))?;
-        Ok(Runtime { engine, linker, profile, platform, epoch_tick_ms: epoch_tick_ms.max(1) })
+        let can_compile = options.compiler && cfg!(feature = "compiler");
+        Ok(Runtime { engine, can_compile, profile, platform, epoch_tick_ms: epoch_tick_ms.max(1) })
     }
 
     /// The engine; the host must call `increment_epoch` on it every tick.
@@ -193,7 +193,7 @@ impl Runtime {
 
     /// Loads a package or bare module (see [`load::load`]).
     pub fn load(&self, bytes: &[u8], name_hint: &str) -> Result<LoadedApp, LoadError> {
-        load::load(&self.engine, &self.linker, &self.profile, bytes, name_hint)
+        load::load(&self.engine, &self.profile, self.can_compile, bytes, name_hint)
     }
 
     /// Creates a tenant of `app` (instantiated, not yet initialised).

@@ -9,9 +9,11 @@
 //! - `build` builds the `oasis` host and packages every example app;
 //! - `demo` runs the example apps like a terminal session;
 //! - `test` runs every test (what CI runs);
-//! - `check-no-std` proves `host-core` still builds without an OS.
+//! - `check-no-std` proves `host-core` still builds without an OS;
+//! - `bench` runs the benchmarks against their peers.
 
 mod apps;
+mod bench;
 mod build;
 mod debian;
 mod demo;
@@ -38,6 +40,7 @@ Commands:
   test [-- ARGS]    build, `cargo test --release --workspace ARGS`, check-no-std,
                     and the guest SDK's unit tests (what CI runs)
   check-no-std      build host-core for x86_64-unknown-none without std
+  bench             build, bring the peers (wasmtime CLI, native hello), run the benchmarks
 
 Environment:
   OASIS_CACHE       cache directory (default: $XDG_CACHE_HOME/oasis or ~/.cache/oasis)
@@ -90,6 +93,10 @@ fn run(args: Vec<String>) -> Result<()> {
             let ws = Workspace::from_env()?;
             let toolchain = setup::x86_64_unknown_none(&ws, &mut setup::Rustup::default())?;
             nostd::check(&ws, &toolchain)
+        }
+        "bench" => {
+            no_args("bench")?;
+            bench::bench(&Workspace::from_env()?)
         }
         "help" | "-h" | "--help" => {
             print!("{USAGE}");

@@ -9,16 +9,72 @@ pub mod memory;
 mod oasis;
 pub mod wasi;
 
-use wasmtime::{Engine, Linker};
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use wasmtime::{Engine, FuncType, IntoFunc, Linker, Module, Val};
 
 use crate::tenant::TenantState;
 
-/// Builds the linker that satisfies every import an Oasis module may have.
+/// Builds a linker with every function an Oasis module may import.
 pub fn linker(engine: &Engine) -> wasmtime::Result<Linker<TenantState>> {
+    build(engine, None)
+}
+
+/// Builds a linker with just the functions `module` imports.
+///
+/// Each definition registers a function type with the engine; most apps import
+/// a handful of the 51 functions, and a cold `oasis run` pays for every one.
+pub fn linker_for(engine: &Engine, module: &Module) -> wasmtime::Result<Linker<TenantState>> {
+    let wanted = module.imports().map(|i| (i.module().to_string(), i.name().to_string())).collect();
+    build(engine, Some(wanted))
+}
+
+fn build(engine: &Engine, wanted: Option<Vec<(String, String)>>) -> wasmtime::Result<Linker<TenantState>> {
     let mut linker = Linker::new(engine);
-    oasis::add_to_linker(&mut linker)?;
-    wasi::add_to_linker(&mut linker)?;
+    let mut d = Definer { linker: &mut linker, wanted };
+    oasis::add_to_linker(&mut d)?;
+    wasi::add_to_linker(&mut d)?;
     Ok(linker)
+}
+
+/// Adds host functions to a linker, skipping those not wanted.
+pub(crate) struct Definer<'a> {
+    linker: &'a mut Linker<TenantState>,
+    wanted: Option<Vec<(String, String)>>,
+}
+
+impl Definer<'_> {
+    fn wants(&self, module: &str, name: &str) -> bool {
+        self.wanted.as_ref().is_none_or(|w| w.iter().any(|(m, n)| m == module && n == name))
+    }
+
+    /// `Linker::func_wrap`, if wanted.
+    pub(crate) fn wrap<Params, Args>(
+        &mut self,
+        module: &str,
+        name: &str,
+        func: impl IntoFunc<TenantState, Params, Args>,
+    ) -> wasmtime::Result<()> {
+        if self.wants(module, name) {
+            self.linker.func_wrap(module, name, func)?;
+        }
+        Ok(())
+    }
+
+    /// `Linker::func_new`, if wanted.
+    pub(crate) fn new(
+        &mut self,
+        module: &str,
+        name: &str,
+        ty: impl FnOnce(&Engine) -> FuncType,
+        func: impl Fn(wasmtime::Caller<'_, TenantState>, &[Val], &mut [Val]) -> wasmtime::Result<()> + Send + Sync + 'static,
+    ) -> wasmtime::Result<()> {
+        if self.wants(module, name) {
+            let ty = ty(self.linker.engine());
+            self.linker.func_new(module, name, ty, func)?;
+        }
+        Ok(())
+    }
 }
 
 /// Asked for by `proc_exit`: ends the current call into the guest with this status.

@@ -2,8 +2,9 @@
 
 use alloc::vec::Vec;
 use oasis_abi::{ENTROPY_MAX_PER_CALL, IMPORT_MODULE, Status, import};
-use wasmtime::{Caller, Linker};
+use wasmtime::Caller;
 
+use super::Definer;
 use super::memory::{self, Fault};
 use crate::caps::{Capability, ClockKind};
 use crate::platform::Output;
@@ -37,8 +38,8 @@ pub(crate) fn with_memory(
     }
 }
 
-pub(crate) fn add_to_linker(linker: &mut Linker<TenantState>) -> wasmtime::Result<()> {
-    linker.func_wrap(IMPORT_MODULE, import::CAP_OPEN, |mut c: Caller<'_, TenantState>, ptr: i32, len: i32, out: i32| {
+pub(crate) fn add_to_linker(linker: &mut Definer<'_>) -> wasmtime::Result<()> {
+    linker.wrap(IMPORT_MODULE, import::CAP_OPEN, |mut c: Caller<'_, TenantState>, ptr: i32, len: i32, out: i32| {
         with_memory(&mut c, |mem, st| {
             let name = core::str::from_utf8(memory::bytes(mem, ptr, len)?).map_err(|_| Status::Invalid)?;
             memory::check(mem, out, 4)?;
@@ -52,7 +53,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<TenantState>) -> wasmtime::Resul
         })
     })?;
 
-    linker.func_wrap(IMPORT_MODULE, import::CAP_CLOSE, |mut c: Caller<'_, TenantState>, handle: i32| {
+    linker.wrap(IMPORT_MODULE, import::CAP_CLOSE, |mut c: Caller<'_, TenantState>, handle: i32| {
         with_memory(&mut c, |_, st| {
             let cap = st.caps.remove(handle as u32)?;
             st.flush_console(cap);
@@ -60,7 +61,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<TenantState>) -> wasmtime::Resul
         })
     })?;
 
-    linker.func_wrap(IMPORT_MODULE, import::CONSOLE_WRITE, |mut c: Caller<'_, TenantState>, handle: i32, ptr: i32, len: i32| {
+    linker.wrap(IMPORT_MODULE, import::CONSOLE_WRITE, |mut c: Caller<'_, TenantState>, handle: i32, ptr: i32, len: i32| {
         with_memory(&mut c, |mem, st| {
             let data = memory::bytes(mem, ptr, len)?;
             let Capability::Console { stream, pending } = st.caps.get_mut(handle as u32)? else {
@@ -71,7 +72,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<TenantState>) -> wasmtime::Resul
         })
     })?;
 
-    linker.func_wrap(IMPORT_MODULE, import::CLOCK_NOW, |mut c: Caller<'_, TenantState>, handle: i32, out: i32| {
+    linker.wrap(IMPORT_MODULE, import::CLOCK_NOW, |mut c: Caller<'_, TenantState>, handle: i32, out: i32| {
         with_memory(&mut c, |mem, st| {
             let Capability::Clock(kind) = st.caps.get_mut(handle as u32)? else {
                 return Err(Status::WrongKind);
@@ -85,7 +86,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<TenantState>) -> wasmtime::Resul
         })
     })?;
 
-    linker.func_wrap(IMPORT_MODULE, import::ENTROPY_FILL, |mut c: Caller<'_, TenantState>, handle: i32, ptr: i32, len: i32| {
+    linker.wrap(IMPORT_MODULE, import::ENTROPY_FILL, |mut c: Caller<'_, TenantState>, handle: i32, ptr: i32, len: i32| {
         with_memory(&mut c, |mem, st| {
             if len as u32 as usize > ENTROPY_MAX_PER_CALL {
                 return Err(Status::Invalid);

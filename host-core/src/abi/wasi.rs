@@ -8,9 +8,9 @@
 //! the outside world only through capabilities it was granted.
 
 use alloc::vec::Vec;
-use wasmtime::{Caller, FuncType, Linker, Val, ValType};
+use wasmtime::{Caller, FuncType, Val, ValType};
 
-use super::ExitRequest;
+use super::{Definer, ExitRequest};
 use super::memory::{self, Fault};
 use crate::platform::Output;
 use crate::tenant::TenantState;
@@ -167,42 +167,42 @@ fn is_stdio(fd: i32) -> bool {
     (0..=2).contains(&fd)
 }
 
-pub(crate) fn add_to_linker(linker: &mut Linker<TenantState>) -> wasmtime::Result<()> {
-    linker.func_wrap(MODULE, "args_sizes_get", |mut c: Caller<'_, TenantState>, count: i32, size: i32| {
+pub(crate) fn add_to_linker(linker: &mut Definer<'_>) -> wasmtime::Result<()> {
+    linker.wrap(MODULE, "args_sizes_get", |mut c: Caller<'_, TenantState>, count: i32, size: i32| {
         wasi(&mut c, |mem, st| write_sizes(mem, count, size, &st.argv))
     })?;
-    linker.func_wrap(MODULE, "args_get", |mut c: Caller<'_, TenantState>, ptrs: i32, buf: i32| {
+    linker.wrap(MODULE, "args_get", |mut c: Caller<'_, TenantState>, ptrs: i32, buf: i32| {
         wasi(&mut c, |mem, st| write_string_list(mem, ptrs, buf, &st.argv))
     })?;
-    linker.func_wrap(MODULE, "environ_sizes_get", |mut c: Caller<'_, TenantState>, count: i32, size: i32| {
+    linker.wrap(MODULE, "environ_sizes_get", |mut c: Caller<'_, TenantState>, count: i32, size: i32| {
         wasi(&mut c, |mem, st| write_sizes(mem, count, size, &st.environ))
     })?;
-    linker.func_wrap(MODULE, "environ_get", |mut c: Caller<'_, TenantState>, ptrs: i32, buf: i32| {
+    linker.wrap(MODULE, "environ_get", |mut c: Caller<'_, TenantState>, ptrs: i32, buf: i32| {
         wasi(&mut c, |mem, st| write_string_list(mem, ptrs, buf, &st.environ))
     })?;
 
-    linker.func_wrap(MODULE, "clock_res_get", |mut c: Caller<'_, TenantState>, id: i32, out: i32| {
+    linker.wrap(MODULE, "clock_res_get", |mut c: Caller<'_, TenantState>, id: i32, out: i32| {
         wasi(&mut c, |mem, st| {
             clock_now(st, id)?;
             memory::write_u64(mem, out, 1)?;
             Ok(())
         })
     })?;
-    linker.func_wrap(MODULE, "clock_time_get", |mut c: Caller<'_, TenantState>, id: i32, _precision: i64, out: i32| {
+    linker.wrap(MODULE, "clock_time_get", |mut c: Caller<'_, TenantState>, id: i32, _precision: i64, out: i32| {
         wasi(&mut c, |mem, st| {
             let now = clock_now(st, id)?;
             memory::write_u64(mem, out, now)?;
             Ok(())
         })
     })?;
-    linker.func_wrap(MODULE, "random_get", |mut c: Caller<'_, TenantState>, ptr: i32, len: i32| {
+    linker.wrap(MODULE, "random_get", |mut c: Caller<'_, TenantState>, ptr: i32, len: i32| {
         wasi(&mut c, |mem, st| {
             let buf = memory::bytes_mut(mem, ptr, len)?;
             st.platform.fill_entropy(buf).map_err(|_| Errno(errno::IO))
         })
     })?;
 
-    linker.func_wrap(MODULE, "fd_write", |mut c: Caller<'_, TenantState>, fd: i32, iovs: i32, n: i32, out: i32| {
+    linker.wrap(MODULE, "fd_write", |mut c: Caller<'_, TenantState>, fd: i32, iovs: i32, n: i32, out: i32| {
         wasi(&mut c, |mem, st| {
             let output = match fd {
                 1 => Output::Stdout,
@@ -223,7 +223,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<TenantState>) -> wasmtime::Resul
             Ok(())
         })
     })?;
-    linker.func_wrap(MODULE, "fd_read", |mut c: Caller<'_, TenantState>, fd: i32, _iovs: i32, _n: i32, out: i32| {
+    linker.wrap(MODULE, "fd_read", |mut c: Caller<'_, TenantState>, fd: i32, _iovs: i32, _n: i32, out: i32| {
         wasi(&mut c, |mem, _| {
             if fd != 0 {
                 return Err(Errno(errno::BADF));
@@ -233,7 +233,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<TenantState>) -> wasmtime::Resul
             Ok(())
         })
     })?;
-    linker.func_wrap(MODULE, "fd_fdstat_get", |mut c: Caller<'_, TenantState>, fd: i32, out: i32| {
+    linker.wrap(MODULE, "fd_fdstat_get", |mut c: Caller<'_, TenantState>, fd: i32, out: i32| {
         wasi(&mut c, |mem, _| {
             if !is_stdio(fd) {
                 return Err(Errno(errno::BADF));
@@ -246,7 +246,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<TenantState>) -> wasmtime::Resul
             Ok(())
         })
     })?;
-    linker.func_wrap(MODULE, "fd_filestat_get", |mut c: Caller<'_, TenantState>, fd: i32, out: i32| {
+    linker.wrap(MODULE, "fd_filestat_get", |mut c: Caller<'_, TenantState>, fd: i32, out: i32| {
         wasi(&mut c, |mem, _| {
             if !is_stdio(fd) {
                 return Err(Errno(errno::BADF));
@@ -259,31 +259,31 @@ pub(crate) fn add_to_linker(linker: &mut Linker<TenantState>) -> wasmtime::Resul
         })
     })?;
     // No preopened directories: EBADF ends wasi-libc's scan at fd 3.
-    linker.func_wrap(MODULE, "fd_prestat_get", |_: Caller<'_, TenantState>, _fd: i32, _out: i32| errno::BADF)?;
-    linker.func_wrap(MODULE, "fd_prestat_dir_name", |_: Caller<'_, TenantState>, _fd: i32, _p: i32, _l: i32| errno::BADF)?;
+    linker.wrap(MODULE, "fd_prestat_get", |_: Caller<'_, TenantState>, _fd: i32, _out: i32| errno::BADF)?;
+    linker.wrap(MODULE, "fd_prestat_dir_name", |_: Caller<'_, TenantState>, _fd: i32, _p: i32, _l: i32| errno::BADF)?;
     // Standard streams behave like a terminal's: they cannot seek, and syncing or
     // closing them is harmless.
-    linker.func_wrap(MODULE, "fd_close", |_: Caller<'_, TenantState>, fd: i32| {
+    linker.wrap(MODULE, "fd_close", |_: Caller<'_, TenantState>, fd: i32| {
         if is_stdio(fd) { errno::SUCCESS } else { errno::BADF }
     })?;
-    linker.func_wrap(MODULE, "fd_seek", |_: Caller<'_, TenantState>, fd: i32, _off: i64, _whence: i32, _out: i32| {
+    linker.wrap(MODULE, "fd_seek", |_: Caller<'_, TenantState>, fd: i32, _off: i64, _whence: i32, _out: i32| {
         if is_stdio(fd) { errno::SPIPE } else { errno::BADF }
     })?;
-    linker.func_wrap(MODULE, "fd_tell", |_: Caller<'_, TenantState>, fd: i32, _out: i32| {
+    linker.wrap(MODULE, "fd_tell", |_: Caller<'_, TenantState>, fd: i32, _out: i32| {
         if is_stdio(fd) { errno::SPIPE } else { errno::BADF }
     })?;
-    linker.func_wrap(MODULE, "fd_sync", |_: Caller<'_, TenantState>, fd: i32| {
+    linker.wrap(MODULE, "fd_sync", |_: Caller<'_, TenantState>, fd: i32| {
         if is_stdio(fd) { errno::SUCCESS } else { errno::BADF }
     })?;
-    linker.func_wrap(MODULE, "fd_datasync", |_: Caller<'_, TenantState>, fd: i32| {
+    linker.wrap(MODULE, "fd_datasync", |_: Caller<'_, TenantState>, fd: i32| {
         if is_stdio(fd) { errno::SUCCESS } else { errno::BADF }
     })?;
 
-    linker.func_wrap(MODULE, "proc_exit", |_: Caller<'_, TenantState>, status: i32| -> wasmtime::Result<()> {
+    linker.wrap(MODULE, "proc_exit", |_: Caller<'_, TenantState>, status: i32| -> wasmtime::Result<()> {
         Err(wasmtime::Error::new(ExitRequest(status)))
     })?;
-    linker.func_wrap(MODULE, "sched_yield", |_: Caller<'_, TenantState>| errno::SUCCESS)?;
-    linker.func_wrap(MODULE, "poll_oneoff", |mut c: Caller<'_, TenantState>, sin: i32, sout: i32, n: i32, nout: i32| {
+    linker.wrap(MODULE, "sched_yield", |_: Caller<'_, TenantState>| errno::SUCCESS)?;
+    linker.wrap(MODULE, "poll_oneoff", |mut c: Caller<'_, TenantState>, sin: i32, sout: i32, n: i32, nout: i32| {
         let result = poll_oneoff(&mut c, sin, sout, n, nout);
         // Time asleep is not the guest's CPU time: start its budget afresh.
         let ticks = c.data().budget_ticks;
@@ -292,8 +292,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<TenantState>) -> wasmtime::Resul
     })?;
 
     for (name, sig) in DENIED {
-        let ty = signature(linker.engine(), sig);
-        linker.func_new(MODULE, name, ty, |_, _, results: &mut [Val]| {
+        linker.new(MODULE, name, |engine| signature(engine, sig), |_, _, results: &mut [Val]| {
             results[0] = Val::I32(errno::NOTCAPABLE);
             Ok(())
         })?;

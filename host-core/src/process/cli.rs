@@ -161,11 +161,51 @@ pub fn parse_memory(text: &str) -> CliResult<u64> {
     limits::parse_size(text).map_err(|e| UserError(format!("--memory: {e}")))
 }
 
-/// Reads a file the user named, with an error that says which and why.
-pub fn read_input(path: &std::path::Path) -> CliResult<Vec<u8>> {
-    std::fs::read(path).map_err(|e| match e.kind() {
+fn input_error(path: &std::path::Path, e: std::io::Error) -> UserError {
+    match e.kind() {
         std::io::ErrorKind::NotFound => UserError(format!("{}: no such file", path.display())),
         std::io::ErrorKind::IsADirectory => UserError(format!("{}: is a directory, expected a file", path.display())),
         _ => UserError(format!("{}: {e}", path.display())),
-    })
+    }
+}
+
+/// Reads a file the user named, with an error that says which and why.
+pub fn read_input(path: &std::path::Path) -> CliResult<Vec<u8>> {
+    std::fs::read(path).map_err(|e| input_error(path, e))
+}
+
+/// An input file's bytes, mapped rather than read.
+pub enum Input {
+    /// A memory map of the file.
+    Mapped(memmap2::Mmap),
+    /// An empty file (which cannot be mapped).
+    Empty,
+}
+
+impl std::ops::Deref for Input {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Input::Mapped(m) => m,
+            Input::Empty => &[],
+        }
+    }
+}
+
+/// Maps a package or module for reading. Mapping instead of reading saves a
+/// start-up copy of the whole file into fresh memory; the loader verifies every
+/// byte's checksum and copies the code out before it runs any of it.
+pub fn map_input(path: &std::path::Path) -> CliResult<Input> {
+    let file = std::fs::File::open(path).map_err(|e| input_error(path, e))?;
+    let meta = file.metadata().map_err(|e| input_error(path, e))?;
+    if meta.is_dir() {
+        return Err(input_error(path, std::io::ErrorKind::IsADirectory.into()));
+    }
+    if meta.len() == 0 {
+        return Ok(Input::Empty);
+    }
+    // SAFETY: the map is read-only and private. If another process truncates the
+    // file meanwhile, reads could fault; that is the usual contract of mapping an
+    // input file (Wasmtime's own `deserialize_file` does the same).
+    unsafe { memmap2::Mmap::map(&file) }.map(Input::Mapped).map_err(|e| input_error(path, e))
 }

@@ -78,8 +78,9 @@ impl Platform for StdPlatform {
 ///
 /// `pooling_tenants` turns on the pooling allocator for hosts that instantiate
 /// often (daemons, benchmarks); a one-shot `oasis run` does not need it.
-pub fn native_runtime(pooling_tenants: Option<u32>) -> Result<Runtime, RuntimeError> {
-    let options = RuntimeOptions { pooling_tenants, ..RuntimeOptions::default() };
+/// `compiler: false` skips building Cranelift when only AOT code will run.
+pub fn native_runtime(pooling_tenants: Option<u32>, compiler: bool) -> Result<Runtime, RuntimeError> {
+    let options = RuntimeOptions { pooling_tenants, compiler, ..RuntimeOptions::default() };
     let runtime = Runtime::new(
         EngineProfile::native(),
         &options,

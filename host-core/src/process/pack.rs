@@ -122,7 +122,7 @@ pub fn inspect(args: InspectArgs) -> CliResult {
     let package = Package::parse(&bytes).map_err(|e| UserError(format!("{}: {e}", args.package.display())))?;
     let m = &package.manifest;
     println!("{} {}  ({} bytes, package format v1, Oasis ABI v{})", m.name, m.version, bytes.len(), m.abi);
-    let runtime = super::native_runtime(None)?;
+    let runtime = super::native_runtime(None, true)?;
     let app = runtime.load(&bytes, &m.name).map_err(|e| UserError(format!("{}: {e}", args.package.display())))?;
     let kind = match app.kind {
         AppKind::Command => "command (runs main to completion)",

@@ -6,7 +6,7 @@ use crate::load::CodeSource;
 use crate::tenant::{Exit, TenantConfig};
 use crate::EXIT_STOPPED;
 
-use super::cli::{CliResult, RunArgs, UserError, parse_env, parse_memory, read_input};
+use super::cli::{CliResult, RunArgs, UserError, map_input, parse_env, parse_memory};
 
 /// Runs the app; returns its exit status (or [`EXIT_STOPPED`]).
 pub fn run(args: RunArgs) -> CliResult {
@@ -17,11 +17,19 @@ pub fn run(args: RunArgs) -> CliResult {
             return Err(UserError(format!("--deny {kind}: unknown capability (known: {})", oasis_abi::kind::ALL.join(", "))));
         }
     }
-    let bytes = read_input(&args.app)?;
-    let runtime = super::native_runtime(None)?;
+    let started = std::time::Instant::now();
+    let bytes = map_input(&args.app)?;
+    let read_done = started.elapsed();
+    // Build Cranelift only if this run will compile: not for a package whose AOT
+    // code fits this host (the common case, and a fifth of a cold start).
+    let native = crate::EngineProfile::native();
+    let aot_fits = crate::package::peek_aot_fingerprint(&bytes, native.target()) == Some(native.fingerprint().as_str());
+    let runtime = super::native_runtime(None, !aot_fits)?;
+    let engine_done = started.elapsed();
     let name_hint = args.app.file_stem().and_then(|s| s.to_str()).unwrap_or("app");
     let app = runtime.load(&bytes, name_hint).map_err(|e| UserError(format!("{}: {e}", args.app.display())))?;
     drop(bytes);
+    let load_done = started.elapsed();
 
     let limits = Limits {
         memory_bytes: memory.unwrap_or(app.manifest.limits.memory_bytes),
@@ -37,6 +45,12 @@ pub fn run(args: RunArgs) -> CliResult {
             CodeSource::Recompiled { reason } => format!("recompiled at load: {reason}"),
         };
         eprintln!("oasis: {} {} ({:?}, {code})", app.manifest.name, app.manifest.version, app.kind);
+        eprintln!(
+            "oasis: start-up: read {:?}, engine {:?}, load {:?}",
+            read_done,
+            engine_done - read_done,
+            load_done - engine_done
+        );
     }
     let exit = match runtime.instantiate(&app, &cfg) {
         Ok(mut tenant) => tenant.run_to_exit(),

@@ -1,0 +1,67 @@
+//! `cargo xtask bench`: build everything, bring the peers, run `oasis-bench`.
+//!
+//! Peers, run side by side in the same script:
+//! - the `wasmtime` CLI 48.0.8, installed once into `<cache>/peers` (slow:
+//!   ~20 min cold on 2 cores; skipped with a note if it cannot be installed);
+//! - `hello` built natively from the same source.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use anyhow::{Context, Result};
+
+use crate::build;
+use crate::process;
+use crate::workspace::Workspace;
+
+const WASMTIME_CLI: &str = "wasmtime-cli@48.0.8";
+
+pub fn bench(ws: &Workspace) -> Result<()> {
+    build::build(ws)?;
+    let wasmtime = wasmtime_peer(ws);
+    let native_hello = native_hello(ws)?;
+    println!("bench: cargo run --release -p oasis-bench");
+    let mut cmd = Command::new(&ws.cargo);
+    cmd.args(["run", "--quiet", "--release", "-p", "oasis-bench", "--target-dir"])
+        .arg(&ws.target_dir)
+        .current_dir(&ws.root)
+        .env("OASIS_BIN", ws.oasis_bin())
+        .env("OASIS_TEST_ARTIFACTS", ws.app_artifacts())
+        .env("OASIS_BENCH_NATIVE_HELLO", native_hello);
+    if let Some(w) = wasmtime {
+        cmd.env("OASIS_BENCH_WASMTIME", w);
+    }
+    process::run(&mut cmd).context("the benchmark failed")
+}
+
+/// The `wasmtime` CLI from the cache, installing it there on first use.
+fn wasmtime_peer(ws: &Workspace) -> Option<PathBuf> {
+    let root = ws.cache_dir.join("peers");
+    let bin = root.join("bin").join("wasmtime");
+    if bin.is_file() {
+        return Some(bin);
+    }
+    println!("bench: installing the peer {WASMTIME_CLI} into {} (once; ~20 min on 2 cores)", root.display());
+    let mut cmd = Command::new(&ws.cargo);
+    cmd.args(["install", "--locked", WASMTIME_CLI, "--root"]).arg(&root);
+    match process::run(&mut cmd) {
+        Ok(()) if bin.is_file() => Some(bin),
+        Ok(()) => None,
+        Err(e) => {
+            println!("bench: the wasmtime peer is skipped: {e:#}");
+            None
+        }
+    }
+}
+
+/// `apps/hello` built for the host: the native baseline of the cold-start bench.
+fn native_hello(ws: &Workspace) -> Result<PathBuf> {
+    let target_dir = ws.target_dir.join("native-apps");
+    let mut cmd = Command::new(&ws.cargo);
+    cmd.args(["build", "--quiet", "--release", "--manifest-path"])
+        .arg(ws.root.join("apps/hello/Cargo.toml"))
+        .arg("--target-dir")
+        .arg(&target_dir);
+    process::run(&mut cmd).context("building the native hello peer")?;
+    Ok(target_dir.join("release").join("hello"))
+}
