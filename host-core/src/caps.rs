@@ -90,7 +90,10 @@ impl Capability {
 #[derive(Debug, Default)]
 pub struct CapTable {
     slots: Vec<Slot>,
-    free: Vec<u32>,
+    /// Free slots, oldest first: reusing the least recently freed slot makes a
+    /// stale handle's generation come round again only after 256 reuses of
+    /// every free slot, not of one.
+    free: alloc::collections::VecDeque<u32>,
     open: usize,
 }
 
@@ -124,7 +127,7 @@ impl CapTable {
         if self.open >= oasis_abi::MAX_HANDLES {
             return Err(Status::Limit);
         }
-        let index = match self.free.pop() {
+        let index = match self.free.pop_front() {
             Some(i) => i,
             None => {
                 self.slots.push(Slot { generation: 0, cap: None });
@@ -158,7 +161,7 @@ impl CapTable {
         let cap = slot.cap.take().expect("located slots are occupied");
         // A new generation makes every copy of the old handle stale.
         slot.generation = slot.generation.wrapping_add(1);
-        self.free.push(index as u32);
+        self.free.push_back(index as u32);
         self.open -= 1;
         Ok(cap)
     }

@@ -205,9 +205,12 @@ pub(crate) fn one_line(e: &wasmtime::Error) -> String {
     out
 }
 
+/// `N` of a name `oasis_vN` or `oasis_vN_…` (N all digits); `None` otherwise, so
+/// `oasis_version` or `oasis_vfs` are ordinary names.
 fn version_of(name: &str) -> Option<&str> {
     let rest = name.strip_prefix(VERSIONED_PREFIX)?;
-    Some(rest.split('_').next().unwrap_or(rest))
+    let v = rest.split('_').next().unwrap_or(rest);
+    (!v.is_empty() && v.bytes().all(|b| b.is_ascii_digit())).then_some(v)
 }
 
 fn wrong_version(v: &str) -> LoadError {
@@ -248,8 +251,24 @@ pub fn check_abi(module: &Module, manifest: &Manifest) -> Result<AppKind, LoadEr
     for export in module.exports() {
         let n = export.name();
         match n {
-            "memory" => has_memory = matches!(export.ty(), ExternType::Memory(_)),
-            "_start" | "_initialize" => has_entry = true,
+            "memory" => {
+                let ExternType::Memory(m) = export.ty() else {
+                    return Err(LoadError::Abi("export `memory` is not a memory".to_string()));
+                };
+                if m.is_64() || m.is_shared() {
+                    return Err(LoadError::Abi(
+                        "module's memory is 64-bit or shared: Oasis apps use one ordinary 32-bit memory (wasm32-wasip1)".to_string(),
+                    ));
+                }
+                has_memory = true;
+            }
+            "_start" | "_initialize" => {
+                let is_unit_fn = matches!(export.ty(), ExternType::Func(f) if f.params().len() == 0 && f.results().len() == 0);
+                if !is_unit_fn {
+                    return Err(LoadError::Abi(format!("export `{n}` must be a function with no parameters or results")));
+                }
+                has_entry = true;
+            }
             EXPORT_POLL => {
                 let ok = matches!(export.ty(), ExternType::Func(f)
                     if f.params().map(|p| matches!(p, ValType::I64)).eq([true])

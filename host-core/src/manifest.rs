@@ -111,7 +111,7 @@ pub enum ManifestError {
     #[error("limits: {0}")]
     Limit(#[from] LimitError),
     /// An environment variable name that WASI cannot carry.
-    #[error("env: `{0}` is not a valid variable name (no `=` or NUL, not empty)")]
+    #[error("env: `{0}` is not a valid variable (names: not empty, no `=` or NUL; values: no NUL)")]
     BadEnv(String),
 }
 
@@ -165,10 +165,14 @@ impl ManifestFile {
             limits.memory_bytes = limits::parse_size(memory)?;
         }
         if let Some(cpu) = self.limits.cpu_ms_per_call {
+            // "No budget" is the operator's call (--cpu-ms-per-call 0), never a package's.
+            if cpu == 0 {
+                return Err(ManifestError::Limit(LimitError::CpuRange(0)));
+            }
             limits.cpu_ms_per_call = cpu;
         }
         limits.validate()?;
-        if let Some(bad) = self.env.keys().find(|k| k.is_empty() || k.contains('=') || k.contains('\0')) {
+        if let Some((bad, _)) = self.env.iter().find(|(k, v)| k.is_empty() || k.contains('=') || k.contains('\0') || v.contains('\0')) {
             return Err(ManifestError::BadEnv(bad.clone()));
         }
         Ok(Manifest { name, version, abi, capabilities, limits, env: self.env })
@@ -293,6 +297,8 @@ TICKS = "5"
             Err(ManifestError::Limit(_))
         ));
         assert!(matches!(Manifest::parse("name=\"a\"\nversion=\"1\"\nabi=\"one\""), Err(ManifestError::Syntax(_))));
+        let no_budget = Manifest::parse("name=\"a\"\nversion=\"1\"\nabi=1\n[limits]\ncpu-ms-per-call=0").unwrap_err();
+        assert!(no_budget.to_string().contains("only the operator"), "{no_budget}");
         assert!(matches!(Manifest::parse("not toml at all ["), Err(ManifestError::Syntax(_))));
     }
 

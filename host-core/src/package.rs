@@ -31,8 +31,6 @@ use crate::manifest::{Manifest, ManifestError};
 pub const MAGIC: &[u8; 8] = b"OASISPK\x1a";
 /// The format version this code reads and writes.
 pub const FORMAT_VERSION: u32 = 1;
-/// Largest package this code accepts; guards allocations on a hostile header.
-pub const MAX_PACKAGE_BYTES: u64 = 1 << 32;
 /// Most sections in one package.
 pub const MAX_SECTIONS: u32 = 65_536;
 
@@ -143,7 +141,7 @@ impl<'a> Package<'a> {
         let sections = parse_sections(bytes)?;
         let mut manifest_text = None;
         let mut module = None;
-        let mut aot_targets: Vec<&str> = Vec::new();
+        let mut aot_targets = alloc::collections::BTreeSet::new();
         for s in &sections {
             match s.kind {
                 SectionKind::Manifest => {
@@ -162,10 +160,9 @@ impl<'a> Package<'a> {
                 }
                 SectionKind::Aot => {
                     let (target, _) = split_aot_name(s.name)?;
-                    if aot_targets.contains(&target) {
+                    if !aot_targets.insert(target) {
                         return Err(PackageError::Malformed(alloc::format!("two AOT sections for {target}")));
                     }
-                    aot_targets.push(target);
                 }
                 SectionKind::Asset => {}
             }
@@ -256,6 +253,10 @@ fn read_sections(bytes: &[u8], verify_data: bool) -> Result<Vec<Section<'_>>, Pa
     }
     let mut sections = Vec::with_capacity(count as usize);
     let mut at = 0usize;
+    // Sections must follow the table in order without overlapping, so that the
+    // work of checking (and later copying) a package is bounded by its size: a
+    // small hostile file cannot name the same gigabyte a thousand times.
+    let mut data_end = (HEADER_LEN + table.len()) as u64;
     for i in 0..count {
         let malformed = || PackageError::Malformed(alloc::format!("section table entry {i} overruns the table"));
         if table.len() < at + ENTRY_FIXED_LEN {
@@ -277,6 +278,10 @@ fn read_sections(bytes: &[u8], verify_data: bool) -> Result<Vec<Section<'_>>, Pa
         if end > bytes.len() as u64 {
             return Err(PackageError::Truncated("a section extends past the end of the file"));
         }
+        if offset < data_end {
+            return Err(PackageError::Malformed(alloc::format!("section {i} overlaps the table or an earlier section")));
+        }
+        data_end = end;
         let data = &bytes[offset as usize..end as usize];
         if verify_data && crc32(data) != crc {
             return Err(PackageError::Corrupted(describe(kind, name)));
@@ -421,6 +426,20 @@ mod tests {
         let last_data = b.len() - 20;
         b[last_data] ^= 1;
         assert!(matches!(Package::parse(&b), Err(PackageError::Corrupted(_))));
+    }
+
+    #[test]
+    fn overlapping_sections_are_refused() {
+        let mut bytes = sample();
+        // Point the second section (the module) at the first one's data.
+        let table_len = u32::from_le_bytes(bytes[16..20].try_into().unwrap()) as usize;
+        let first_offset = bytes[HEADER_LEN + 8..HEADER_LEN + 16].to_vec();
+        let second = HEADER_LEN + align_up(ENTRY_FIXED_LEN, 8);
+        bytes[second + 8..second + 16].copy_from_slice(&first_offset);
+        let crc = crc32(&bytes[HEADER_LEN..HEADER_LEN + table_len]);
+        bytes[20..24].copy_from_slice(&crc.to_le_bytes());
+        let err = Package::parse(&bytes).unwrap_err();
+        assert!(matches!(err, PackageError::Malformed(ref m) if m.contains("overlaps")), "{err}");
     }
 
     #[test]

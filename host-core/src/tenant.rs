@@ -28,11 +28,33 @@ pub struct TenantState {
     pub(crate) argv: Vec<Vec<u8>>,
     pub(crate) environ: Vec<Vec<u8>>,
     pub(crate) memory: Option<Memory>,
-    pub(crate) budget_ticks: u64,
+    budget_ticks: u64,
+    /// CPU budget per call in ns; 0 = none.
+    budget_ns: u64,
+    epoch_tick_ns: u64,
+    /// When the current call into the guest started, and how long of it the
+    /// host spent asleep on the guest's behalf.
+    call_started_ns: u64,
+    call_slept_ns: u64,
     limiter: MemoryLimiter,
 }
 
 impl TenantState {
+    /// Credits `slept` ns (starting at monotonic `since`) back to the current
+    /// call's CPU budget; returns the new epoch deadline in ticks from now.
+    ///
+    /// Only time actually asleep is credited, so a guest cannot reset its budget
+    /// with zero-length sleeps.
+    pub(crate) fn credit_sleep(&mut self, slept: u64, since: u64) -> Option<u64> {
+        if self.budget_ns == 0 || slept == 0 {
+            return None;
+        }
+        self.call_slept_ns = self.call_slept_ns.saturating_add(slept);
+        let ran = since.saturating_sub(self.call_started_ns).saturating_sub(self.call_slept_ns - slept);
+        let left = self.budget_ns.saturating_sub(ran);
+        Some(left.div_ceil(self.epoch_tick_ns).max(1))
+    }
+
     /// Delivers a closed log stream's unfinished last line.
     pub(crate) fn flush_console(&self, cap: Capability) {
         if let Capability::Console { stream, pending } = cap {
@@ -92,6 +114,8 @@ pub enum StopReason {
     Idle,
     /// Instantiation failed (e.g. a start function trapped, or resources ran out).
     Instantiate(String),
+    /// The guest broke the ABI's wake-up protocol.
+    Protocol(String),
 }
 
 impl core::fmt::Display for StopReason {
@@ -114,6 +138,7 @@ impl core::fmt::Display for StopReason {
             StopReason::MemoryLimit(m) => f.write_str(m),
             StopReason::Idle => f.write_str("app is idle with nothing to wake it: its main task waits for an event that cannot come"),
             StopReason::Instantiate(m) => write!(f, "app could not be instantiated: {m}"),
+            StopReason::Protocol(m) => write!(f, "app broke the Oasis ABI: {m}"),
         }
     }
 }
@@ -209,7 +234,9 @@ impl Runtime {
         }
         let budget_ticks = match cfg.limits.cpu_ms_per_call {
             0 => NO_BUDGET_TICKS,
-            ms => ms.div_ceil(self.epoch_tick_ms),
+            // One tick more: the first tick may come at once, so N ticks could
+            // be a little under N ms.
+            ms => ms.div_ceil(self.epoch_tick_ms) + 1,
         };
         let state = TenantState {
             name: cfg.name.clone(),
@@ -220,6 +247,10 @@ impl Runtime {
             environ: env.iter().map(|(k, v)| format!("{k}={v}").into_bytes()).collect(),
             memory: None,
             budget_ticks,
+            budget_ns: cfg.limits.cpu_ms_per_call.saturating_mul(1_000_000),
+            epoch_tick_ns: self.epoch_tick_ms * 1_000_000,
+            call_started_ns: 0,
+            call_slept_ns: 0,
             limiter: MemoryLimiter::new(cfg.limits.memory_bytes),
         };
         let mut store = Store::new(&self.engine, state);
@@ -282,7 +313,10 @@ impl Tenant {
     }
 
     fn arm_budget(&mut self) {
-        let ticks = self.store.data().budget_ticks;
+        let state = self.store.data_mut();
+        state.call_started_ns = state.platform.monotonic_ns();
+        state.call_slept_ns = 0;
+        let ticks = state.budget_ticks;
         self.store.set_epoch_deadline(ticks);
     }
 
@@ -325,7 +359,9 @@ impl Tenant {
                 // v1 has no capability whose readiness could wake the app.
                 self.end(Exit::Stopped(StopReason::Idle))
             }
-            Ok(d) if d < 0 => Step::WaitForEvents,
+            Ok(d) if d < 0 => self.end(Exit::Stopped(StopReason::Protocol(format!(
+                "oasis_v1_poll returned {d}: a deadline must be >= 0, or -1 for none"
+            )))),
             Ok(d) => Step::Deadline(d as u64),
             Err(e) => self.finish(e),
         }
@@ -537,17 +573,7 @@ mod tests {
     #[test]
     fn cpu_budget_stops_an_endless_loop() {
         let (rt, _) = runtime();
-        let engine = rt.engine().clone();
-        let stop = Arc::new(core::sync::atomic::AtomicBool::new(false));
-        let ticker = {
-            let stop = stop.clone();
-            std::thread::spawn(move || {
-                while !stop.load(core::sync::atomic::Ordering::Relaxed) {
-                    engine.increment_epoch();
-                    std::thread::sleep(std::time::Duration::from_millis(1));
-                }
-            })
-        };
+        let (stop, ticker) = ticking(&rt);
         let wat = r#"(module (memory (export "memory") 1) (func (export "_start") (loop (br 0))))"#;
         let exit = run(&rt, wat, &[], Limits { memory_bytes: 1 << 20, cpu_ms_per_call: 20 });
         stop.store(true, core::sync::atomic::Ordering::Relaxed);
@@ -570,6 +596,76 @@ mod tests {
                 (i64.add (local.get $now) (i64.const 1000))))"#;
         assert_eq!(run(&rt, wat, &[], Limits::default()), Exit::Status(3));
         assert_eq!(*rec.now.lock().unwrap(), 2000, "slept until each deadline");
+    }
+
+    fn ticking(rt: &Runtime) -> (Arc<core::sync::atomic::AtomicBool>, std::thread::JoinHandle<()>) {
+        let engine = rt.engine().clone();
+        let stop = Arc::new(core::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let ticker = std::thread::spawn(move || {
+            while !flag.load(core::sync::atomic::Ordering::Relaxed) {
+                engine.increment_epoch();
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+        });
+        (stop, ticker)
+    }
+
+    #[test]
+    fn zero_length_sleeps_do_not_reset_the_cpu_budget() {
+        let (rt, _) = runtime();
+        let (stop, ticker) = ticking(&rt);
+        // Spins forever, calling poll_oneoff with a 0 ns relative clock timeout.
+        let wat = r#"(module
+            (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
+            (memory (export "memory") 1)
+            (data (i32.const 8) "\01")
+            (data (i32.const 16) "\01")
+            (func (export "_start")
+                (loop (drop (call $poll (i32.const 0) (i32.const 100) (i32.const 1) (i32.const 200))) (br 0))))"#;
+        let exit = run(&rt, wat, &[], Limits { memory_bytes: 1 << 20, cpu_ms_per_call: 30 });
+        stop.store(true, core::sync::atomic::Ordering::Relaxed);
+        ticker.join().unwrap();
+        assert_eq!(exit, Exit::Stopped(StopReason::CpuBudget { ms: 30 }));
+    }
+
+    #[test]
+    fn fd_write_checks_every_iovec_before_writing() {
+        let (rt, rec) = runtime();
+        // Two iovecs: a good one, then one pointing past the end of memory.
+        let wat = r#"(module
+            (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+            (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+            (memory (export "memory") 1)
+            (data (i32.const 100) "\80\00\00\00\03\00\00\00\00\00\01\00\10\00\00\00")
+            (data (i32.const 128) "hi\n")
+            (func (export "_start")
+                (call $exit (i32.add
+                    (i32.mul (call $write (i32.const 1) (i32.const 100) (i32.const 2) (i32.const 200)) (i32.const 1000))
+                    (call $write (i32.const 1) (i32.const 100) (i32.const 5000) (i32.const 200))))))"#;
+        assert_eq!(run(&rt, wat, &[], Limits::default()), Exit::Status(21 * 1000 + 28), "EFAULT, then EINVAL for 5000 iovecs");
+        assert!(rec.lines.lock().unwrap().is_empty(), "nothing may be written when an iovec is bad");
+    }
+
+    #[test]
+    fn long_lines_are_delivered_in_bounded_pieces() {
+        let (rt, rec) = runtime();
+        // 40000 bytes with no newline on the default console stream.
+        let body = "(drop (call $open (i32.const 0) (i32.const 7) (i32.const 200)))
+                    (drop (call $write (i32.load (i32.const 200)) (i32.const 1000) (i32.const 40000)))
+                    (i32.const 0)";
+        assert_eq!(run(&rt, &exits_with(body), &["console"], Limits::default()), Exit::Status(0));
+        let lens: Vec<usize> = rec.lines.lock().unwrap().iter().map(|l| l.len() - "[app]".len()).collect();
+        assert_eq!(lens, [16384, 16384, 40000 - 2 * 16384]);
+    }
+
+    #[test]
+    fn poll_deadlines_below_minus_one_break_the_protocol() {
+        let (rt, _) = runtime();
+        let wat = r#"(module (memory (export "memory") 1) (func (export "_start"))
+            (func (export "oasis_v1_poll") (param i64) (result i64) (i64.const -5)))"#;
+        let exit = run(&rt, wat, &[], Limits::default());
+        assert!(matches!(exit, Exit::Stopped(StopReason::Protocol(ref m)) if m.contains("-5")), "{exit:?}");
     }
 
     #[test]

@@ -55,12 +55,24 @@ fn unknown_imports_are_named() {
         (r#"(module (import "oasis_v1" "cap_open" (func (param i32))) (memory (export "memory") 1) (func (export "_start")))"#, "cap_open"),
         (r#"(module (func (export "_start")))"#, "no memory"),
         (r#"(module (memory (export "memory") 1))"#, "no entry point"),
+        (r#"(module (memory (export "memory") 1) (func (export "_start") (param i32)))"#, "no parameters or results"),
+        (r#"(module (memory (export "memory") i64 1) (func (export "_start")))"#, "64-bit"),
     ];
     for (i, (wat, needle)) in cases.iter().enumerate() {
         let path = dir.join(format!("m{i}.wasm"));
         std::fs::write(&path, module_with(wat)).unwrap();
         oasis(&["run", s(&path)]).assert_bad_input(needle);
     }
+}
+
+#[test]
+fn names_that_merely_start_like_a_version_are_fine() {
+    let dir = scratch("notversions");
+    let path = dir.join("ok.wasm");
+    let wat = r#"(module (memory (export "memory") 1) (func (export "_start")) (func (export "oasis_version")))"#;
+    std::fs::write(&path, module_with(wat)).unwrap();
+    let r = oasis(&["run", s(&path)]);
+    assert_eq!(r.status, 0, "{r:#?}");
 }
 
 #[test]

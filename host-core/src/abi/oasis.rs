@@ -95,13 +95,21 @@ pub(crate) fn add_to_linker(linker: &mut Definer<'_>) -> wasmtime::Result<()> {
                 return Err(Status::WrongKind);
             };
             let buf = memory::bytes_mut(mem, ptr, len)?;
-            st.platform.fill_entropy(buf).map_err(|_| Status::Unsupported)
+            st.platform.fill_entropy(buf).map_err(|_| {
+                // "Writes nothing when the status is not OK": no half-random bytes.
+                buf.fill(0);
+                Status::Unsupported
+            })
         })
     })?;
     Ok(())
 }
 
 /// Appends `data` to a log stream and delivers every completed line.
+///
+/// The held partial line never exceeds [`MAX_PENDING_LINE`]: a longer run
+/// without a newline is delivered in pieces of that size, so the host's memory
+/// per handle is bounded whatever the guest writes.
 pub(crate) fn write_lines(
     platform: &dyn crate::Platform,
     tenant: &str,
@@ -109,20 +117,34 @@ pub(crate) fn write_lines(
     pending: &mut Vec<u8>,
     mut data: &[u8],
 ) {
-    while let Some(nl) = data.iter().position(|&b| b == b'\n') {
-        let (line, rest) = (&data[..nl], &data[nl + 1..]);
-        if pending.is_empty() {
-            let _ = platform.write_output(tenant, Output::Log { stream }, line);
-        } else {
-            pending.extend_from_slice(line);
-            let _ = platform.write_output(tenant, Output::Log { stream }, pending);
-            pending.clear();
+    let deliver = |line: &[u8]| {
+        let _ = platform.write_output(tenant, Output::Log { stream }, line);
+    };
+    while !data.is_empty() {
+        let room = MAX_PENDING_LINE - pending.len();
+        let window = &data[..data.len().min(room)];
+        match window.iter().position(|&b| b == b'\n') {
+            Some(nl) if pending.is_empty() => {
+                // The common case: a whole line straight from guest memory.
+                deliver(&window[..nl]);
+                data = &data[nl + 1..];
+            }
+            Some(nl) => {
+                pending.extend_from_slice(&window[..nl]);
+                deliver(pending);
+                pending.clear();
+                data = &data[nl + 1..];
+            }
+            None if window.len() == room => {
+                pending.extend_from_slice(window);
+                deliver(pending);
+                pending.clear();
+                data = &data[window.len()..];
+            }
+            None => {
+                pending.extend_from_slice(window);
+                data = &[];
+            }
         }
-        data = rest;
-    }
-    pending.extend_from_slice(data);
-    if pending.len() > MAX_PENDING_LINE {
-        let _ = platform.write_output(tenant, Output::Log { stream }, pending);
-        pending.clear();
     }
 }

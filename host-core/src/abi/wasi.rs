@@ -152,10 +152,34 @@ fn write_sizes(mem: &mut [u8], count_out: i32, size_out: i32, items: &[Vec<u8>])
     Ok(())
 }
 
+/// Most iovecs one call may pass (POSIX's usual `IOV_MAX`).
+const MAX_IOVECS: u32 = 1024;
+
+/// Decodes and bounds-checks an iovec list: `n` pairs of (`u32` pointer, `u32` length).
+fn iovecs(mem: &[u8], iovs: i32, n: i32) -> Result<Vec<core::ops::Range<usize>>, Errno> {
+    let n = n as u32;
+    if n > MAX_IOVECS {
+        return Err(Errno(errno::INVAL));
+    }
+    let table = memory::bytes(mem, iovs, (n * 8) as i32)?;
+    table
+        .chunks_exact(8)
+        .map(|iov| {
+            let ptr = u32::from_le_bytes(iov[0..4].try_into().expect("4 bytes"));
+            let len = u32::from_le_bytes(iov[4..8].try_into().expect("4 bytes"));
+            memory::range(mem, ptr as i32, len).map_err(Errno::from)
+        })
+        .collect()
+}
+
 fn clock_now(st: &TenantState, id: i32) -> Result<u64, Errno> {
+    clock_now_of(id, st.platform.monotonic_ns(), st.platform.wall_ns())
+}
+
+fn clock_now_of(id: i32, monotonic: u64, wall: u64) -> Result<u64, Errno> {
     match id {
-        CLOCK_REALTIME => Ok(st.platform.wall_ns()),
-        CLOCK_MONOTONIC => Ok(st.platform.monotonic_ns()),
+        CLOCK_REALTIME => Ok(wall),
+        CLOCK_MONOTONIC => Ok(monotonic),
         // CPU-time clocks would leak scheduling information across tenants and
         // mean little in a reactor; std never needs them.
         2 | 3 => Err(Errno(errno::NOTSUP)),
@@ -210,14 +234,18 @@ pub(crate) fn add_to_linker(linker: &mut Definer<'_>) -> wasmtime::Result<()> {
                 _ => return Err(Errno(errno::BADF)),
             };
             memory::check(mem, out, 4)?;
+            let iovs = iovecs(mem, iovs, n)?;
+            // Every iovec was checked before anything is written: a fault must not
+            // leave half the output delivered (std would retry and duplicate it).
             let mut written: u32 = 0;
-            for i in 0..n as u32 {
-                let iov = iovs.wrapping_add((i * 8) as i32);
-                let ptr = memory::read_u32(mem, iov)? as i32;
-                let len = memory::read_u32(mem, iov.wrapping_add(4))? as i32;
-                let data = memory::bytes(mem, ptr, len)?;
+            for range in iovs {
+                let data = &mem[range];
+                // Stop at 4 GiB - 1 so the count fits; WASI allows a short write.
+                let Some(total) = written.checked_add(data.len() as u32).filter(|_| data.len() <= u32::MAX as usize) else {
+                    break;
+                };
                 st.platform.write_output(&st.name, output, data).map_err(|_| Errno(errno::IO))?;
-                written = written.wrapping_add(data.len() as u32);
+                written = total;
             }
             memory::write_u32(mem, out, written)?;
             Ok(())
@@ -284,11 +312,7 @@ pub(crate) fn add_to_linker(linker: &mut Definer<'_>) -> wasmtime::Result<()> {
     })?;
     linker.wrap(MODULE, "sched_yield", |_: Caller<'_, TenantState>| errno::SUCCESS)?;
     linker.wrap(MODULE, "poll_oneoff", |mut c: Caller<'_, TenantState>, sin: i32, sout: i32, n: i32, nout: i32| {
-        let result = poll_oneoff(&mut c, sin, sout, n, nout);
-        // Time asleep is not the guest's CPU time: start its budget afresh.
-        let ticks = c.data().budget_ticks;
-        wasmtime::AsContextMut::as_context_mut(&mut c).set_epoch_deadline(ticks);
-        result
+        poll_oneoff(&mut c, sin, sout, n, nout)
     })?;
 
     for (name, sig) in DENIED {
@@ -316,33 +340,35 @@ struct Subscription {
 
 const SUBSCRIPTION_LEN: i32 = 48;
 const EVENT_LEN: i32 = 32;
+const EVENTTYPE_FD_WRITE: u8 = 2;
+/// Most subscriptions one `poll_oneoff` may pass: bounds the host's work and
+/// memory per call (std passes one).
+const MAX_SUBSCRIPTIONS: i32 = 4096;
 
 fn poll_oneoff(c: &mut Caller<'_, TenantState>, sin: i32, sout: i32, n: i32, nout: i32) -> i32 {
     // Decode all subscriptions first, with the memory borrowed only briefly: the
     // sleep below must not hold it.
     let mut subs = Vec::new();
     let decoded = wasi(c, |mem, st| {
-        if n <= 0 {
+        if n <= 0 || n > MAX_SUBSCRIPTIONS {
             return Err(Errno(errno::INVAL));
         }
-        memory::check(mem, sout, (n as u32).saturating_mul(EVENT_LEN as u32))?;
+        memory::check(mem, sout, n as u32 * EVENT_LEN as u32)?;
         memory::check(mem, nout, 4)?;
+        let table = memory::bytes(mem, sin, n * SUBSCRIPTION_LEN)?;
         let now_mono = st.platform.monotonic_ns();
         let now_wall = st.platform.wall_ns();
-        for i in 0..n {
-            let at = sin.wrapping_add(i.wrapping_mul(SUBSCRIPTION_LEN));
-            let sub = memory::bytes(mem, at, SUBSCRIPTION_LEN)?;
+        for sub in table.chunks_exact(SUBSCRIPTION_LEN as usize) {
             let userdata = u64::from_le_bytes(sub[0..8].try_into().expect("8 bytes"));
             let tag = sub[8];
+            if tag > EVENTTYPE_FD_WRITE {
+                return Err(Errno(errno::INVAL));
+            }
             let deadline = if tag == EVENTTYPE_CLOCK {
                 let id = i32::from_le_bytes(sub[16..20].try_into().expect("4 bytes"));
                 let timeout = u64::from_le_bytes(sub[24..32].try_into().expect("8 bytes"));
                 let flags = u16::from_le_bytes(sub[40..42].try_into().expect("2 bytes"));
-                let now = match id {
-                    CLOCK_MONOTONIC => now_mono,
-                    CLOCK_REALTIME => now_wall,
-                    _ => return Err(Errno(errno::INVAL)),
-                };
+                let now = clock_now_of(id, now_mono, now_wall)?;
                 let abs = if flags & SUBCLOCKFLAG_ABSTIME != 0 { timeout } else { now.saturating_add(timeout) };
                 // Express every deadline on the monotonic clock, which is what we sleep on.
                 Some(now_mono.saturating_add(abs.saturating_sub(now)))
@@ -360,8 +386,14 @@ fn poll_oneoff(c: &mut Caller<'_, TenantState>, sin: i32, sout: i32, n: i32, nou
     if !has_fd {
         if let Some(earliest) = subs.iter().filter_map(|s| s.deadline).min() {
             let platform = c.data().platform.clone();
+            let before = platform.monotonic_ns();
             while platform.monotonic_ns() < earliest {
                 platform.sleep_until(earliest);
+            }
+            // Time asleep is not the guest's CPU time: give it back.
+            let slept = platform.monotonic_ns().saturating_sub(before);
+            if let Some(ticks) = c.data_mut().credit_sleep(slept, before) {
+                wasmtime::AsContextMut::as_context_mut(c).set_epoch_deadline(ticks);
             }
         }
     }
@@ -379,6 +411,7 @@ fn poll_oneoff(c: &mut Caller<'_, TenantState>, sin: i32, sout: i32, n: i32, nou
             event[0..8].copy_from_slice(&s.userdata.to_le_bytes());
             event[8..10].copy_from_slice(&(error as u16).to_le_bytes());
             event[10] = s.tag;
+            // count < n <= MAX_SUBSCRIPTIONS, and the whole event array was checked above.
             memory::write_bytes(mem, sout.wrapping_add(count as i32 * EVENT_LEN), &event)?;
             count += 1;
         }

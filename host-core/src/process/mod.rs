@@ -91,19 +91,32 @@ pub fn native_runtime(pooling_tenants: Option<u32>, compiler: bool) -> Result<Ru
     Ok(runtime)
 }
 
-/// Advances `engine`'s epoch every [`EPOCH_TICK`] for the life of the process.
-/// A weak reference lets the thread end once the engine is dropped.
+/// Advances `engine`'s epoch once per elapsed [`EPOCH_TICK`] for the life of
+/// the process. Ticks follow the clock, not the number of wake-ups: a sleep can
+/// last far longer than asked (about 15 ms on Windows, or on a loaded machine),
+/// and budgets must still mean milliseconds. A weak reference lets the thread
+/// end once the engine is dropped.
 fn start_epoch_ticker(engine: wasmtime::Engine) {
     let weak = engine.weak();
     drop(engine);
-    std::thread::Builder::new()
+    let spawned = std::thread::Builder::new()
         .name("oasis-epoch".into())
+        .stack_size(64 << 10)
         .spawn(move || {
+            let start = Instant::now();
+            let mut ticks: u128 = 0;
             while let Some(engine) = weak.upgrade() {
-                engine.increment_epoch();
+                let due = start.elapsed().as_nanos() / EPOCH_TICK.as_nanos();
+                while ticks < due {
+                    engine.increment_epoch();
+                    ticks += 1;
+                }
                 drop(engine);
                 std::thread::sleep(EPOCH_TICK);
             }
-        })
-        .expect("spawning the epoch thread");
+        });
+    if let Err(e) = spawned {
+        // Without a ticker, CPU budgets cannot fire; say so rather than die.
+        eprintln!("oasis: warning: no epoch thread ({e}): CPU budgets are not enforced");
+    }
 }
