@@ -154,6 +154,11 @@ impl Slab {
     }
 }
 
+/// Most task polls in one turn. Chains of wake-ups normally finish in a few
+/// polls; two tasks that wake each other forever would not, and the turn must
+/// end for the host to stay in control.
+const MAX_POLLS_PER_TURN: u32 = 4096;
+
 /// The executor's state.
 #[derive(Default)]
 pub(crate) struct Runtime {
@@ -205,6 +210,7 @@ impl Runtime {
         // A task that wakes itself (a yield) waits for the next turn instead of
         // running again at once: otherwise a task yielding in a loop would keep
         // the turn going forever and the host would never get control back.
+        // (Tasks waking each other are bounded by `MAX_POLLS_PER_TURN`.)
         if self.current.get() == Some(id) {
             self.deferred.borrow_mut().push(id);
         } else {
@@ -238,9 +244,16 @@ impl Runtime {
         self.timers.borrow_mut().expire(now_ns, &mut due);
         due.into_iter().for_each(Waker::wake);
 
+        let mut polls = 0;
         loop {
+            if polls == MAX_POLLS_PER_TURN {
+                // Tasks keep waking each other: hand control back to the host
+                // ("call me again at once") rather than run past the CPU budget.
+                return Next::At(now_ns);
+            }
             let next = self.ready.borrow_mut().pop_front();
             let Some(id) = next else { break };
+            polls += 1;
             self.run(id);
             if let Some(status) = self.exit.get() {
                 return Next::Exit(status);

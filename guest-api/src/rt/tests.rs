@@ -217,6 +217,49 @@ fn a_yielding_task_runs_again_next_turn() {
 }
 
 #[test]
+fn a_reset_sleep_stays_armed() {
+    setup(0);
+    let shared = Rc::new(RefCell::new(Box::pin(sleep(Duration::from_millis(10)))));
+    let done = Rc::new(Cell::new(false));
+    let (s, d) = (Rc::clone(&shared), Rc::clone(&done));
+    drop(spawn(std::future::poll_fn(move |cx| {
+        let ready = s.borrow_mut().as_mut().poll(cx).is_ready();
+        d.set(ready);
+        if ready { Poll::Ready(()) } else { Poll::Pending }
+    })));
+    assert_eq!(turn_at(0), Next::At(10 * MS));
+    // Pushed back from outside the task, which is not polled in between.
+    shared.borrow_mut().as_mut().reset(Instant::from_nanos(30 * MS));
+    assert_eq!(with(|rt| rt.timers.borrow().next_deadline()), Some(30 * MS), "re-armed at the new deadline");
+    assert_eq!(turn_at(30), Next::Idle);
+    assert!(done.get(), "woken at the new deadline");
+}
+
+#[test]
+fn two_tasks_waking_each_other_end_the_turn() {
+    setup(0);
+    // Ping-pong over two shared waker slots: each task wakes the other and waits.
+    let slots: Rc<[RefCell<Option<Waker>>; 2]> = Rc::new(Default::default());
+    let polls = Rc::new(Cell::new(0));
+    for me in 0..2 {
+        let (slots, count) = (Rc::clone(&slots), Rc::clone(&polls));
+        drop(spawn(std::future::poll_fn(move |cx| {
+            count.set(count.get() + 1);
+            *slots[me].borrow_mut() = Some(cx.waker().clone());
+            if let Some(other) = slots[1 - me].borrow_mut().take() {
+                other.wake();
+            }
+            Poll::<()>::Pending
+        })));
+    }
+    assert_eq!(turn_at(3), Next::At(3 * MS), "more to do: call again at once");
+    let first = polls.get();
+    assert!((2..=4096).contains(&first), "the turn ended after a bounded number of polls: {first}");
+    assert_eq!(turn_at(3), Next::At(3 * MS));
+    assert!(polls.get() > first, "and the tasks go on next turn");
+}
+
+#[test]
 fn many_wakes_queue_a_task_once() {
     setup(0);
     let signal = Rc::new(Signal::default());

@@ -53,8 +53,8 @@ impl TimerQueue {
     }
 
     /// Forgets an entry (nothing happens if it already fired).
-    pub(crate) fn remove(&mut self, key: TimerKey) {
-        self.entries.remove(&key);
+    pub(crate) fn remove(&mut self, key: TimerKey) -> Option<Waker> {
+        self.entries.remove(&key)
     }
 
     /// The earliest pending deadline.

@@ -52,9 +52,18 @@ impl Sleep {
     }
 
     /// Moves the deadline, e.g. to extend an idle timeout.
+    ///
+    /// A sleep that was waiting stays armed with the same waker, so its task is
+    /// woken at the new deadline even if nothing polls the sleep meanwhile.
     pub fn reset(&mut self, deadline: Instant) {
-        self.cancel();
+        let waker = self
+            .timer
+            .take()
+            .and_then(|key| try_with_runtime(|rt| rt.timers.borrow_mut().remove(key)).flatten());
         self.deadline = deadline;
+        if let Some(waker) = waker {
+            self.timer = Some(with_runtime(|rt| rt.timers.borrow_mut().insert(deadline.as_nanos(), waker)));
+        }
     }
 
     fn cancel(&mut self) {
