@@ -55,6 +55,12 @@ impl Handle {
         Ok(Handle { raw })
     }
 
+    /// Takes ownership of a handle the host returned (from `tcp_accept`,
+    /// `tcp_listen`, …); `None` for 0, which is never a handle.
+    pub(crate) fn from_raw(raw: u32) -> Option<Handle> {
+        NonZeroU32::new(raw).map(|raw| Handle { raw })
+    }
+
     /// The raw handle, for calls into [`crate::sys`].
     pub fn as_raw(&self) -> i32 {
         self.raw.get() as i32

@@ -41,6 +41,23 @@ pub enum Error {
     Closed,
     /// This host cannot do this on this platform.
     Unsupported,
+    /// A network operation the operator did not grant (ABI.md section 7).
+    NetNotGranted {
+        /// What was refused, e.g. `listen on port 8080`.
+        action: String,
+        /// How the operator grants it, e.g. `publish it with oasis run -p HOST_PORT:8080`.
+        hint: String,
+    },
+    /// The connection was refused (nothing listens at the address).
+    Refused,
+    /// The connection was reset by the peer.
+    Reset,
+    /// The host port the app's port is mapped to is already taken.
+    AddrInUse,
+    /// The address cannot be reached (no route).
+    Unreachable,
+    /// The connection attempt (or another network operation) timed out.
+    TimedOut,
     /// A status this version of the SDK does not know (from a newer host).
     Unknown(i32),
     /// An error raised by the app itself.
@@ -82,13 +99,18 @@ impl Error {
             Status::Limit => Error::Limit,
             Status::Closed => Error::Closed,
             Status::Unsupported => Error::Unsupported,
+            Status::Refused => Error::Refused,
+            Status::Reset => Error::Reset,
+            Status::AddrInUse => Error::AddrInUse,
+            Status::Unreachable => Error::Unreachable,
+            Status::TimedOut => Error::TimedOut,
         })
     }
 
     /// The ABI status this error stands for, if it came from the host.
     pub fn status(&self) -> Option<Status> {
         Some(match self {
-            Error::NotGranted { .. } => Status::NotGranted,
+            Error::NotGranted { .. } | Error::NetNotGranted { .. } => Status::NotGranted,
             Error::BadHandle => Status::BadHandle,
             Error::WrongKind => Status::WrongKind,
             Error::NotReady => Status::NotReady,
@@ -97,6 +119,11 @@ impl Error {
             Error::Limit => Status::Limit,
             Error::Closed => Status::Closed,
             Error::Unsupported => Status::Unsupported,
+            Error::Refused => Status::Refused,
+            Error::Reset => Status::Reset,
+            Error::AddrInUse => Status::AddrInUse,
+            Error::Unreachable => Status::Unreachable,
+            Error::TimedOut => Status::TimedOut,
             Error::Unknown(_) | Error::Other(_) => return None,
         })
     }
@@ -122,6 +149,12 @@ impl fmt::Display for Error {
             Error::Limit => f.write_str("a per-app limit was reached (e.g. too many open handles)"),
             Error::Closed => f.write_str("the other end has closed"),
             Error::Unsupported => f.write_str("this host does not support the operation"),
+            Error::NetNotGranted { action, hint } => write!(f, "{action} was not granted: {hint}"),
+            Error::Refused => f.write_str("connection refused"),
+            Error::Reset => f.write_str("connection reset by the peer"),
+            Error::AddrInUse => f.write_str("the host port is already in use"),
+            Error::Unreachable => f.write_str("the address is unreachable (no route)"),
+            Error::TimedOut => f.write_str("the operation timed out"),
             Error::Unknown(status) => write!(f, "the host answered unknown status {status}"),
             Error::Other(message) => f.write_str(message),
         }
@@ -131,7 +164,16 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {}
 
 impl From<std::io::Error> for Error {
+    /// An `io::Error` made from an [`Error`] (by the SDK's `futures-io`
+    /// impls, say) turns back into that error; any other becomes
+    /// [`Error::Other`].
     fn from(e: std::io::Error) -> Error {
+        if e.get_ref().is_some_and(|inner| inner.is::<Error>()) {
+            if let Some(Ok(ours)) = e.into_inner().map(|inner| inner.downcast::<Error>()) {
+                return *ours;
+            }
+            unreachable!("checked that the io::Error wraps an oasis::Error");
+        }
         Error::Other(e.to_string())
     }
 }
@@ -152,11 +194,18 @@ impl From<&str> for Error {
 impl From<Error> for std::io::Error {
     fn from(e: Error) -> std::io::Error {
         let kind = match e {
-            Error::NotGranted { .. } => std::io::ErrorKind::PermissionDenied,
+            Error::NotGranted { .. } | Error::NetNotGranted { .. } => {
+                std::io::ErrorKind::PermissionDenied
+            }
             Error::NotReady => std::io::ErrorKind::WouldBlock,
             Error::Invalid(_) => std::io::ErrorKind::InvalidInput,
             Error::Closed => std::io::ErrorKind::BrokenPipe,
             Error::Unsupported => std::io::ErrorKind::Unsupported,
+            Error::Refused => std::io::ErrorKind::ConnectionRefused,
+            Error::Reset => std::io::ErrorKind::ConnectionReset,
+            Error::AddrInUse => std::io::ErrorKind::AddrInUse,
+            Error::Unreachable => std::io::ErrorKind::HostUnreachable,
+            Error::TimedOut => std::io::ErrorKind::TimedOut,
             _ => std::io::ErrorKind::Other,
         };
         std::io::Error::new(kind, e)
@@ -173,7 +222,9 @@ mod tests {
         assert!(matches!(Error::check(2), Err(Error::BadHandle)));
         assert!(matches!(Error::check(9), Err(Error::Unsupported)));
         assert!(matches!(Error::check(42), Err(Error::Unknown(42))));
-        for raw in 1..10 {
+        assert!(matches!(Error::check(10), Err(Error::Refused)));
+        assert!(matches!(Error::check(14), Err(Error::TimedOut)));
+        for raw in 1..15 {
             assert_eq!(Error::check(raw).unwrap_err().status().unwrap() as i32, raw);
         }
     }
@@ -189,6 +240,31 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("list \"clock\" in the manifest"), "{text}");
+    }
+
+    #[test]
+    fn net_errors_map_to_io_kinds() {
+        use std::io::ErrorKind as K;
+        for (e, kind) in [
+            (Error::Refused, K::ConnectionRefused),
+            (Error::Reset, K::ConnectionReset),
+            (Error::AddrInUse, K::AddrInUse),
+            (Error::Unreachable, K::HostUnreachable),
+            (Error::TimedOut, K::TimedOut),
+            (Error::Closed, K::BrokenPipe),
+        ] {
+            assert_eq!(std::io::Error::from(e).kind(), kind);
+        }
+        let e = Error::NetNotGranted {
+            action: "listen on port 8080".into(),
+            hint: "publish it with oasis run -p HOST_PORT:8080".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "listen on port 8080 was not granted: publish it with oasis run -p HOST_PORT:8080"
+        );
+        assert_eq!(e.status(), Some(Status::NotGranted));
+        assert_eq!(std::io::Error::from(e).kind(), K::PermissionDenied);
     }
 
     #[test]

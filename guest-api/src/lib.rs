@@ -7,7 +7,9 @@
 //!
 //! - [`console::Console`]: named log streams;
 //! - [`time::MonotonicClock`], [`time::WallClock`]: the clocks;
-//! - [`entropy::Entropy`]: secure random bytes.
+//! - [`entropy::Entropy`]: secure random bytes;
+//! - [`net`]: TCP and UDP sockets on the ports and to the addresses the
+//!   operator granted, and [`http`], an HTTP/1.1 server built on them.
 //!
 //! Opening something that was not granted is an ordinary
 //! [`Error::NotGranted`], never a crash.
@@ -38,6 +40,8 @@ pub mod cap;
 pub mod console;
 pub mod entropy;
 mod error;
+pub mod http;
+pub mod net;
 pub mod rt;
 pub mod sys;
 pub mod time;

@@ -35,9 +35,51 @@ pub mod import {
     pub const CLOCK_NOW: &str = "clock_now";
     /// `(handle, ptr, len) -> status`
     pub const ENTROPY_FILL: &str = "entropy_fill";
+    /// `(name_ptr, name_len, addrs_out, cap, count_out) -> status`
+    pub const NET_LOOKUP: &str = "net_lookup";
+    /// `(port, handle_out) -> status`
+    pub const TCP_LISTEN: &str = "tcp_listen";
+    /// `(listener, handle_out, peer_out) -> status`
+    pub const TCP_ACCEPT: &str = "tcp_accept";
+    /// `(addr_ptr, handle_out) -> status`
+    pub const TCP_CONNECT: &str = "tcp_connect";
+    /// `(handle, ptr, len, n_out) -> status`
+    pub const SOCK_READ: &str = "sock_read";
+    /// `(handle, ptr, len, n_out) -> status`
+    pub const SOCK_WRITE: &str = "sock_write";
+    /// `(handle, how) -> status`
+    pub const SOCK_SHUTDOWN: &str = "sock_shutdown";
+    /// `(handle, which, addr_out) -> status`
+    pub const SOCK_ADDR: &str = "sock_addr";
+    /// `(port, handle_out) -> status`
+    pub const UDP_BIND: &str = "udp_bind";
+    /// `(handle, ptr, len, addr_ptr, n_out) -> status`
+    pub const UDP_SEND_TO: &str = "udp_send_to";
+    /// `(handle, ptr, len, n_out, addr_out) -> status`
+    pub const UDP_RECV_FROM: &str = "udp_recv_from";
+    /// `(buf_ptr, cap, count_out) -> status`
+    pub const POLL_EVENTS: &str = "poll_events";
 
     /// Every import a v1 host provides.
-    pub const ALL: &[&str] = &[CAP_OPEN, CAP_CLOSE, CONSOLE_WRITE, CLOCK_NOW, ENTROPY_FILL];
+    pub const ALL: &[&str] = &[
+        CAP_OPEN,
+        CAP_CLOSE,
+        CONSOLE_WRITE,
+        CLOCK_NOW,
+        ENTROPY_FILL,
+        NET_LOOKUP,
+        TCP_LISTEN,
+        TCP_ACCEPT,
+        TCP_CONNECT,
+        SOCK_READ,
+        SOCK_WRITE,
+        SOCK_SHUTDOWN,
+        SOCK_ADDR,
+        UDP_BIND,
+        UDP_SEND_TO,
+        UDP_RECV_FROM,
+        POLL_EVENTS,
+    ];
 }
 
 /// Capability kinds, the unit an operator grants.
@@ -48,9 +90,11 @@ pub mod kind {
     pub const CLOCK: &str = "clock";
     /// Secure random bytes.
     pub const ENTROPY: &str = "entropy";
+    /// Sockets (what exactly is spelled out by published ports and connect patterns).
+    pub const NET: &str = "net";
 
     /// Kinds every host knows in ABI v1.
-    pub const ALL: &[&str] = &[CONSOLE, CLOCK, ENTROPY];
+    pub const ALL: &[&str] = &[CONSOLE, CLOCK, ENTROPY, NET];
 }
 
 /// Capability names a guest passes to `cap_open`.
@@ -75,6 +119,78 @@ pub mod name {
             && stream
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+    }
+}
+
+/// Networking constants (ABI.md section 7).
+pub mod net {
+    /// Size of an encoded socket address.
+    pub const ADDR_LEN: usize = 20;
+    /// Address family byte of IPv4.
+    pub const FAMILY_V4: u8 = 4;
+    /// Address family byte of IPv6.
+    pub const FAMILY_V6: u8 = 6;
+    /// Size of one readiness event.
+    pub const EVENT_LEN: usize = 8;
+    /// Event flag: readable (or a connection to accept, or end of stream).
+    pub const READABLE: u32 = 1;
+    /// Event flag: writable (or a connect finished).
+    pub const WRITABLE: u32 = 2;
+    /// Event flag: the peer hung up.
+    pub const HANGUP: u32 = 4;
+    /// Event flag: the socket has an error.
+    pub const ERROR: u32 = 8;
+    /// `sock_shutdown`: stop reading.
+    pub const SHUT_READ: i32 = 0;
+    /// `sock_shutdown`: stop writing (sends FIN).
+    pub const SHUT_WRITE: i32 = 1;
+    /// `sock_shutdown`: both.
+    pub const SHUT_BOTH: i32 = 2;
+    /// `sock_addr`: the local address (the app's view).
+    pub const ADDR_LOCAL: i32 = 0;
+    /// `sock_addr`: the peer's address.
+    pub const ADDR_PEER: i32 = 1;
+
+    use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+    /// Encodes `addr` as the 20-byte record: family (4 or 6), a zero byte, the
+    /// port (little-endian), then 16 address bytes in network order (IPv4 uses
+    /// the first 4). IPv6 flow info and scope id are not carried.
+    pub fn encode_addr(addr: SocketAddr) -> [u8; ADDR_LEN] {
+        let mut out = [0u8; ADDR_LEN];
+        out[2..4].copy_from_slice(&addr.port().to_le_bytes());
+        match addr.ip() {
+            IpAddr::V4(ip) => {
+                out[0] = FAMILY_V4;
+                out[4..8].copy_from_slice(&ip.octets());
+            }
+            IpAddr::V6(ip) => {
+                out[0] = FAMILY_V6;
+                out[4..20].copy_from_slice(&ip.octets());
+            }
+        }
+        out
+    }
+
+    /// Decodes a 20-byte record; `None` for an unknown family, a non-zero
+    /// padding byte, or an IPv4 record with bytes after its 4 address bytes.
+    pub fn decode_addr(bytes: &[u8; ADDR_LEN]) -> Option<SocketAddr> {
+        if bytes[1] != 0 {
+            return None;
+        }
+        let port = u16::from_le_bytes([bytes[2], bytes[3]]);
+        let ip = match bytes[0] {
+            FAMILY_V4 if bytes[8..].iter().all(|&b| b == 0) => {
+                IpAddr::V4(Ipv4Addr::new(bytes[4], bytes[5], bytes[6], bytes[7]))
+            }
+            FAMILY_V6 => {
+                let mut octets = [0u8; 16];
+                octets.copy_from_slice(&bytes[4..20]);
+                IpAddr::V6(Ipv6Addr::from(octets))
+            }
+            _ => return None,
+        };
+        Some(SocketAddr::new(ip, port))
     }
 }
 
@@ -108,6 +224,16 @@ pub enum Status {
     Closed = 8,
     /// Not possible on this host.
     Unsupported = 9,
+    /// Connection refused.
+    Refused = 10,
+    /// Connection reset by the peer.
+    Reset = 11,
+    /// The host port is taken.
+    AddrInUse = 12,
+    /// No route to the address.
+    Unreachable = 13,
+    /// The connection attempt timed out.
+    TimedOut = 14,
 }
 
 impl Status {
@@ -124,6 +250,11 @@ impl Status {
             7 => Status::Limit,
             8 => Status::Closed,
             9 => Status::Unsupported,
+            10 => Status::Refused,
+            11 => Status::Reset,
+            12 => Status::AddrInUse,
+            13 => Status::Unreachable,
+            14 => Status::TimedOut,
             _ => return None,
         })
     }
@@ -141,6 +272,11 @@ impl Status {
             Status::Limit => "LIMIT",
             Status::Closed => "CLOSED",
             Status::Unsupported => "UNSUPPORTED",
+            Status::Refused => "REFUSED",
+            Status::Reset => "RESET",
+            Status::AddrInUse => "ADDR_IN_USE",
+            Status::Unreachable => "UNREACHABLE",
+            Status::TimedOut => "TIMED_OUT",
         }
     }
 }
@@ -151,11 +287,26 @@ mod tests {
 
     #[test]
     fn status_round_trips() {
-        for raw in 0..10 {
+        for raw in 0..15 {
             assert_eq!(Status::from_raw(raw).unwrap() as i32, raw);
         }
-        assert_eq!(Status::from_raw(10), None);
+        assert_eq!(Status::from_raw(15), None);
         assert_eq!(Status::from_raw(-1), None);
+    }
+
+    #[test]
+    fn addresses_round_trip() {
+        use core::net::SocketAddr;
+        for a in ["127.0.0.1:8080", "[::1]:7", "10.1.2.3:65535"] {
+            let addr: SocketAddr = a.parse().unwrap();
+            assert_eq!(net::decode_addr(&net::encode_addr(addr)), Some(addr));
+        }
+        let mut bad = net::encode_addr("1.2.3.4:5".parse().unwrap());
+        bad[0] = 5;
+        assert_eq!(net::decode_addr(&bad), None);
+        let mut junk = net::encode_addr("1.2.3.4:5".parse().unwrap());
+        junk[10] = 1;
+        assert_eq!(net::decode_addr(&junk), None, "IPv4 with garbage in the unused bytes");
     }
 
     #[test]

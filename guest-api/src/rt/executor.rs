@@ -16,7 +16,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, Wake, Waker};
 
+use super::io::{EVENTS_PER_CALL, EventSource, IoRegistry};
 use super::timer::TimerQueue;
+use oasis_abi::net::EVENT_LEN;
 
 /// A task's future, type-erased. Tasks report results through their own
 /// channels (see `join.rs`), so the executor only sees `()`.
@@ -171,6 +173,11 @@ pub(crate) struct Runtime {
     current: Cell<Option<TaskId>>,
     /// Pending timers, shared with [`crate::time::Sleep`].
     pub(crate) timers: RefCell<TimerQueue>,
+    /// Tasks waiting on sockets.
+    pub(crate) io: RefCell<IoRegistry>,
+    /// Where readiness events come from; `None` until something registered
+    /// (so apps without sockets never call, or import, `poll_events`).
+    events: Cell<Option<EventSource>>,
     /// Set once `main` has registered the root task.
     root_started: Cell<bool>,
     /// Set by the root task as it finishes.
@@ -203,6 +210,41 @@ impl Runtime {
     /// that called this returns.
     pub(crate) fn exit(&self, status: i32) {
         self.exit.set(Some(status));
+    }
+
+    /// Sets where readiness events come from (the first socket registration
+    /// installs the host's `poll_events`; tests install a fake).
+    pub(crate) fn install_event_source(&self, source: EventSource) {
+        if self.events.get().is_none() {
+            self.events.set(Some(source));
+        }
+    }
+
+    /// Takes every pending readiness event (calling the source until it
+    /// returns fewer than it could) and wakes the tasks waiting on them.
+    /// Returns how many wakers it woke.
+    fn drain_events(&self) -> usize {
+        let Some(source) = self.events.get() else {
+            return 0;
+        };
+        let mut buf = [0u8; EVENTS_PER_CALL * EVENT_LEN];
+        let mut due = Vec::new();
+        loop {
+            let n = source(&mut buf).min(EVENTS_PER_CALL);
+            {
+                let mut io = self.io.borrow_mut();
+                for (handle, flags) in super::io::decode_events(&buf, n) {
+                    io.take(handle, flags, &mut due);
+                }
+            }
+            if n < EVENTS_PER_CALL {
+                break;
+            }
+        }
+        let woken = due.len();
+        // Woken with no borrow held: a waker may run arbitrary code.
+        due.into_iter().for_each(Waker::wake);
+        woken
     }
 
     /// Queues a woken task.
@@ -240,6 +282,7 @@ impl Runtime {
         }
         let _end = EndTurn(&self.in_turn);
 
+        self.drain_events();
         let mut due = Vec::new();
         self.timers.borrow_mut().expire(now_ns, &mut due);
         due.into_iter().for_each(Waker::wake);
@@ -252,7 +295,15 @@ impl Runtime {
                 return Next::At(now_ns);
             }
             let next = self.ready.borrow_mut().pop_front();
-            let Some(id) = next else { break };
+            let Some(id) = next else {
+                // Idle: take the events the host queued while the tasks ran
+                // (e.g. a write that became possible at once), so a ready
+                // socket does not wait for another round trip through the host.
+                if self.drain_events() > 0 && !self.ready.borrow().is_empty() {
+                    continue;
+                }
+                break;
+            };
             polls += 1;
             self.run(id);
             if let Some(status) = self.exit.get() {
@@ -312,6 +363,12 @@ impl Runtime {
         self.tasks.borrow().len()
     }
 
+    /// Installs `source` in place of whatever event source was set.
+    #[cfg(test)]
+    pub(crate) fn set_event_source(&self, source: EventSource) {
+        self.events.set(Some(source));
+    }
+
     /// Forgets every task and timer, for tests sharing one thread.
     #[cfg(test)]
     pub(crate) fn reset(&self) {
@@ -320,6 +377,8 @@ impl Runtime {
         self.ready.borrow_mut().clear();
         self.deferred.borrow_mut().clear();
         *self.timers.borrow_mut() = TimerQueue::default();
+        *self.io.borrow_mut() = IoRegistry::default();
+        self.events.set(None);
         self.root_started.set(false);
         self.exit.set(None);
     }

@@ -3,7 +3,8 @@
 //! An Oasis reactor app never blocks and never owns a loop. The host calls the
 //! exported `oasis_v1_poll(now)` (ABI.md section 5); each call is one *turn*:
 //!
-//! 1. timers due at `now` wake their tasks;
+//! 1. readiness events from the host (`poll_events`, ABI.md section 7) wake
+//!    the tasks waiting on those sockets, and timers due at `now` wake theirs;
 //! 2. every ready task is polled until none is ready (a task that wakes
 //!    itself, e.g. [`yield_now`], runs again in the next turn, so the host gets
 //!    control back);
@@ -19,6 +20,7 @@
 //! status 0 (or 1, after printing `Error: …` to stderr, if it failed).
 
 mod executor;
+pub(crate) mod io;
 mod join;
 #[cfg(test)]
 mod tests;

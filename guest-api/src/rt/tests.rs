@@ -225,12 +225,23 @@ fn a_reset_sleep_stays_armed() {
     drop(spawn(std::future::poll_fn(move |cx| {
         let ready = s.borrow_mut().as_mut().poll(cx).is_ready();
         d.set(ready);
-        if ready { Poll::Ready(()) } else { Poll::Pending }
+        if ready {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
     })));
     assert_eq!(turn_at(0), Next::At(10 * MS));
     // Pushed back from outside the task, which is not polled in between.
-    shared.borrow_mut().as_mut().reset(Instant::from_nanos(30 * MS));
-    assert_eq!(with(|rt| rt.timers.borrow().next_deadline()), Some(30 * MS), "re-armed at the new deadline");
+    shared
+        .borrow_mut()
+        .as_mut()
+        .reset(Instant::from_nanos(30 * MS));
+    assert_eq!(
+        with(|rt| rt.timers.borrow().next_deadline()),
+        Some(30 * MS),
+        "re-armed at the new deadline"
+    );
     assert_eq!(turn_at(30), Next::Idle);
     assert!(done.get(), "woken at the new deadline");
 }
@@ -252,9 +263,16 @@ fn two_tasks_waking_each_other_end_the_turn() {
             Poll::<()>::Pending
         })));
     }
-    assert_eq!(turn_at(3), Next::At(3 * MS), "more to do: call again at once");
+    assert_eq!(
+        turn_at(3),
+        Next::At(3 * MS),
+        "more to do: call again at once"
+    );
     let first = polls.get();
-    assert!((2..=4096).contains(&first), "the turn ended after a bounded number of polls: {first}");
+    assert!(
+        (2..=4096).contains(&first),
+        "the turn ended after a bounded number of polls: {first}"
+    );
     assert_eq!(turn_at(3), Next::At(3 * MS));
     assert!(polls.get() > first, "and the tasks go on next turn");
 }
@@ -400,4 +418,215 @@ fn poll_export_maps_turns_to_the_abi() {
     set_fake_now_ns(3 * MS);
     assert_eq!(super::__poll(3 * MS as i64), -1);
     assert_eq!(super::__poll(-5), -1, "a negative now is read as 0");
+}
+
+// ---- The I/O registry, with a fake event source ----
+
+use super::io::{self as rt_io, Interest};
+use std::collections::VecDeque;
+
+thread_local! {
+    /// Events the fake source hands out, and how many calls it took.
+    static FAKE_EVENTS: RefCell<VecDeque<(u32, u32)>> = const { RefCell::new(VecDeque::new()) };
+    static FAKE_CALLS: Cell<u32> = const { Cell::new(0) };
+}
+
+fn fake_source(buf: &mut [u8]) -> usize {
+    FAKE_CALLS.with(|c| c.set(c.get() + 1));
+    FAKE_EVENTS.with(|q| {
+        let mut q = q.borrow_mut();
+        let mut n = 0;
+        for slot in buf.chunks_exact_mut(8) {
+            let Some((handle, flags)) = q.pop_front() else {
+                break;
+            };
+            slot[..4].copy_from_slice(&handle.to_le_bytes());
+            slot[4..].copy_from_slice(&flags.to_le_bytes());
+            n += 1;
+        }
+        n
+    })
+}
+
+fn setup_io() {
+    setup(0);
+    FAKE_EVENTS.with(|q| q.borrow_mut().clear());
+    FAKE_CALLS.with(|c| c.set(0));
+    with(|rt| rt.set_event_source(fake_source));
+}
+
+fn push_event(handle: u32, flags: u32) {
+    FAKE_EVENTS.with(|q| q.borrow_mut().push_back((handle, flags)));
+}
+
+/// A stand-in socket call: not ready until `ready` is set; registers for
+/// `interest` on `handle` like the real calls do, and counts its polls.
+fn fake_io(
+    handle: u32,
+    interest: Interest,
+    ready: Rc<Cell<bool>>,
+    polls: Rc<Cell<u32>>,
+) -> impl Future<Output = ()> {
+    std::future::poll_fn(move |cx: &mut Context<'_>| {
+        polls.set(polls.get() + 1);
+        if ready.get() {
+            return Poll::Ready(());
+        }
+        rt_io::register(handle, interest, cx.waker());
+        Poll::Pending
+    })
+}
+
+#[test]
+fn readiness_events_wake_the_matching_direction() {
+    use oasis_abi::net::{READABLE, WRITABLE};
+    setup_io();
+    let (r_ready, r_polls) = (Rc::new(Cell::new(false)), Rc::new(Cell::new(0)));
+    let (w_ready, w_polls) = (Rc::new(Cell::new(false)), Rc::new(Cell::new(0)));
+    drop(spawn(fake_io(
+        5,
+        Interest::Read,
+        Rc::clone(&r_ready),
+        Rc::clone(&r_polls),
+    )));
+    drop(spawn(fake_io(
+        5,
+        Interest::Write,
+        Rc::clone(&w_ready),
+        Rc::clone(&w_polls),
+    )));
+    assert_eq!(turn_at(0), Next::Idle, "waiting on sockets only: -1");
+    assert_eq!((r_polls.get(), w_polls.get()), (1, 1));
+
+    // A readable event on another handle wakes nobody.
+    push_event(6, READABLE);
+    assert_eq!(turn_at(1), Next::Idle);
+    assert_eq!((r_polls.get(), w_polls.get()), (1, 1));
+
+    // Readable wakes the reader only; it retries and still is not ready.
+    push_event(5, READABLE);
+    assert_eq!(turn_at(2), Next::Idle);
+    assert_eq!((r_polls.get(), w_polls.get()), (2, 1));
+
+    r_ready.set(true);
+    push_event(5, READABLE);
+    push_event(5, WRITABLE);
+    w_ready.set(true);
+    assert_eq!(turn_at(3), Next::Idle);
+    assert_eq!((r_polls.get(), w_polls.get()), (3, 2));
+    assert_eq!(with(|rt| rt.task_count()), 0);
+    assert_eq!(
+        with(|rt| rt.io.borrow().len()),
+        0,
+        "no registration left behind"
+    );
+}
+
+#[test]
+fn hangup_and_error_wake_both_directions() {
+    use oasis_abi::net::{ERROR, HANGUP};
+    for flag in [HANGUP, ERROR] {
+        setup_io();
+        let ready = Rc::new(Cell::new(false));
+        let (r_polls, w_polls) = (Rc::new(Cell::new(0)), Rc::new(Cell::new(0)));
+        drop(spawn(fake_io(
+            9,
+            Interest::Read,
+            Rc::clone(&ready),
+            Rc::clone(&r_polls),
+        )));
+        drop(spawn(fake_io(
+            9,
+            Interest::Write,
+            Rc::clone(&ready),
+            Rc::clone(&w_polls),
+        )));
+        turn_at(0);
+        ready.set(true);
+        push_event(9, flag);
+        turn_at(1);
+        assert_eq!((r_polls.get(), w_polls.get()), (2, 2), "flag {flag}");
+        assert_eq!(with(|rt| rt.task_count()), 0);
+    }
+}
+
+#[test]
+fn closing_a_handle_drops_its_registrations() {
+    use oasis_abi::net::READABLE;
+    setup_io();
+    let polls = Rc::new(Cell::new(0));
+    drop(spawn(fake_io(
+        3,
+        Interest::Read,
+        Rc::new(Cell::new(false)),
+        Rc::clone(&polls),
+    )));
+    turn_at(0);
+    assert_eq!(with(|rt| rt.io.borrow().len()), 1);
+    rt_io::deregister(3);
+    assert_eq!(with(|rt| rt.io.borrow().len()), 0);
+    push_event(3, READABLE);
+    turn_at(1);
+    assert_eq!(polls.get(), 1, "an event for a closed handle wakes nothing");
+}
+
+#[test]
+fn events_are_drained_until_the_source_runs_dry() {
+    use oasis_abi::net::READABLE;
+    setup_io();
+    let polls = Rc::new(Cell::new(0));
+    let ready = Rc::new(Cell::new(false));
+    drop(spawn(fake_io(
+        1000,
+        Interest::Read,
+        Rc::clone(&ready),
+        Rc::clone(&polls),
+    )));
+    turn_at(0);
+    let calls_before = FAKE_CALLS.with(Cell::get);
+    // Three full batches of unrelated events, then ours.
+    for h in 0..(3 * rt_io::EVENTS_PER_CALL as u32) {
+        push_event(h + 1, READABLE);
+    }
+    push_event(1000, READABLE);
+    ready.set(true);
+    turn_at(1);
+    assert_eq!(
+        polls.get(),
+        2,
+        "the event after three full batches was seen"
+    );
+    assert!(FAKE_CALLS.with(Cell::get) - calls_before >= 4);
+    assert!(FAKE_EVENTS.with(|q| q.borrow().is_empty()));
+}
+
+#[test]
+fn timers_and_sockets_together() {
+    use oasis_abi::net::READABLE;
+    setup_io();
+    let polls = Rc::new(Cell::new(0));
+    let ready = Rc::new(Cell::new(false));
+    drop(spawn(fake_io(
+        4,
+        Interest::Read,
+        Rc::clone(&ready),
+        Rc::clone(&polls),
+    )));
+    drop(spawn(sleep(Duration::from_millis(20))));
+    assert_eq!(turn_at(0), Next::At(20 * MS), "the timer is the deadline");
+    ready.set(true);
+    push_event(4, READABLE);
+    assert_eq!(turn_at(5), Next::At(20 * MS));
+    assert_eq!(polls.get(), 2);
+    assert_eq!(turn_at(20), Next::Idle);
+}
+
+#[test]
+fn apps_without_sockets_never_ask_for_events() {
+    setup(0);
+    drop(spawn(async {}));
+    turn_at(0);
+    // No event source was installed: `poll_events` is never called (the
+    // native stand-in would answer UNSUPPORTED, which drains nothing anyway).
+    assert!(with(|rt| rt.io.borrow().len() == 0));
 }

@@ -10,8 +10,10 @@ mod clock;
 mod instant;
 mod interval;
 mod sleep;
+mod timeout;
 
 pub use clock::{MonotonicClock, WallClock};
 pub use instant::Instant;
 pub use interval::{Interval, interval, interval_at};
 pub use sleep::{Sleep, sleep, sleep_until};
+pub use timeout::{timeout, timeout_at};

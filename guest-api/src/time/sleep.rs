@@ -62,7 +62,9 @@ impl Sleep {
             .and_then(|key| try_with_runtime(|rt| rt.timers.borrow_mut().remove(key)).flatten());
         self.deadline = deadline;
         if let Some(waker) = waker {
-            self.timer = Some(with_runtime(|rt| rt.timers.borrow_mut().insert(deadline.as_nanos(), waker)));
+            self.timer = Some(with_runtime(|rt| {
+                rt.timers.borrow_mut().insert(deadline.as_nanos(), waker)
+            }));
         }
     }
 
