@@ -1,0 +1,287 @@
+//! From the PVH entry point to Rust: 32-bit protected mode → long mode.
+//!
+//! Xen and QEMU (`-kernel`) enter a PVH kernel at the address in its
+//! `XEN_ELFNOTE_PHYS32_ENTRY` note, in 32-bit protected mode with paging off,
+//! `ebx` = physical address of the `hvm_start_info` structure and no stack.
+//! The stub below records the TSC (for the boot-time figure), builds an
+//! identity map of the first 4 GiB with 2 MiB pages, enables PAE, long mode
+//! and SSE, loads a flat GDT and calls [`crate::kmain`] on a 4 MiB stack.
+
+use core::arch::global_asm;
+
+/// Size of the kernel stack. Wasm code runs on it too: it must be far larger
+/// than Wasmtime's `max_wasm_stack` (512 KiB) because there is no guard page
+/// below it, and host calls and interrupts nest on top of wasm frames.
+pub const STACK_SIZE: usize = 4 << 20;
+
+global_asm!(
+    r#"
+    .pushsection .note.Xen, "a", @note
+    .balign 4
+    .long 4                 /* name size */
+    .long 4                 /* descriptor size */
+    .long 18                /* XEN_ELFNOTE_PHYS32_ENTRY */
+    .asciz "Xen"
+    .balign 4
+    .long pvh_start32
+    .balign 4
+    .popsection
+
+    .pushsection .text.boot, "ax"
+    .code32
+    .global pvh_start32
+pvh_start32:
+    cli
+    cld
+    /* First thing: the TSC, so the boot figure covers all of our own work. */
+    rdtsc
+    mov %eax, (oasis_boot_tsc)
+    mov %edx, (oasis_boot_tsc + 4)
+    mov %ebx, (oasis_start_info)
+
+    /* pml4[0] -> pdpt; pdpt[0..4] -> pd[0..4]; pd[i] = i * 2 MiB (present,
+     * writable, huge). 4 GiB identity map: every physical address a PVH guest
+     * below 4 GiB is given (RAM, start info, modules, the APIC) is reachable. */
+    mov $oasis_pdpt, %eax
+    or $0x3, %eax
+    mov %eax, (oasis_pml4)
+    xor %ecx, %ecx
+1:  mov %ecx, %eax
+    shl $12, %eax
+    add $oasis_pd, %eax
+    or $0x3, %eax
+    mov %eax, oasis_pdpt(,%ecx,8)
+    inc %ecx
+    cmp $4, %ecx
+    jb 1b
+    xor %ecx, %ecx
+2:  mov %ecx, %eax
+    shl $21, %eax
+    or $0x83, %eax
+    mov %eax, oasis_pd(,%ecx,8)
+    mov %ecx, %eax
+    shr $11, %eax
+    mov %eax, oasis_pd + 4(,%ecx,8)
+    inc %ecx
+    cmp $2048, %ecx
+    jb 2b
+    mov $oasis_pml4, %eax
+    mov %eax, %cr3
+
+    /* CR4: PAE (0x20), OSFXSR (0x200), OSXMMEXCPT (0x400). Wasm code uses SSE. */
+    mov %cr4, %eax
+    or $0x620, %eax
+    mov %eax, %cr4
+    /* EFER.LME */
+    mov $0xc0000080, %ecx
+    rdmsr
+    or $0x100, %eax
+    wrmsr
+    /* CR0: PG | PE | MP, and clear EM (bit 2) and TS (bit 3) so SSE does not fault. */
+    mov %cr0, %eax
+    and $0xfffffff3, %eax
+    or $0x80000003, %eax
+    mov %eax, %cr0
+
+    lgdt (oasis_gdt_ptr)
+    ljmp $0x08, $3f
+
+    .code64
+3:  mov $0x10, %ax
+    mov %ax, %ds
+    mov %ax, %es
+    mov %ax, %ss
+    mov %ax, %fs
+    mov %ax, %gs
+    mov $oasis_stack_top, %rsp
+    xor %ebp, %ebp
+    fninit
+    call oasis_kmain
+4:  cli
+    hlt
+    jmp 4b
+    .popsection
+
+    .pushsection .rodata.boot, "a"
+    .balign 16
+oasis_gdt:
+    .quad 0
+    .quad 0x00af9a000000ffff    /* 0x08: 64-bit code, ring 0 */
+    .quad 0x00cf92000000ffff    /* 0x10: data, ring 0 */
+oasis_gdt_end:
+    .balign 4
+oasis_gdt_ptr:
+    .word oasis_gdt_end - oasis_gdt - 1
+    .long oasis_gdt
+    .popsection
+
+    .pushsection .data.boot, "aw"
+    .balign 8
+    .global oasis_boot_tsc
+oasis_boot_tsc: .quad 0
+    .global oasis_start_info
+oasis_start_info: .quad 0
+    .popsection
+
+    .pushsection .bss.boot, "aw", @nobits
+    .balign 4096
+oasis_pml4: .skip 4096
+oasis_pdpt: .skip 4096
+oasis_pd:   .skip 4 * 4096
+oasis_stack: .skip {stack_size}
+oasis_stack_top:
+    .popsection
+    "#,
+    stack_size = const STACK_SIZE,
+    options(att_syntax)
+);
+
+unsafe extern "C" {
+    /// TSC value at the PVH entry point (written once by the entry stub).
+    static oasis_boot_tsc: u64;
+    /// Physical address of `hvm_start_info` (written once by the entry stub).
+    static oasis_start_info: u64;
+    static __kernel_start: u8;
+    static __kernel_end: u8;
+}
+
+/// The TSC when the kernel was entered.
+pub fn boot_tsc() -> u64 {
+    // SAFETY: written by the entry stub before any Rust code runs, never again.
+    unsafe { core::ptr::read_volatile(&raw const oasis_boot_tsc) }
+}
+
+/// Physical address of the `hvm_start_info` the loader passed in `ebx`.
+pub fn start_info_addr() -> u64 {
+    // SAFETY: as for `boot_tsc`.
+    unsafe { core::ptr::read_volatile(&raw const oasis_start_info) }
+}
+
+/// The physical range the kernel image (including bss, page tables and stack) occupies.
+pub fn kernel_range() -> (u64, u64) {
+    // Linker-defined symbols: only their addresses are taken.
+    (&raw const __kernel_start as u64, &raw const __kernel_end as u64)
+}
+
+/// `hvm_start_info` (xen/include/public/arch-x86/hvm/start_info.h), version 1.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct StartInfo {
+    magic: u32,
+    version: u32,
+    flags: u32,
+    nr_modules: u32,
+    modlist_paddr: u64,
+    cmdline_paddr: u64,
+    rsdp_paddr: u64,
+    memmap_paddr: u64,
+    memmap_entries: u32,
+    reserved: u32,
+}
+
+/// One `hvm_modlist_entry`: a module (QEMU `-initrd`, an Xen ramdisk).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct Module {
+    /// Physical address.
+    pub paddr: u64,
+    /// Size in bytes.
+    pub size: u64,
+    cmdline_paddr: u64,
+    reserved: u64,
+}
+
+/// One `hvm_memmap_table_entry` (e820 layout).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct MemmapEntry {
+    /// Physical address.
+    pub addr: u64,
+    /// Size in bytes.
+    pub size: u64,
+    /// e820 type: 1 = RAM.
+    pub kind: u32,
+    reserved: u32,
+}
+
+/// e820 type of usable RAM.
+pub const E820_RAM: u32 = 1;
+const START_INFO_MAGIC: u32 = 0x336e_c578;
+
+/// Validated view of what the loader handed over.
+pub struct BootInfo {
+    info: &'static StartInfo,
+}
+
+impl BootInfo {
+    /// Reads the start info at the address the entry stub saved.
+    ///
+    /// # Safety
+    /// Call once the identity map is live; the loader must have put a start info there.
+    pub unsafe fn from_entry() -> Result<BootInfo, &'static str> {
+        let addr = start_info_addr();
+        if addr == 0 || addr % 8 != 0 {
+            return Err("no hvm_start_info (ebx was 0 or misaligned): was this booted as a PVH guest?");
+        }
+        // SAFETY: the loader placed the structure at `addr` in identity-mapped RAM.
+        let info = unsafe { &*(addr as *const StartInfo) };
+        if info.magic != START_INFO_MAGIC {
+            return Err("hvm_start_info has a bad magic number");
+        }
+        Ok(BootInfo { info })
+    }
+
+    /// The modules (`-initrd`), empty if none.
+    pub fn modules(&self) -> &'static [Module] {
+        slice_at(self.info.modlist_paddr, self.info.nr_modules)
+    }
+
+    /// The e820-style memory map; empty on version 0 start infos (which have none).
+    pub fn memmap(&self) -> &'static [MemmapEntry] {
+        if self.info.version < 1 {
+            return &[];
+        }
+        slice_at(self.info.memmap_paddr, self.info.memmap_entries)
+    }
+
+    /// The kernel command line (`-append`), empty if none or not UTF-8.
+    pub fn cmdline(&self) -> &'static str {
+        let addr = self.info.cmdline_paddr;
+        if addr == 0 {
+            return "";
+        }
+        // SAFETY: a NUL-terminated string the loader placed in identity-mapped RAM;
+        // capped at 64 KiB so a missing terminator cannot run off into the unknown.
+        let bytes = unsafe {
+            let p = addr as *const u8;
+            let mut len = 0;
+            while len < 65536 && *p.add(len) != 0 {
+                len += 1;
+            }
+            core::slice::from_raw_parts(p, len)
+        };
+        core::str::from_utf8(bytes).unwrap_or("")
+    }
+
+    /// Memory the loader's structures occupy, which the heap must not claim.
+    pub fn reserved(&self) -> [(u64, u64); 4] {
+        let info_addr = self.info as *const StartInfo as u64;
+        let cmdline = self.info.cmdline_paddr;
+        let modlist = self.info.modlist_paddr;
+        let memmap = if self.info.version >= 1 { self.info.memmap_paddr } else { 0 };
+        [
+            (info_addr, info_addr + size_of::<StartInfo>() as u64),
+            (modlist, modlist + self.info.nr_modules as u64 * size_of::<Module>() as u64),
+            (memmap, memmap + self.info.memmap_entries as u64 * size_of::<MemmapEntry>() as u64),
+            (cmdline, cmdline + self.cmdline().len() as u64 + 1),
+        ]
+    }
+}
+
+fn slice_at<T>(addr: u64, count: u32) -> &'static [T] {
+    if addr == 0 || count == 0 || addr % align_of::<T>() as u64 != 0 {
+        return &[];
+    }
+    // SAFETY: the loader promises `count` entries at `addr` (identity-mapped).
+    unsafe { core::slice::from_raw_parts(addr as *const T, count.min(1024) as usize) }
+}

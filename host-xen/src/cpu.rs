@@ -1,0 +1,90 @@
+//! CPU feature probing with CPUID.
+
+use core::arch::x86_64::{__cpuid, __cpuid_count};
+
+fn leaf(l: u32, sub: u32) -> (u32, u32, u32, u32) {
+    // CPUID exists on every x86_64 CPU (hence safe); unknown leaves return zeros
+    // or the highest basic leaf, which the callers' bit tests tolerate.
+    let r = __cpuid_count(l, sub);
+    (r.eax, r.ebx, r.ecx, r.edx)
+}
+
+fn max_basic() -> u32 {
+    __cpuid(0).eax
+}
+
+/// Answers Wasmtime's "does the host have feature X" (names as in
+/// `std::is_x86_feature_detected!`). Features that need OS support the kernel
+/// does not enable (AVX needs XSAVE set up) are reported absent, so code
+/// compiled to use them is refused at load instead of faulting.
+pub fn detect_feature(feature: &str) -> Option<bool> {
+    let (_, _, ecx1, _) = leaf(1, 0);
+    let (_, ebx7, _, _) = if max_basic() >= 7 { leaf(7, 0) } else { (0, 0, 0, 0) };
+    let (_, _, ecx81, _) = leaf(0x8000_0001, 0);
+    let bit = |r: u32, b: u32| r & (1 << b) != 0;
+    Some(match feature {
+        "sse3" => bit(ecx1, 0),
+        "ssse3" => bit(ecx1, 9),
+        "cmpxchg16b" => bit(ecx1, 13),
+        "sse4.1" => bit(ecx1, 19),
+        "sse4.2" => bit(ecx1, 20),
+        "popcnt" => bit(ecx1, 23),
+        "bmi1" => bit(ebx7, 3),
+        "bmi2" => bit(ebx7, 8),
+        "lzcnt" => bit(ecx81, 5),
+        // VEX/EVEX-encoded: need CR4.OSXSAVE + XCR0, which this kernel leaves off.
+        "avx" | "avx2" | "fma" | "avxvnni" | "avx512bitalg" | "avx512dq" | "avx512f" | "avx512vl"
+        | "avx512vbmi" | "avx512vnni" => false,
+        _ => return None,
+    })
+}
+
+/// Whether RDRAND is available.
+pub fn has_rdrand() -> bool {
+    leaf(1, 0).2 & (1 << 30) != 0
+}
+
+/// Whether RDSEED is available.
+pub fn has_rdseed() -> bool {
+    max_basic() >= 7 && leaf(7, 0).1 & (1 << 18) != 0
+}
+
+/// Whether we run under Xen: the hypervisor leaves carry "XenVMMXenVMM".
+pub fn under_xen() -> bool {
+    xen_base().is_some()
+}
+
+/// The first of Xen's CPUID leaves (0x40000000 + n * 0x100), if under Xen.
+pub fn xen_base() -> Option<u32> {
+    (0x4000_0000..0x4001_0000).step_by(0x100).find(|&base| {
+        let (_, b, c, d) = leaf(base, 0);
+        (b, c, d) == (0x566e_6558, 0x6558_4d4d, 0x4d4d_566e)
+    })
+}
+
+/// The TSC frequency from Xen's time leaf (base + 3, sub-leaf 0: ECX = kHz),
+/// else CPUID leaf 0x15 (or the 0x16 base frequency), if reported.
+pub fn tsc_hz_from_cpuid() -> Option<u64> {
+    if let Some(base) = xen_base() {
+        if leaf(base, 0).0 >= base + 3 {
+            let khz = leaf(base + 3, 0).2;
+            if khz != 0 {
+                return Some(khz as u64 * 1000);
+            }
+        }
+    }
+    let max = max_basic();
+    if max >= 0x15 {
+        let (den, num, crystal, _) = leaf(0x15, 0);
+        if den != 0 && num != 0 && crystal != 0 {
+            return Some(crystal as u64 * num as u64 / den as u64);
+        }
+    }
+    if max >= 0x16 {
+        let mhz = leaf(0x16, 0).0 & 0xffff;
+        if mhz != 0 {
+            return Some(mhz as u64 * 1_000_000);
+        }
+    }
+    None
+}

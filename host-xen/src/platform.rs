@@ -1,0 +1,113 @@
+//! Glue: the kernel's drivers as a [`host_core::Platform`], and the code memory
+//! Wasmtime needs when there is no virtual memory to ask an OS for.
+
+use core::sync::atomic::{AtomicPtr, Ordering};
+
+use host_core::platform::{DriverError, Output, Platform};
+
+use crate::entropy;
+use crate::time::Tsc;
+
+/// The drivers of the PVH kernel (one CPU, one tenant).
+pub struct PvhPlatform {
+    tsc: Tsc,
+    /// Wall-clock nanoseconds at the TSC origin.
+    wall_origin_ns: u64,
+    entropy: entropy::Source,
+}
+
+impl PvhPlatform {
+    /// Drivers over a calibrated TSC and the wall clock read at its origin.
+    pub fn new(tsc: Tsc, wall_origin_ns: u64, entropy: entropy::Source) -> PvhPlatform {
+        PvhPlatform { tsc, wall_origin_ns, entropy }
+    }
+}
+
+impl Platform for PvhPlatform {
+    fn monotonic_ns(&self) -> u64 {
+        self.tsc.now_ns()
+    }
+
+    fn wall_ns(&self) -> u64 {
+        self.wall_origin_ns + self.tsc.now_ns()
+    }
+
+    fn fill_entropy(&self, buf: &mut [u8]) -> Result<(), DriverError> {
+        self.entropy.fill(buf)
+    }
+
+    fn write_output(&self, _tenant: &str, output: Output<'_>, bytes: &[u8]) -> Result<(), DriverError> {
+        // One tenant, one console: stdout and stderr interleave as written.
+        match output {
+            Output::Stdout | Output::Stderr => crate::console::write_bytes(bytes),
+            Output::Log { stream } => {
+                crate::console::write_bytes(b"[");
+                crate::console::write_bytes(stream.as_bytes());
+                crate::console::write_bytes(b"] ");
+                crate::console::write_bytes(bytes);
+                crate::console::write_bytes(b"\n");
+            }
+        }
+        Ok(())
+    }
+
+    fn sleep_until(&self, deadline_ns: u64) {
+        if !self.tsc.has_pit {
+            // No timer interrupt would wake a halted CPU (a Xen PVH guest has no
+            // PIT; its timer event channel is part 2): wait actively instead.
+            while self.monotonic_ns() < deadline_ns {
+                core::hint::spin_loop();
+            }
+            return;
+        }
+        // Halt until the next timer tick (1 ms) until the deadline has passed.
+        // Interrupts are off while checking, and `sti; hlt` is atomic, so a tick
+        // between the check and the halt cannot be lost.
+        loop {
+            x86_64::instructions::interrupts::disable();
+            if self.monotonic_ns() >= deadline_ns {
+                x86_64::instructions::interrupts::enable();
+                return;
+            }
+            x86_64::instructions::interrupts::enable_and_hlt();
+        }
+    }
+}
+
+/// Code memory for Wasmtime: the heap is identity-mapped RWX (2 MiB pages with
+/// no NX bit), so publishing code needs no permission change, only the alignment.
+pub struct CodeMemory;
+
+impl wasmtime::CustomCodeMemory for CodeMemory {
+    fn required_alignment(&self) -> usize {
+        4096
+    }
+
+    fn publish_executable(&self, _ptr: *const u8, _len: usize) -> wasmtime::Result<()> {
+        // x86 keeps instruction fetch coherent with stores: nothing to flush.
+        Ok(())
+    }
+
+    fn unpublish_executable(&self, _ptr: *const u8, _len: usize) -> wasmtime::Result<()> {
+        Ok(())
+    }
+}
+
+/// Wasmtime's thread-local slots (it uses two: the current activation and
+/// the pending-trap state). One CPU and no threads, so globals are the
+/// thread-locals. Slots beyond the array read as null and ignore writes.
+static TLS: [AtomicPtr<u8>; 4] = [const { AtomicPtr::new(core::ptr::null_mut()) }; 4];
+
+/// Called by Wasmtime on every entry into and exit from wasm.
+#[unsafe(no_mangle)]
+extern "C" fn wasmtime_tls_get(slot: usize) -> *mut u8 {
+    TLS.get(slot).map_or(core::ptr::null_mut(), |p| p.load(Ordering::Relaxed))
+}
+
+/// See [`wasmtime_tls_get`].
+#[unsafe(no_mangle)]
+extern "C" fn wasmtime_tls_set(slot: usize, ptr: *mut u8) {
+    if let Some(p) = TLS.get(slot) {
+        p.store(ptr, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,319 @@
+//! The PVH kernel: `oasis image` builds bootable images, QEMU boots them.
+//!
+//! Each image boots in `qemu-system-x86_64 -accel tcg -cpu max` (the nested
+//! KVM on the CI machines cannot run SSE code, see shared/notes/qemu.md) with
+//! isa-debug-exit, whose status encodes the app's (host-xen/src/exit.rs):
+//! `2 * status + 1` for an exit, 253 when the app was stopped, 255 when the
+//! kernel failed. Every QEMU run is killed after [`QEMU_LIMIT`].
+//!
+//! `cargo xtask test` installs QEMU and sets `OASIS_REQUIRE_QEMU=1`, so there
+//! these tests always run. Under a bare `cargo test` on a machine without
+//! QEMU they print why and pass without booting anything.
+
+mod common;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{artifact, oasis, s, scratch};
+use host_core::package::PackageBuilder;
+
+const QEMU: &str = "qemu-system-x86_64";
+const QEMU_LIMIT: Duration = Duration::from_secs(120);
+/// debug-exit values of host-xen/src/exit.rs, as QEMU reports them.
+const QEMU_STOPPED: i32 = (126 << 1) | 1;
+const QEMU_KERNEL_FAILED: i32 = (127 << 1) | 1;
+
+/// Whether QEMU is there; panics if it must be (under `cargo xtask test`).
+fn have_qemu() -> bool {
+    let ok = Command::new(QEMU).arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success());
+    if !ok {
+        assert!(
+            std::env::var_os("OASIS_REQUIRE_QEMU").is_none(),
+            "{QEMU} is not installed, but OASIS_REQUIRE_QEMU is set: `cargo xtask test` should have installed it"
+        );
+        eprintln!("skipped: {QEMU} is not installed (`cargo xtask test` installs it)");
+    }
+    ok
+}
+
+/// What a boot printed on the serial console and its QEMU exit status.
+#[derive(Debug)]
+struct Boot {
+    status: i32,
+    console: String,
+}
+
+impl Boot {
+    /// The app's exit status, decoded from the debug-exit value.
+    fn app_status(&self) -> Option<i32> {
+        (self.status & 1 == 1 && self.status < QEMU_STOPPED).then_some((self.status - 1) / 2)
+    }
+
+    fn lines(&self) -> Vec<&str> {
+        self.console.lines().map(|l| l.trim_end_matches('\r')).collect()
+    }
+}
+
+/// Boots `kernel` in QEMU (TCG), optionally with a module and a command line.
+fn qemu_boot(kernel: &Path, initrd: Option<&Path>, append: Option<&str>) -> Boot {
+    let mut cmd = Command::new(QEMU);
+    cmd.args(["-accel", "tcg", "-cpu", "max", "-m", "256M", "-display", "none", "-monitor", "none"])
+        .args(["-serial", "stdio", "-no-reboot", "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"])
+        .arg("-kernel")
+        .arg(kernel);
+    if let Some(initrd) = initrd {
+        cmd.arg("-initrd").arg(initrd);
+    }
+    if let Some(append) = append {
+        cmd.args(["-append", append]);
+    }
+    let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn qemu");
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let t_out = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        std::io::Read::read_to_end(&mut out, &mut v).ok();
+        v
+    });
+    let t_err = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        std::io::Read::read_to_end(&mut err, &mut v).ok();
+        v
+    });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > QEMU_LIMIT {
+            child.kill().ok();
+            child.wait().ok();
+            let console = String::from_utf8_lossy(&t_out.join().unwrap()).into_owned();
+            panic!("QEMU did not finish within {QEMU_LIMIT:?}; console:\n{console}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let console = String::from_utf8_lossy(&t_out.join().unwrap()).into_owned();
+    let stderr = String::from_utf8_lossy(&t_err.join().unwrap()).into_owned();
+    assert!(!stderr.contains("qemu-system-x86_64: "), "QEMU complained: {stderr}");
+    Boot { status: status.code().unwrap_or(-1), console }
+}
+
+/// `oasis image APP.oasis -o DIR/APP.xen` with the kernel next to `oasis`.
+fn image(app: &str, dir: &Path) -> PathBuf {
+    let out = dir.join(format!("{app}.xen"));
+    let run = oasis(&["image", s(&artifact(&format!("{app}.oasis"))), "-o", s(&out)]);
+    assert_eq!(run.status, 0, "{run:#?}");
+    assert!(run.stdout.contains(&format!("image {app} ")), "{run:#?}");
+    out
+}
+
+/// The kernel `oasis image` uses by default.
+fn plain_kernel() -> PathBuf {
+    common::oasis_bin().with_file_name("oasis-xen-kernel.elf")
+}
+
+#[test]
+fn hello_image_boots_and_exits_0() {
+    if !have_qemu() {
+        return;
+    }
+    let dir = scratch("xen-hello");
+    let boot = qemu_boot(&image("hello", &dir), None, None);
+    let lines = boot.lines();
+    assert!(lines.contains(&"Hello from Oasis!"), "{boot:#?}");
+    assert!(lines.contains(&"args: []"), "{boot:#?}");
+    assert!(lines.contains(&"oasis-xen: exit status 0"), "{boot:#?}");
+    assert!(lines.iter().any(|l| l.starts_with("oasis-xen: boot: PVH entry to app start ")), "{boot:#?}");
+    assert_eq!(boot.app_status(), Some(0), "{boot:#?}");
+}
+
+#[test]
+fn clock_image_keeps_time_and_sleeps() {
+    if !have_qemu() {
+        return;
+    }
+    let dir = scratch("xen-clock");
+    let boot = qemu_boot(&image("clock", &dir), None, None);
+    let lines = boot.lines();
+    assert!(lines.contains(&"[tick] tick 5"), "{boot:#?}");
+    // The app measures its own sleeps with the kernel's monotonic clock.
+    let done = lines.iter().find(|l| l.starts_with("done: 5 ticks in ")).unwrap_or_else(|| panic!("{boot:#?}"));
+    let ms: u64 = done.trim_start_matches("done: 5 ticks in ").trim_end_matches(" ms").parse().unwrap();
+    assert!((500..5000).contains(&ms), "{boot:#?}");
+    // The wall clock comes from the RTC: within a day of the host's.
+    let wall = lines.iter().find_map(|l| l.split("wall clock ").nth(1)).unwrap_or_else(|| panic!("{boot:#?}"));
+    let secs: u64 = wall.split(' ').next().unwrap().parse().unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    assert!(secs.abs_diff(now) < 86_400, "{boot:#?}");
+    assert_eq!(boot.app_status(), Some(0), "{boot:#?}");
+}
+
+#[test]
+fn trapping_app_reports_the_trap_and_fails() {
+    if !have_qemu() {
+        return;
+    }
+    let dir = scratch("xen-trap");
+    let boot = qemu_boot(&image("trap", &dir), None, None);
+    assert!(boot.console.contains("about to trap"), "{boot:#?}");
+    assert!(boot.console.contains("oasis-xen: trap stopped: app trapped"), "{boot:#?}");
+    assert!(boot.console.contains("unreachable"), "{boot:#?}");
+    assert!(boot.console.contains("trap::deliberately_crash"), "backtrace expected: {boot:#?}");
+    assert_eq!(boot.status, QEMU_STOPPED, "{boot:#?}");
+}
+
+#[test]
+fn command_line_passes_args_and_status_comes_back() {
+    if !have_qemu() {
+        return;
+    }
+    let dir = scratch("xen-exit");
+    let img = image("exit-code", &dir);
+    let boot = qemu_boot(&img, None, Some("-- 42"));
+    assert!(boot.lines().contains(&"exiting with status 42"), "{boot:#?}");
+    assert_eq!(boot.app_status(), Some(42), "{boot:#?}");
+    // Kernel options before `--` are not the app's.
+    let boot = qemu_boot(&img, None, Some("oasis.verbose"));
+    assert!(boot.lines().contains(&"exiting with status 7"), "{boot:#?}");
+    assert_eq!(boot.app_status(), Some(7), "{boot:#?}");
+}
+
+#[test]
+fn plain_kernel_boots_a_package_given_as_initrd() {
+    if !have_qemu() {
+        return;
+    }
+    let dir = scratch("xen-initrd");
+    let pkg = dir.join("hello.oasis");
+    let run = oasis(&["package", s(&artifact("hello.wasm")), "--target", "x86_64-unknown-none", "-o", s(&pkg)]);
+    assert_eq!(run.status, 0, "{run:#?}");
+    let boot = qemu_boot(&plain_kernel(), Some(&pkg), Some("-- from initrd"));
+    assert!(boot.lines().contains(&"Hello from Oasis!"), "{boot:#?}");
+    assert!(boot.lines().contains(&r#"args: ["from", "initrd"]"#), "{boot:#?}");
+    assert_eq!(boot.app_status(), Some(0), "{boot:#?}");
+    // Its AOT code fits the kernel: `oasis image` reuses it instead of compiling.
+    let run = oasis(&["image", s(&pkg), "-o", s(&dir.join("hello.xen"))]);
+    assert_eq!(run.status, 0, "{run:#?}");
+    assert!(run.stdout.contains("AOT code from the package"), "{run:#?}");
+}
+
+#[test]
+fn plain_kernel_without_a_package_says_so() {
+    if !have_qemu() {
+        return;
+    }
+    let boot = qemu_boot(&plain_kernel(), None, None);
+    assert!(boot.console.contains("oasis-xen: error: no app"), "{boot:#?}");
+    assert_eq!(boot.status, QEMU_KERNEL_FAILED, "{boot:#?}");
+}
+
+#[test]
+fn image_writes_an_xl_config() {
+    let dir = scratch("xen-xl");
+    let out = dir.join("hello.xen");
+    let cfg = dir.join("hello.cfg");
+    let run = oasis(&["image", s(&artifact("hello.oasis")), "-o", s(&out), "--xen-config", s(&cfg), "--", "a", "b"]);
+    assert_eq!(run.status, 0, "{run:#?}");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    assert!(text.contains("type = \"pvh\""), "{text}");
+    assert!(text.contains(&format!("kernel = \"{}\"", out.display())), "{text}");
+    assert!(text.contains("cmdline = \"-- a b\""), "{text}");
+}
+
+#[test]
+fn image_refuses_bad_input() {
+    let dir = scratch("xen-bad");
+    let out = dir.join("out.xen");
+    // A damaged package.
+    let mut bytes = std::fs::read(artifact("hello.oasis")).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    let bad = dir.join("damaged.oasis");
+    std::fs::write(&bad, &bytes).unwrap();
+    oasis(&["image", s(&bad), "-o", s(&out)]).assert_bad_input("corrupted");
+    // Not a package at all.
+    oasis(&["image", s(&artifact("hello.wasm")), "-o", s(&out)]).assert_bad_input("not an Oasis package");
+    // A module the hosts refuse (wrong ABI version): no image of an app that cannot run.
+    let module = wat::parse_str(r#"(module (import "oasis_v99" "f" (func)) (memory (export "memory") 1) (func (export "_start")))"#).unwrap();
+    let pkg = dir.join("abi.oasis");
+    std::fs::write(&pkg, PackageBuilder::new("name = \"abi\"\nversion = \"0.1.0\"\nabi = 1\n".to_string(), module).build()).unwrap();
+    oasis(&["image", s(&pkg), "-o", s(&out)]).assert_bad_input("v99");
+    // A kernel that is not one.
+    oasis(&["image", s(&artifact("hello.oasis")), "-o", s(&out), "--kernel", s(&artifact("hello.oasis"))])
+        .assert_bad_input("not an Oasis PVH kernel");
+    oasis(&["image", s(&artifact("hello.oasis")), "-o", s(&out), "--kernel", "/nonexistent/kernel.elf"])
+        .assert_bad_input("no such file");
+    // An image is not a kernel to embed into again.
+    let img = dir.join("hello.xen");
+    assert_eq!(oasis(&["image", s(&artifact("hello.oasis")), "-o", s(&img)]).status, 0);
+    oasis(&["image", s(&artifact("hello.oasis")), "-o", s(&out), "--kernel", s(&img)]).assert_bad_input("already has a package");
+    assert!(!out.exists(), "no image may be written on failure");
+}
+
+#[test]
+fn image_recompiles_aot_code_of_another_engine() {
+    // AOT code for the kernel's target whose fingerprint is not the kernel's
+    // (another Wasmtime, other settings) is replaced, not trusted.
+    let dir = scratch("xen-fp");
+    let module = std::fs::read(artifact("hello.wasm")).unwrap();
+    let mut builder = PackageBuilder::new("name = \"hello\"\nversion = \"0.1.0\"\nabi = 1\n".to_string(), module);
+    builder.aot("x86_64-unknown-none", "wasmtime-47.0.0:0000000000000000", b"not code".to_vec());
+    let pkg = dir.join("stale.oasis");
+    std::fs::write(&pkg, builder.build()).unwrap();
+    let out = dir.join("stale.xen");
+    let run = oasis(&["image", s(&pkg), "-o", s(&out)]);
+    assert_eq!(run.status, 0, "{run:#?}");
+    assert!(run.stdout.contains("recompiled"), "{run:#?}");
+    if have_qemu() {
+        let boot = qemu_boot(&out, None, None);
+        assert!(boot.lines().contains(&"Hello from Oasis!"), "{boot:#?}");
+    }
+}
+
+#[test]
+fn cpu_budget_is_enforced_by_the_timer_interrupt() {
+    // `spin` loops forever; only the epoch ticks of the kernel's timer
+    // interrupt can stop it (its manifest allows 1000 ms per call).
+    if !have_qemu() {
+        return;
+    }
+    let dir = scratch("xen-spin");
+    let boot = qemu_boot(&image("spin", &dir), None, None);
+    assert!(boot.console.contains("oasis-xen: spin stopped: CPU budget exceeded"), "{boot:#?}");
+    assert_eq!(boot.status, QEMU_STOPPED, "{boot:#?}");
+}
+
+#[test]
+fn memory_limit_and_std_work_in_the_kernel() {
+    if !have_qemu() {
+        return;
+    }
+    let dir = scratch("xen-limits");
+    let boot = qemu_boot(&image("memhog", &dir), None, None);
+    assert!(boot.console.contains("oasis-xen: memhog stopped: memory limit exceeded"), "{boot:#?}");
+    assert_eq!(boot.status, QEMU_STOPPED, "{boot:#?}");
+    // Rust's std over WASI (clocks, random from RDSEED/RDRAND, env, args) as under `oasis run`.
+    let boot = qemu_boot(&image("std-check", &dir), None, None);
+    assert!(boot.lines().iter().any(|l| l.starts_with("all ") && l.ends_with(" checks passed")), "{boot:#?}");
+    assert_eq!(boot.app_status(), Some(0), "{boot:#?}");
+}
+
+#[test]
+fn cpu_exceptions_are_reported_not_silent_resets() {
+    if !have_qemu() {
+        return;
+    }
+    let dir = scratch("xen-fault");
+    let boot = qemu_boot(&image("hello", &dir), None, Some("oasis.test-fault"));
+    let report = boot
+        .lines()
+        .into_iter()
+        .find(|l| l.starts_with("oasis-xen: CPU exception 14 (page fault) at RIP 0x"))
+        .unwrap_or_else(|| panic!("{boot:#?}"))
+        .to_string();
+    assert!(report.contains("CR2 0x1000000000"), "{report}");
+    assert!(report.contains("error code 0x"), "{report}");
+    assert_eq!(boot.status, QEMU_KERNEL_FAILED, "{boot:#?}");
+}
