@@ -17,10 +17,14 @@ use std::time::{Duration, Instant};
 
 use std::sync::Arc;
 
+mod native_http;
+
 use host_core::config::{EngineProfile, RuntimeOptions};
 use host_core::platform::{DriverError, Output, Platform};
 use host_core::process::StdPlatform;
 use host_core::tenant::{Runtime, TenantConfig};
+
+mod xen;
 
 /// The std drivers with the app's output discarded, so the figures are not
 /// mixed with the app's lines (the process peers' output goes to /dev/null too).
@@ -195,10 +199,248 @@ fn startup_phases(runs: usize) -> Result<(), String> {
     Ok(())
 }
 
+/// Bulk TCP through two smoltcp stacks on the in-process switch, one thread
+/// driving both (the stack's own cost: no OS, no copies through a kernel).
+fn smoltcp_bulk(total: usize, mtu: usize) -> Result<(), String> {
+    use host_core::net::smol::{SmolNetwork, StackConfig};
+    use host_core::net::{NetError, Network};
+    use host_core::process::switch::Switch;
+    use std::net::Ipv4Addr;
+
+    let sw = Switch::with_mtu(mtu);
+    let stack = |last: u8| {
+        let config = StackConfig { mac: [2, 0, 0, 0, 0, last], ip: Ipv4Addr::new(10, 0, 0, last), prefix: 24, gateway: None };
+        SmolNetwork::new(sw.port(), config, Arc::new(StdPlatform::new()))
+    };
+    let (rx, tx) = (stack(1), stack(2));
+    let listener = rx.tcp_listen("0.0.0.0:9".parse().unwrap()).map_err(|e| format!("{e:?}"))?;
+    let conn = tx.tcp_connect("10.0.0.1:9".parse().unwrap()).map_err(|e| format!("{e:?}"))?;
+    let mut events = Vec::new();
+    let pump = |events: &mut Vec<_>| {
+        rx.wait(Some(0), events);
+        tx.wait(Some(0), events);
+        events.clear();
+    };
+    let accepted = loop {
+        pump(&mut events);
+        if let Ok((c, _)) = rx.tcp_accept(listener) {
+            break c;
+        }
+    };
+    let chunk = vec![0x5au8; 256 << 10];
+    let mut buf = vec![0u8; 256 << 10];
+    let (mut sent, mut got) = (0usize, 0usize);
+    let start = Instant::now();
+    while got < total {
+        while sent < total {
+            match tx.write(conn, &chunk[..chunk.len().min(total - sent)]) {
+                Ok(n) => sent += n,
+                Err(NetError::WouldBlock) => break,
+                Err(e) => return Err(format!("send: {e:?}")),
+            }
+        }
+        pump(&mut events);
+        loop {
+            match rx.read(accepted, &mut buf) {
+                Ok(0) => return Err("early end of stream".into()),
+                Ok(n) => got += n,
+                Err(NetError::WouldBlock) => break,
+                Err(e) => return Err(format!("recv: {e:?}")),
+            }
+        }
+        if start.elapsed() > Duration::from_secs(120) {
+            return Err("bulk transfer timed out".into());
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "smoltcp bulk TCP, in-process switch, MTU {mtu:>5}: {:>6.2} Gbit/s ({} MiB, one thread driving both stacks; goal >= 2 Gbit/s)",
+        (total as f64 * 8.0) / secs / 1e9,
+        total >> 20
+    );
+    Ok(())
+}
+
+/// What wrk measured.
+struct Wrk {
+    rps: f64,
+    p99_ms: f64,
+}
+
+/// Runs wrk against `url` and parses its summary.
+fn wrk(url: &str, secs: u32) -> Result<Wrk, String> {
+    wrk_in(None, url, secs)
+}
+
+/// Runs wrk (inside network namespace `netns`, if given) and parses its summary.
+fn wrk_in(netns: Option<&str>, url: &str, secs: u32) -> Result<Wrk, String> {
+    let mut cmd = match netns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns, "wrk"]);
+            c
+        }
+        None => Command::new("wrk"),
+    };
+    let out = cmd
+        .args(["-t2", "-c50", &format!("-d{secs}s"), "--latency", url])
+        .output()
+        .map_err(|e| format!("wrk: {e} (apt-get install wrk)"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let rps = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Requests/sec:"))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| format!("wrk printed no Requests/sec: {text}"))?;
+    let p99 = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("99%"))
+        .map(str::trim)
+        .ok_or_else(|| format!("wrk printed no 99% latency: {text}"))?;
+    let p99_ms = if let Some(v) = p99.strip_suffix("us") {
+        v.parse::<f64>().map(|v| v / 1000.0)
+    } else if let Some(v) = p99.strip_suffix("ms") {
+        v.parse::<f64>()
+    } else if let Some(v) = p99.strip_suffix('s') {
+        v.parse::<f64>().map(|v| v * 1000.0)
+    } else {
+        return Err(format!("wrk latency `{p99}`"));
+    }
+    .map_err(|e| e.to_string())?;
+    Ok(Wrk { rps, p99_ms })
+}
+
+/// Waits until something accepts on 127.0.0.1:`port`.
+fn wait_port(port: u16) -> Result<(), String> {
+    for _ in 0..600 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Err(format!("nothing listens on port {port}"))
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// The http app in TAP mode: its own address behind a TAP device in a network
+/// namespace made here (root only), wrk inside the namespace.
+fn tap_http(oasis: &Path, http: &Path, secs: u32) -> Result<Wrk, String> {
+    let ns = format!("oasis-bench-{}", std::process::id());
+    let ip = |args: &[&str]| -> Result<(), String> {
+        let out = Command::new("ip").args(args).output().map_err(|e| format!("ip: {e}"))?;
+        if out.status.success() { Ok(()) } else { Err(format!("ip {args:?}: {}", String::from_utf8_lossy(&out.stderr).trim())) }
+    };
+    ip(&["netns", "add", &ns])?;
+    let result = (|| {
+        ip(&["-n", &ns, "link", "set", "lo", "up"])?;
+        ip(&["-n", &ns, "tuntap", "add", "dev", "otap0", "mode", "tap"])?;
+        ip(&["-n", &ns, "addr", "add", "10.78.0.1/24", "dev", "otap0"])?;
+        ip(&["-n", &ns, "link", "set", "otap0", "up"])?;
+        let mut server = Command::new("ip")
+            .args(["netns", "exec", &ns, oasis.to_str().unwrap(), "run", http.to_str().unwrap()])
+            .args(["--net", "tap:otap0", "--ip", "10.78.0.2/24", "-p", "8080:8080"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| e.to_string())?;
+        // The Linux side needs a moment to resolve the app's MAC address.
+        let mut ready = false;
+        for _ in 0..100 {
+            let probe = Command::new("ip")
+                .args(["netns", "exec", &ns, "curl", "-s", "-o", "/dev/null", "--max-time", "1", "http://10.78.0.2:8080/"])
+                .status();
+            if probe.is_ok_and(|s| s.success()) {
+                ready = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let measured = if ready { wrk_in(Some(&ns), "http://10.78.0.2:8080/", secs) } else { Err("the tap server never answered".into()) };
+        let _ = server.kill();
+        let _ = server.wait();
+        measured
+    })();
+    let _ = ip(&["netns", "del", &ns]);
+    result
+}
+
+/// HTTP hello throughput and p99 latency with wrk: oasis socket mode against
+/// the same logic built natively.
+fn http_hello(secs: u32) -> Result<(), String> {
+    let oasis = env_path("OASIS_BIN").ok_or("OASIS_BIN is not set")?;
+    let artifacts = env_path("OASIS_TEST_ARTIFACTS").ok_or("OASIS_TEST_ARTIFACTS is not set")?;
+    let http = artifacts.join("http.oasis");
+    let mut rows = Vec::new();
+    let port = free_port();
+    let mut server = Command::new(&oasis)
+        .args(["run", http.to_str().unwrap(), "-p", &format!("127.0.0.1:{port}:8080")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let measured = wait_port(port).and_then(|_| wrk(&format!("http://127.0.0.1:{port}/"), secs));
+    let _ = server.kill();
+    let _ = server.wait();
+    rows.push(("oasis run http.oasis (--net socket)", measured?));
+    let port = free_port();
+    let me = std::env::current_exe().map_err(|e| e.to_string())?;
+    let mut native = Command::new(me).args(["native-http", &port.to_string()]).spawn().map_err(|e| e.to_string())?;
+    let measured = wait_port(port).and_then(|_| wrk(&format!("http://127.0.0.1:{port}/"), secs));
+    let _ = native.kill();
+    let _ = native.wait();
+    rows.push(("native server, same logic (mio + httparse)", measured?));
+    match tap_http(&oasis, &http, secs) {
+        Ok(w) => rows.push(("oasis run http.oasis (--net tap, smoltcp)", w)),
+        Err(e) => println!("(tap mode skipped: {e})"),
+    }
+    match (env_path("OASIS_BENCH_WASMTIME"), env_path("OASIS_BENCH_WASI_HTTP")) {
+        (Some(wasmtime), Some(component)) => {
+            let port = free_port();
+            let mut serve = Command::new(wasmtime)
+                .args(["serve", "-S", "cli", "--addr", &format!("127.0.0.1:{port}"), component.to_str().unwrap()])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .map_err(|e| e.to_string())?;
+            let measured = wait_port(port).and_then(|_| wrk(&format!("http://127.0.0.1:{port}/"), secs));
+            let _ = serve.kill();
+            let _ = serve.wait();
+            rows.push(("wasmtime serve, wasi:http component", measured?));
+        }
+        _ => println!("(peer skipped: wasmtime serve needs the wasmtime CLI and the wasm32-wasip2 peer component)"),
+    }
+    println!("== HTTP hello, wrk -t2 -c50 -d{secs}s, same machine (2 cores shared by wrk and the server) ==");
+    let native_rps = rows[1].1.rps;
+    let socket_rps = rows[0].1.rps;
+    for (name, w) in &rows {
+        println!(
+            "{name:<44} {:>10.0} req/s  p99 {:>7.2} ms   this/native = {:.2}x   oasis socket/this = {:.2}x",
+            w.rps,
+            w.p99_ms,
+            w.rps / native_rps,
+            socket_rps / w.rps
+        );
+    }
+    println!("(goals: socket mode >= 0.8x native, tap mode >= 0.5x native, >= 1.3x wasmtime serve)");
+    Ok(())
+}
+
 fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("native-http") {
+        let port = args.get(2).and_then(|p| p.parse().ok()).unwrap_or(8080);
+        if let Err(e) = native_http::serve(port) {
+            eprintln!("native-http: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
     let runs: usize = std::env::var("OASIS_BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(30);
     let mut failed = false;
-    for result in [cold_start(runs), startup_phases(runs), instantiate_latency(2000)] {
+    for result in [cold_start(runs), xen::boot(runs.min(10)), startup_phases(runs), instantiate_latency(2000), smoltcp_bulk(1 << 30, 65535), smoltcp_bulk(256 << 20, 1500), http_hello(5)] {
         if let Err(e) = result {
             eprintln!("bench: {e}");
             failed = true;

@@ -61,6 +61,40 @@ pub enum Capability {
     Clock(ClockKind),
     /// The entropy source.
     Entropy,
+    /// A listening TCP socket on an app port.
+    TcpListener {
+        /// The socket.
+        socket: crate::net::SocketId,
+        /// The port the app asked for.
+        app_port: u16,
+    },
+    /// A TCP connection.
+    TcpStream {
+        /// The socket.
+        socket: crate::net::SocketId,
+        /// For accepted connections, the app port they came in on (the app's
+        /// view of the local address).
+        app_port: Option<u16>,
+    },
+    /// A UDP socket on an app port.
+    Udp {
+        /// The socket.
+        socket: crate::net::SocketId,
+        /// The port the app asked for.
+        app_port: u16,
+        /// Recent sources, which the socket may answer without a connect grant.
+        peers: alloc::collections::VecDeque<core::net::SocketAddr>,
+    },
+}
+
+impl Capability {
+    /// The network socket behind this capability, if it is one.
+    pub fn socket(&self) -> Option<crate::net::SocketId> {
+        match self {
+            Capability::TcpListener { socket, .. } | Capability::TcpStream { socket, .. } | Capability::Udp { socket, .. } => Some(*socket),
+            _ => None,
+        }
+    }
 }
 
 impl Capability {

@@ -26,6 +26,7 @@ pub mod config;
 pub mod limits;
 pub mod load;
 pub mod manifest;
+pub mod net;
 pub mod package;
 pub mod platform;
 pub mod tenant;

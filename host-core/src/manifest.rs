@@ -49,6 +49,31 @@ pub struct ManifestFile {
     /// Environment variables the app sees (before `-e` overrides).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<String, String>,
+    /// What the app needs from the network; the operator grants it with `-p` and
+    /// `--allow-connect`.
+    #[serde(default, skip_serializing_if = "NetNeeds::is_empty")]
+    pub net: NetNeeds,
+}
+
+/// The `[net]` table: the ports an app listens on and where it connects.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct NetNeeds {
+    /// App ports it listens on over TCP.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub listen: Vec<u16>,
+    /// App ports it binds over UDP.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub listen_udp: Vec<u16>,
+    /// Destinations it connects to, as `HOST:PORT` patterns.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub connect: Vec<String>,
+}
+
+impl NetNeeds {
+    fn is_empty(&self) -> bool {
+        self.listen.is_empty() && self.listen_udp.is_empty() && self.connect.is_empty()
+    }
 }
 
 /// The `[limits]` table as written.
@@ -84,6 +109,8 @@ pub struct Manifest {
     pub limits: Limits,
     /// Environment for the app.
     pub env: BTreeMap<String, String>,
+    /// Declared network needs.
+    pub net: NetNeeds,
 }
 
 /// What is wrong with a manifest.
@@ -110,6 +137,9 @@ pub enum ManifestError {
     /// Bad limit.
     #[error("limits: {0}")]
     Limit(#[from] LimitError),
+    /// A bad `[net]` entry.
+    #[error("net: {0}")]
+    BadNet(String),
     /// An environment variable name that WASI cannot carry.
     #[error("env: `{0}` is not a valid variable (names: not empty, no `=` or NUL; values: no NUL)")]
     BadEnv(String),
@@ -133,6 +163,9 @@ impl ManifestFile {
         self.capabilities = self.capabilities.or(defaults.capabilities);
         self.limits.memory = self.limits.memory.or(defaults.limits.memory);
         self.limits.cpu_ms_per_call = self.limits.cpu_ms_per_call.or(defaults.limits.cpu_ms_per_call);
+        if self.net.is_empty() {
+            self.net = defaults.net;
+        }
         for (k, v) in defaults.env {
             self.env.entry(k).or_insert(v);
         }
@@ -175,7 +208,13 @@ impl ManifestFile {
         if let Some((bad, _)) = self.env.iter().find(|(k, v)| k.is_empty() || k.contains('=') || k.contains('\0') || v.contains('\0')) {
             return Err(ManifestError::BadEnv(bad.clone()));
         }
-        Ok(Manifest { name, version, abi, capabilities, limits, env: self.env })
+        for pattern in &self.net.connect {
+            crate::net::ConnectPattern::parse(pattern).map_err(ManifestError::BadNet)?;
+        }
+        if self.net.listen.contains(&0) || self.net.listen_udp.contains(&0) {
+            return Err(ManifestError::BadNet("net.listen: port 0 is not a port".to_string()));
+        }
+        Ok(Manifest { name, version, abi, capabilities, limits, env: self.env, net: self.net })
     }
 }
 
@@ -205,6 +244,7 @@ impl Manifest {
             capabilities: Grants::basic().kinds().map(String::from).collect(),
             limits: Limits::default(),
             env: BTreeMap::new(),
+            net: NetNeeds::default(),
         }
     }
 
@@ -225,6 +265,7 @@ impl Manifest {
                 cpu_ms_per_call: Some(self.limits.cpu_ms_per_call),
             },
             env: self.env.clone(),
+            net: self.net.clone(),
         }
     }
 
@@ -260,12 +301,15 @@ mod tests {
 name = "clock"
 version = "0.1.0"
 abi = 1
-capabilities = ["console", "clock"]
+capabilities = ["console", "clock", "net"]
 [limits]
 memory = "16MiB"
 cpu-ms-per-call = 1000
 [env]
 TICKS = "5"
+[net]
+listen = [8080]
+connect = ["db.local:5432"]
 "#;
 
     #[test]
@@ -274,6 +318,8 @@ TICKS = "5"
         assert_eq!(m.name, "clock");
         assert_eq!(m.limits, Limits { memory_bytes: 16 << 20, cpu_ms_per_call: 1000 });
         assert_eq!(m.env["TICKS"], "5");
+        assert_eq!(m.net.listen, [8080]);
+        assert!(Manifest::parse(&FULL.replace("db.local:5432", "no port")).is_err());
         assert!(m.requested().allows("clock") && !m.requested().allows("entropy"));
         assert_eq!(Manifest::parse(&m.to_toml()).unwrap(), m);
     }

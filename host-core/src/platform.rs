@@ -39,4 +39,11 @@ pub trait Platform: Send + Sync + 'static {
     /// Blocks the calling thread until the monotonic clock reaches `deadline_ns`
     /// (or returns early; callers re-check the time).
     fn sleep_until(&self, deadline_ns: u64);
+
+    /// A message for the operator about tenant `tenant` (a refused grant, say).
+    /// By default it goes to the host's standard error.
+    fn host_log(&self, tenant: &str, message: &str) {
+        let line = alloc::format!("oasis: {tenant}: {message}\n");
+        let _ = self.write_output(tenant, Output::Stderr, line.as_bytes());
+    }
 }

@@ -14,7 +14,9 @@ use crate::caps::{CapTable, Capability, Grants};
 use crate::config::{self, ConfigError, EngineProfile, RuntimeOptions};
 use crate::limits::{Limits, MemoryLimitExceeded, MemoryLimiter};
 use crate::load::{self, AppKind, LoadError, LoadedApp};
+use crate::net::{self, NetGrants, Network, SocketId};
 use crate::platform::Platform;
+use alloc::collections::BTreeMap;
 
 /// Deadline far enough away to mean "no CPU budget" without overflowing the epoch.
 const NO_BUDGET_TICKS: u64 = 1 << 62;
@@ -37,6 +39,58 @@ pub struct TenantState {
     call_started_ns: u64,
     call_slept_ns: u64,
     limiter: MemoryLimiter,
+    pub(crate) net: Option<TenantNet>,
+    /// Whether the host already said that `net` was not granted.
+    pub(crate) net_refusal_logged: bool,
+}
+
+/// A tenant's view of the host's network (ABI.md section 7).
+pub(crate) struct TenantNet {
+    pub(crate) network: Arc<dyn Network>,
+    pub(crate) grants: NetGrants,
+    /// Names the tenant looked up and what they resolved to (name patterns
+    /// match these addresses). Bounded: the oldest are forgotten.
+    pub(crate) resolved: alloc::collections::VecDeque<(String, core::net::IpAddr)>,
+    /// Interest registered by calls that answered NOT_READY: socket -> (handle, flags).
+    interest: BTreeMap<SocketId, (u32, u32)>,
+    /// Events for the guest to take with `poll_events`.
+    pub(crate) events: alloc::collections::VecDeque<(u32, u32)>,
+    /// Open sockets.
+    pub(crate) sockets: usize,
+}
+
+impl TenantNet {
+    /// Notes that `handle` (socket `socket`) waits for `flags`.
+    pub(crate) fn register(&mut self, socket: SocketId, handle: u32, flags: u32) {
+        let entry = self.interest.entry(socket).or_insert((handle, 0));
+        entry.1 |= flags;
+    }
+
+    /// Turns driver readiness into guest events; true if any was queued.
+    fn deliver(&mut self, ready: &[(SocketId, u32)]) -> bool {
+        let mut woke = false;
+        for &(socket, flags) in ready {
+            let Some(&(handle, wanted)) = self.interest.get(&socket) else { continue };
+            // Hang-ups and errors wake every kind of waiter: the next call reports them.
+            let hit = flags & (wanted | net::HANGUP | net::ERROR);
+            if hit != 0 {
+                self.interest.remove(&socket);
+                self.events.push_back((handle, hit));
+                woke = true;
+            }
+        }
+        woke
+    }
+
+    /// Forgets a closed socket's interest and pending events.
+    fn forget(&mut self, socket: SocketId, handle: Option<u32>) {
+        self.interest.remove(&socket);
+        if let Some(h) = handle {
+            self.events.retain(|(eh, _)| *eh != h);
+        }
+        self.network.close(socket);
+        self.sockets = self.sockets.saturating_sub(1);
+    }
 }
 
 impl TenantState {
@@ -55,18 +109,30 @@ impl TenantState {
         Some(left.div_ceil(self.epoch_tick_ns).max(1))
     }
 
-    /// Delivers a closed log stream's unfinished last line.
-    pub(crate) fn flush_console(&self, cap: Capability) {
+    /// Releases what a closed handle held: a log stream's unfinished last line
+    /// is delivered, a socket is closed.
+    pub(crate) fn release(&mut self, cap: Capability, handle: Option<u32>) {
+        if let Some(socket) = cap.socket() {
+            if let Some(net) = self.net.as_mut() {
+                net.forget(socket, handle);
+            }
+            return;
+        }
         if let Capability::Console { stream, pending } = cap {
             if !pending.is_empty() {
                 let _ = self.platform.write_output(&self.name, crate::Output::Log { stream: &stream }, &pending);
             }
         }
     }
+
+    /// Logs a refusal on the host, for the operator.
+    pub(crate) fn log_refusal(&self, what: &str) {
+        self.platform.host_log(&self.name, what);
+    }
 }
 
 /// How a tenant is set up by the operator.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct TenantConfig {
     /// Name used in output and logs (defaults to the app's name).
     pub name: String,
@@ -78,6 +144,24 @@ pub struct TenantConfig {
     pub allowed: Grants,
     /// Limits.
     pub limits: Limits,
+    /// Published ports and connect patterns.
+    pub net: NetGrants,
+    /// This tenant's own network (e.g. its port on the in-process switch),
+    /// instead of the runtime's shared one.
+    pub network: Option<Arc<dyn Network>>,
+}
+
+impl core::fmt::Debug for TenantConfig {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("TenantConfig")
+            .field("name", &self.name)
+            .field("args", &self.args)
+            .field("allowed", &self.allowed)
+            .field("limits", &self.limits)
+            .field("net", &self.net)
+            .field("own_network", &self.network.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl TenantConfig {
@@ -89,6 +173,8 @@ impl TenantConfig {
             env: Vec::new(),
             allowed: Grants::basic(),
             limits: app.manifest.limits,
+            net: NetGrants::default(),
+            network: None,
         }
     }
 }
@@ -169,6 +255,7 @@ pub enum Step {
 /// Everything a host needs to run tenants: engine and drivers.
 pub struct Runtime {
     engine: Engine,
+    network: Option<Arc<dyn Network>>,
     can_compile: bool,
     profile: EngineProfile,
     platform: Arc<dyn Platform>,
@@ -198,7 +285,18 @@ impl Runtime {
         let config = config::engine_config(&profile, options)?;
         let engine = Engine::new(&config).map_err(|e| RuntimeError::Engine(load::one_line(&e)))?;
         let can_compile = options.compiler && cfg!(feature = "compiler");
-        Ok(Runtime { engine, can_compile, profile, platform, epoch_tick_ms: epoch_tick_ms.max(1) })
+        Ok(Runtime { engine, network: None, can_compile, profile, platform, epoch_tick_ms: epoch_tick_ms.max(1) })
+    }
+
+    /// Gives tenants created from now on this network (ABI.md section 7).
+    pub fn with_network(mut self, network: Arc<dyn Network>) -> Runtime {
+        self.network = Some(network);
+        self
+    }
+
+    /// The network, if the host has one.
+    pub fn network(&self) -> Option<&Arc<dyn Network>> {
+        self.network.as_ref()
     }
 
     /// The engine; the host must call `increment_epoch` on it every tick.
@@ -252,6 +350,15 @@ impl Runtime {
             call_started_ns: 0,
             call_slept_ns: 0,
             limiter: MemoryLimiter::new(cfg.limits.memory_bytes),
+            net: cfg.network.as_ref().or(self.network.as_ref()).map(|network| TenantNet {
+                network: network.clone(),
+                grants: cfg.net.clone(),
+                resolved: Default::default(),
+                interest: BTreeMap::new(),
+                events: Default::default(),
+                sockets: 0,
+            }),
+            net_refusal_logged: false,
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
@@ -312,6 +419,17 @@ impl Tenant {
         self.exit.as_ref()
     }
 
+    /// Hands socket readiness from the network to this tenant; true if the
+    /// guest has events to take (and should be polled).
+    pub fn deliver(&mut self, ready: &[(SocketId, u32)]) -> bool {
+        self.store.data_mut().net.as_mut().is_some_and(|n| n.deliver(ready))
+    }
+
+    /// Number of sockets the tenant has open.
+    pub fn open_sockets(&self) -> usize {
+        self.store.data().net.as_ref().map_or(0, |n| n.sockets)
+    }
+
     fn arm_budget(&mut self) {
         let state = self.store.data_mut();
         state.call_started_ns = state.platform.monotonic_ns();
@@ -356,8 +474,12 @@ impl Tenant {
         self.arm_budget();
         match poll.call(&mut self.store, now_ns as i64) {
             Ok(POLL_NO_DEADLINE) => {
-                // v1 has no capability whose readiness could wake the app.
-                self.end(Exit::Stopped(StopReason::Idle))
+                // Waiting for events is fine while a socket could deliver one.
+                if self.store.data().net.as_ref().is_some_and(|n| n.sockets > 0) {
+                    Step::WaitForEvents
+                } else {
+                    self.end(Exit::Stopped(StopReason::Idle))
+                }
             }
             Ok(d) if d < 0 => self.end(Exit::Stopped(StopReason::Protocol(format!(
                 "oasis_v1_poll returned {d}: a deadline must be >= 0, or -1 for none"
@@ -371,18 +493,36 @@ impl Tenant {
     /// deadlines. Used by single-tenant hosts (`oasis run`, the Xen kernel).
     pub fn run_to_exit(&mut self) -> Exit {
         let platform = self.store.data().platform.clone();
+        let network = self.store.data().net.as_ref().map(|n| n.network.clone());
+        let mut ready = Vec::new();
         let mut step = self.init();
         loop {
-            match step {
+            let deadline = match step {
                 Step::Done => break,
-                Step::Deadline(d) => {
+                Step::Deadline(d) => Some(d),
+                Step::WaitForEvents => None,
+            };
+            match &network {
+                // Wait for the deadline or for an event the guest asked for.
+                Some(network) => loop {
+                    let now = platform.monotonic_ns();
+                    if deadline.is_some_and(|d| now >= d) {
+                        break;
+                    }
+                    ready.clear();
+                    network.wait(deadline.map(|d| d - now), &mut ready);
+                    if self.deliver(&ready) {
+                        break;
+                    }
+                },
+                None => {
+                    let Some(d) = deadline else {
+                        self.end(Exit::Stopped(StopReason::Idle));
+                        break;
+                    };
                     while platform.monotonic_ns() < d {
                         platform.sleep_until(d);
                     }
-                }
-                Step::WaitForEvents => {
-                    self.end(Exit::Stopped(StopReason::Idle));
-                    break;
                 }
             }
             step = self.poll(platform.monotonic_ns());
@@ -402,7 +542,7 @@ impl Tenant {
         let state = self.store.data_mut();
         let caps: Vec<Capability> = state.caps.drain().collect();
         for cap in caps {
-            self.store.data().flush_console(cap);
+            state.release(cap, None);
         }
         self.exit = Some(exit);
         Step::Done

@@ -20,6 +20,7 @@ pub fn bench(ws: &Workspace) -> Result<()> {
     build::build(ws)?;
     let wasmtime = wasmtime_peer(ws);
     let native_hello = native_hello(ws)?;
+    let wasi_http = wasi_http_peer(ws);
     println!("bench: cargo run --release -p oasis-bench");
     let mut cmd = Command::new(&ws.cargo);
     cmd.args(["run", "--quiet", "--release", "-p", "oasis-bench", "--target-dir"])
@@ -28,8 +29,12 @@ pub fn bench(ws: &Workspace) -> Result<()> {
         .env("OASIS_BIN", ws.oasis_bin())
         .env("OASIS_TEST_ARTIFACTS", ws.app_artifacts())
         .env("OASIS_BENCH_NATIVE_HELLO", native_hello);
+    ws.host_build(&mut cmd);
     if let Some(w) = wasmtime {
         cmd.env("OASIS_BENCH_WASMTIME", w);
+    }
+    if let Some(c) = wasi_http {
+        cmd.env("OASIS_BENCH_WASI_HTTP", c);
     }
     process::run(&mut cmd).context("the benchmark failed")
 }
@@ -49,6 +54,43 @@ fn wasmtime_peer(ws: &Workspace) -> Option<PathBuf> {
         Ok(()) => None,
         Err(e) => {
             println!("bench: the wasmtime peer is skipped: {e:#}");
+            None
+        }
+    }
+}
+
+/// The `wasmtime serve` peer: bench/peers/wasi-http-hello as a wasm32-wasip2
+/// component. Needs rustup's wasm32-wasip2 target; skipped with a note without it.
+fn wasi_http_peer(ws: &Workspace) -> Option<PathBuf> {
+    let has_target = || {
+        Command::new("rustc")
+            .args(["--print", "target-libdir", "--target", "wasm32-wasip2"])
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()))
+            .and_then(|d| std::fs::read_dir(d).ok())
+            .is_some_and(|mut d| d.any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().starts_with("libstd-"))))
+    };
+    if !has_target() {
+        let mut add = Command::new("rustup");
+        add.args(["target", "add", "wasm32-wasip2"]);
+        let _ = process::run_with_timeout(&mut add, std::time::Duration::from_secs(60), None);
+    }
+    if !has_target() {
+        println!("bench: the wasmtime serve peer is skipped: no wasm32-wasip2 target (rustup target add wasm32-wasip2)");
+        return None;
+    }
+    let target_dir = ws.target_dir.join("peers");
+    let mut cmd = Command::new(&ws.cargo);
+    cmd.args(["build", "--quiet", "--release", "--target", "wasm32-wasip2", "--manifest-path"])
+        .arg(ws.root.join("bench/peers/wasi-http-hello/Cargo.toml"))
+        .arg("--target-dir")
+        .arg(&target_dir);
+    match process::run(&mut cmd) {
+        Ok(()) => Some(target_dir.join("wasm32-wasip2/release/wasi_http_hello.wasm")),
+        Err(e) => {
+            println!("bench: the wasmtime serve peer is skipped: {e:#}");
             None
         }
     }

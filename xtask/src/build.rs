@@ -1,4 +1,5 @@
-//! `cargo xtask build`: the `oasis` host, then every example app packaged.
+//! `cargo xtask build`: the `oasis` host and the PVH kernel, then every
+//! example app packaged.
 
 use std::fs;
 use std::process::Command;
@@ -14,6 +15,8 @@ use crate::workspace::Workspace;
 pub fn build(ws: &Workspace) -> Result<Toolchains> {
     let toolchains = setup::setup(ws)?;
     build_host(ws)?;
+    // `oasis image` needs the kernel next to the `oasis` binary.
+    crate::kernel::build(ws, &toolchains.nostd)?;
     for app in apps::list(&ws.root)? {
         package(ws, &app)?;
     }
@@ -42,6 +45,7 @@ fn build_host(ws: &Workspace) -> Result<()> {
     ])
     .arg(&ws.target_dir)
     .current_dir(&ws.root);
+    ws.host_build(&mut cmd);
     process::run(&mut cmd)
         .context("building the host workspace (the `oasis` binary and the tests) failed")?;
     let bin = ws.oasis_bin();

@@ -10,6 +10,7 @@
 //! - `demo` runs the example apps like a terminal session;
 //! - `test` runs every test (what CI runs);
 //! - `check-no-std` proves `host-core` still builds without an OS;
+//! - `kernel` builds the PVH kernel (host-xen) that `oasis image` embeds apps in;
 //! - `bench` runs the benchmarks against their peers.
 
 mod apps;
@@ -17,12 +18,15 @@ mod bench;
 mod build;
 mod debian;
 mod demo;
+mod kernel;
 mod nostd;
 mod process;
+mod qemu;
 mod setup;
 mod sysroot;
 mod testing;
 mod workspace;
+mod xen;
 
 use std::process::ExitCode;
 
@@ -35,15 +39,18 @@ Usage: cargo xtask <command> [args]
 
 Commands:
   setup             make the wasm32-wasip1 and x86_64-unknown-none toolchains usable
-  build             setup, build the `oasis` host, package every app in apps/
+  build             setup, build the `oasis` host and the PVH kernel, package every app in apps/
   demo              build, then run the example apps like a terminal session
   test [-- ARGS]    build, `cargo test --release --workspace ARGS`, check-no-std,
-                    and the guest SDK's unit tests (what CI runs)
+                    the guest SDK's unit tests and test-xen (what CI runs)
   check-no-std      build host-core for x86_64-unknown-none without std
+  kernel            build the PVH kernel (host-xen) and put it next to `oasis`
+  test-xen          build, then boot `hello` as a PVH domU under real Xen 4.17 in QEMU (slow)
   bench             build, bring the peers (wasmtime CLI, native hello), run the benchmarks
 
 Environment:
   OASIS_CACHE       cache directory (default: $XDG_CACHE_HOME/oasis or ~/.cache/oasis)
+  OASIS_SKIP_XEN=1  `test` skips the real-Xen boot (slow; CI runs it)
   CARGO_TARGET_DIR  where host builds go (default: <repo>/target)
 ";
 
@@ -93,6 +100,18 @@ fn run(args: Vec<String>) -> Result<()> {
             let ws = Workspace::from_env()?;
             let toolchain = setup::x86_64_unknown_none(&ws, &mut setup::Rustup::default())?;
             nostd::check(&ws, &toolchain)
+        }
+        "kernel" => {
+            no_args("kernel")?;
+            let ws = Workspace::from_env()?;
+            let toolchain = setup::x86_64_unknown_none(&ws, &mut setup::Rustup::default())?;
+            kernel::build(&ws, &toolchain).map(drop)
+        }
+        "test-xen" => {
+            no_args("test-xen")?;
+            let ws = Workspace::from_env()?;
+            build::build(&ws)?;
+            xen::test(&ws)
         }
         "bench" => {
             no_args("bench")?;

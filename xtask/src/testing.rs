@@ -11,6 +11,7 @@ use anyhow::{Context, Result};
 use crate::build;
 use crate::nostd;
 use crate::process;
+use crate::qemu;
 use crate::workspace::Workspace;
 
 pub fn test(ws: &Workspace, cargo_test_args: &[String]) -> Result<()> {
@@ -22,6 +23,9 @@ pub fn test(ws: &Workspace, cargo_test_args: &[String]) -> Result<()> {
 
 fn run_phases(ws: &Workspace, cargo_test_args: &[String], phases: &mut Phases) -> Result<()> {
     let toolchains = phases.time("build", || build::build(ws))?;
+    // The kernel tests boot images in QEMU; CI machines get it from apt.
+    let qemu = phases.time("qemu", || qemu::ensure(ws))?;
+    println!("test: {qemu}");
     phases.time("cargo test", || workspace_tests(ws, cargo_test_args))?;
     phases.time("check-no-std", || nostd::check(ws, &toolchains.nostd))?;
     let guest_api = ws.root.join("guest-api");
@@ -29,6 +33,13 @@ fn run_phases(ws: &Workspace, cargo_test_args: &[String], phases: &mut Phases) -
         phases.time("guest-api tests", || guest_api_tests(ws, &guest_api))?;
     } else {
         println!("test: guest-api has no unit tests; skipped");
+    }
+    // Last: the slowest (a minute or more), and it needs everything above.
+    // OASIS_SKIP_XEN=1 skips it for quick local runs; CI never sets it.
+    if std::env::var_os("OASIS_SKIP_XEN").is_some_and(|v| v == "1") {
+        println!("test: real-Xen boot skipped (OASIS_SKIP_XEN=1)");
+    } else {
+        phases.time("xen (slow)", || crate::xen::test(ws))?;
     }
     Ok(())
 }
@@ -39,13 +50,16 @@ fn run_phases(ws: &Workspace, cargo_test_args: &[String], phases: &mut Phases) -
 fn workspace_tests(ws: &Workspace, args: &[String]) -> Result<()> {
     println!("test: cargo test --release --workspace {}", args.join(" "));
     let mut cmd = Command::new(&ws.cargo);
-    cmd.args(["test", "--release", "--workspace", "--target-dir"])
-        .arg(&ws.target_dir)
-        .args(args)
+    cmd.args(["test", "--release", "--workspace", "--target-dir"]).arg(&ws.target_dir);
+    // Before the user's arguments, which may hold a `--` for the test binaries.
+    ws.host_build(&mut cmd);
+    cmd.args(args)
         .current_dir(&ws.root)
         .env("OASIS_BIN", ws.oasis_bin())
         .env("OASIS_TEST_ARTIFACTS", ws.app_artifacts())
-        .env("OASIS_CACHE", &ws.cache_dir);
+        .env("OASIS_CACHE", &ws.cache_dir)
+        // QEMU was just ensured: the kernel tests must run, not skip.
+        .env("OASIS_REQUIRE_QEMU", "1");
     process::run(&mut cmd).context("workspace tests failed")
 }
 

@@ -2,6 +2,7 @@
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
@@ -43,7 +44,26 @@ impl Workspace {
 
     /// The `oasis` binary built by `cargo xtask build`.
     pub fn oasis_bin(&self) -> PathBuf {
-        self.target_dir.join("release").join(exe("oasis"))
+        let dir = match STATIC_HOST_TARGET {
+            Some(triple) => self.target_dir.join(triple),
+            None => self.target_dir.clone(),
+        };
+        dir.join("release").join(exe("oasis"))
+    }
+
+    /// Adds what every build of the host workspace needs to `cmd` (a `cargo
+    /// build/test/run` in the workspace), so that they all share one build.
+    ///
+    /// On x86_64 Linux with glibc the host is linked statically
+    /// (`crt-static`): a one-shot `oasis run` then skips the dynamic loader,
+    /// about 0.15 ms of a 2 ms cold start (cargo xtask bench). An explicit
+    /// `--target` keeps the flag off build scripts and proc macros, which
+    /// cannot be static.
+    pub fn host_build(&self, cmd: &mut Command) {
+        if let Some(triple) = STATIC_HOST_TARGET {
+            cmd.args(["--target", triple]);
+            cmd.env(format!("CARGO_TARGET_{}_RUSTFLAGS", triple.to_uppercase().replace('-', "_")), "-C target-feature=+crt-static");
+        }
     }
 
     /// Where packaged apps (`NAME.oasis`) and their raw modules (`NAME.wasm`) go.
@@ -51,6 +71,10 @@ impl Workspace {
         self.target_dir.join("oasis-apps")
     }
 }
+
+/// The host triple, where the host is linked statically (see [`Workspace::host_build`]).
+const STATIC_HOST_TARGET: Option<&str> =
+    if cfg!(all(target_arch = "x86_64", target_os = "linux", target_env = "gnu")) { Some("x86_64-unknown-linux-gnu") } else { None };
 
 /// `OASIS_CACHE`, else `$XDG_CACHE_HOME/oasis`, else `$HOME/.cache/oasis`.
 ///

@@ -6,6 +6,7 @@
 //! limit the host enforces.
 
 pub mod memory;
+mod net;
 mod oasis;
 pub mod wasi;
 
@@ -33,6 +34,7 @@ fn build(engine: &Engine, wanted: Option<Vec<(String, String)>>) -> wasmtime::Re
     let mut linker = Linker::new(engine);
     let mut d = Definer { linker: &mut linker, wanted };
     oasis::add_to_linker(&mut d)?;
+    net::add_to_linker(&mut d)?;
     wasi::add_to_linker(&mut d)?;
     Ok(linker)
 }

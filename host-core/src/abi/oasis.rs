@@ -56,7 +56,7 @@ pub(crate) fn add_to_linker(linker: &mut Definer<'_>) -> wasmtime::Result<()> {
     linker.wrap(IMPORT_MODULE, import::CAP_CLOSE, |mut c: Caller<'_, TenantState>, handle: i32| {
         with_memory(&mut c, |_, st| {
             let cap = st.caps.remove(handle as u32)?;
-            st.flush_console(cap);
+            st.release(cap, Some(handle as u32));
             Ok(())
         })
     })?;

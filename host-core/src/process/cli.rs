@@ -25,6 +25,8 @@ enum Command {
     Inspect(InspectArgs),
     /// Build an app crate for wasm32-wasip1 and package it, in one step.
     Build(BuildArgs),
+    /// Make a bootable x86_64 PVH image (QEMU, Xen) of a package.
+    Image(ImageArgs),
 }
 
 /// `oasis run`.
@@ -44,6 +46,22 @@ pub struct RunArgs {
     /// Withhold a capability kind the manifest asks for (repeatable).
     #[arg(long, value_name = "KIND")]
     pub deny: Vec<String>,
+    /// Publish an app port on the host: [ADDR:]HOST_PORT:APP_PORT[/udp] (repeatable).
+    #[arg(short = 'p', long = "publish", value_name = "SPEC")]
+    pub publish: Vec<String>,
+    /// Let the app connect to HOST:PORT (HOST: IP, name or *; PORT: number or *) (repeatable).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub allow_connect: Vec<String>,
+    /// Network mode: `socket` (the OS's sockets, default) or `tap:NAME` (smoltcp
+    /// on a TAP device, with the app's own address from --ip).
+    #[arg(long, value_name = "MODE", default_value = "socket")]
+    pub net: String,
+    /// The app's IPv4 address and prefix in tap mode, e.g. 10.0.0.2/24.
+    #[arg(long, value_name = "ADDR/PREFIX")]
+    pub ip: Option<String>,
+    /// Default gateway in tap mode.
+    #[arg(long, value_name = "ADDR")]
+    pub gateway: Option<String>,
     /// Say where the code came from and how the app ended.
     #[arg(short, long)]
     pub verbose: bool,
@@ -111,6 +129,26 @@ pub struct BuildArgs {
     pub pack: PackOptions,
 }
 
+/// `oasis image`.
+#[derive(Debug, Args)]
+pub struct ImageArgs {
+    /// The package (.oasis).
+    pub package: PathBuf,
+    /// Where to write the image (an ELF kernel for `qemu-system-x86_64 -kernel` or Xen `type = "pvh"`).
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
+    /// The Oasis PVH kernel (default: oasis-xen-kernel.elf next to this binary).
+    #[arg(long, value_name = "PATH")]
+    pub kernel: Option<PathBuf>,
+    /// Also write an `xl` domain configuration that boots the image.
+    #[arg(long, value_name = "FILE")]
+    pub xen_config: Option<PathBuf>,
+    /// Arguments for the app, written into the xl configuration's command line
+    /// (under QEMU pass them with `-append "-- ARGS"`).
+    #[arg(last = true)]
+    pub args: Vec<String>,
+}
+
 /// An error for the user: one line, printed as `oasis: error: …`, exit status 2.
 #[derive(Debug)]
 pub struct UserError(pub String);
@@ -138,6 +176,7 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
         Command::Package(a) => super::pack::package(a),
         Command::Inspect(a) => super::pack::inspect(a),
         Command::Build(a) => super::build::build(a),
+        Command::Image(a) => super::image::image(a),
     };
     match result {
         Ok(status) => status,

@@ -3,7 +3,12 @@
 //! is per platform; everything here uses portable std APIs.
 
 pub mod build;
+pub mod net;
+pub mod switch;
+#[cfg(target_os = "linux")]
+pub mod tap;
 pub mod cli;
+pub mod image;
 pub mod pack;
 pub mod run;
 
@@ -87,8 +92,21 @@ pub fn native_runtime(pooling_tenants: Option<u32>, compiler: bool) -> Result<Ru
         Arc::new(StdPlatform::new()),
         EPOCH_TICK.as_millis() as u64,
     )?;
-    start_epoch_ticker(runtime.engine().clone());
+    match EPOCH_TICKER.get() {
+        Some(start) => start(runtime.engine().clone()),
+        None => start_thread_ticker(runtime.engine().clone()),
+    }
     Ok(runtime)
+}
+
+/// How the platform advances the epoch, if it has something better than the
+/// portable ticker thread (host-unix uses a timer signal: no thread to start).
+static EPOCH_TICKER: std::sync::OnceLock<fn(wasmtime::Engine)> = std::sync::OnceLock::new();
+
+/// Installs the platform's epoch ticker; call before [`cli::main`]. It must
+/// call `increment_epoch` about every [`EPOCH_TICK`] for the life of the process.
+pub fn set_epoch_ticker(start: fn(wasmtime::Engine)) {
+    let _ = EPOCH_TICKER.set(start);
 }
 
 /// Advances `engine`'s epoch once per elapsed [`EPOCH_TICK`] for the life of
@@ -96,7 +114,7 @@ pub fn native_runtime(pooling_tenants: Option<u32>, compiler: bool) -> Result<Ru
 /// last far longer than asked (about 15 ms on Windows, or on a loaded machine),
 /// and budgets must still mean milliseconds. A weak reference lets the thread
 /// end once the engine is dropped.
-fn start_epoch_ticker(engine: wasmtime::Engine) {
+pub fn start_thread_ticker(engine: wasmtime::Engine) {
     let weak = engine.weak();
     drop(engine);
     let spawned = std::thread::Builder::new()

@@ -78,14 +78,15 @@ pub fn write_package(
     let bytes = builder.build();
     // Write to a temporary file and rename, so a crash never leaves half a package
     // where a good one was.
-    let tmp = output.with_extension("oasis.tmp");
+    let tmp = output.with_extension(format!("oasis.tmp{}", std::process::id()));
     std::fs::write(&tmp, &bytes).map_err(|e| UserError(format!("{}: {e}", tmp.display())))?;
     std::fs::rename(&tmp, output).map_err(|e| UserError(format!("{}: {e}", output.display())))?;
     println!("packaged {} {} -> {} ({})", manifest.name, manifest.version, output.display(), display_size(bytes.len() as u64));
     Ok(())
 }
 
-fn engine_for(profile: &EngineProfile) -> CliResult<wasmtime::Engine> {
+/// An engine that compiles for `profile` (the same `engine_config` its host uses).
+pub(super) fn engine_for(profile: &EngineProfile) -> CliResult<wasmtime::Engine> {
     let config = config::engine_config(profile, &RuntimeOptions::default())?;
     wasmtime::Engine::new(&config).map_err(|e| UserError(format!("engine for {}: {}", profile.target(), load::one_line(&e))))
 }
@@ -135,6 +136,15 @@ pub fn inspect(args: InspectArgs) -> CliResult {
         ms => format!("{ms} ms CPU per call"),
     };
     println!("limits:        memory {}, {cpu}", display_size(m.limits.memory_bytes));
+    if !m.net.listen.is_empty() || !m.net.listen_udp.is_empty() || !m.net.connect.is_empty() {
+        let ports = |v: &[u16]| v.iter().map(u16::to_string).collect::<Vec<_>>().join(", ");
+        println!(
+            "network:       listens on tcp [{}] udp [{}], connects to [{}]",
+            ports(&m.net.listen),
+            ports(&m.net.listen_udp),
+            m.net.connect.join(", ")
+        );
+    }
     if !m.env.is_empty() {
         let env: Vec<String> = m.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
         println!("env:           {}", env.join(" "));
