@@ -123,9 +123,14 @@ pub fn inspect(args: InspectArgs) -> CliResult {
     let package = Package::parse(&bytes).map_err(|e| UserError(format!("{}: {e}", args.package.display())))?;
     let m = &package.manifest;
     println!("{} {}  ({} bytes, package format v1, Oasis ABI v{})", m.name, m.version, bytes.len(), m.abi);
-    let runtime = super::native_runtime(None, true)?;
-    let app = runtime.load(&bytes, &m.name).map_err(|e| UserError(format!("{}: {e}", args.package.display())))?;
-    let kind = match app.kind {
+    // Inspecting must be safe on a package from anywhere: compile the module
+    // (validated wasm) rather than load its AOT code, which would be trusted
+    // native code.
+    let engine = engine_for(&EngineProfile::native())?;
+    let module = wasmtime::Module::new(&engine, package.module)
+        .map_err(|e| UserError(format!("{}: invalid module: {}", args.package.display(), load::one_line(&e))))?;
+    let app_kind = load::check_abi(&module, m).map_err(|e| UserError(format!("{}: {e}", args.package.display())))?;
+    let kind = match app_kind {
         AppKind::Command => "command (runs main to completion)",
         AppKind::Reactor => "reactor (driven by wake-ups)",
     };
@@ -149,7 +154,7 @@ pub fn inspect(args: InspectArgs) -> CliResult {
         let env: Vec<String> = m.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
         println!("env:           {}", env.join(" "));
     }
-    let imports: Vec<String> = app.module.imports().map(|i| format!("{}.{}", i.module(), i.name())).collect();
+    let imports: Vec<String> = module.imports().map(|i| format!("{}.{}", i.module(), i.name())).collect();
     println!("module:        {} bytes, {} imports", package.module.len(), imports.len());
     for section in package.sections.iter().filter(|s| s.kind == SectionKind::Asset) {
         println!("asset:         {} ({} bytes)", section.name, section.data.len());
