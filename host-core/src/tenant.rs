@@ -549,6 +549,21 @@ impl Tenant {
     }
 }
 
+impl Drop for Tenant {
+    /// A tenant dropped before it ended (a host shutting down, a swap) still
+    /// delivers its partial log lines and closes its sockets: they belong to
+    /// the host's network, which outlives the tenant.
+    fn drop(&mut self) {
+        if self.exit.is_none() {
+            let state = self.store.data_mut();
+            let caps: Vec<Capability> = state.caps.drain().collect();
+            for cap in caps {
+                state.release(cap, None);
+            }
+        }
+    }
+}
+
 /// Turns a Wasmtime error from a guest call into a stop reason; `Err(message)`
 /// for errors that are not traps or limits.
 fn classify(error: wasmtime::Error, cpu_ms: u64) -> Result<StopReason, String> {
@@ -814,6 +829,29 @@ mod tests {
         let wat = r#"(module (memory (export "memory") 1) (func (export "_start"))
             (func (export "oasis_v1_poll") (param i64) (result i64) (i64.const -1)))"#;
         assert_eq!(run(&rt, wat, &[], Limits::default()), Exit::Stopped(StopReason::Idle));
+    }
+
+    #[test]
+    fn dropping_a_running_tenant_flushes_its_log_lines() {
+        let (rt, rec) = runtime();
+        // A reactor that writes a partial line in _start, then waits forever.
+        let wat = r#"(module
+            (import "oasis_v1" "cap_open" (func $open (param i32 i32 i32) (result i32)))
+            (import "oasis_v1" "console_write" (func $write (param i32 i32 i32) (result i32)))
+            (memory (export "memory") 1)
+            (data (i32.const 0) "console")
+            (data (i32.const 16) "unfinished")
+            (func (export "_start")
+                (drop (call $open (i32.const 0) (i32.const 7) (i32.const 100)))
+                (drop (call $write (i32.load (i32.const 100)) (i32.const 16) (i32.const 10))))
+            (func (export "oasis_v1_poll") (param i64) (result i64) (i64.const 1000000000000)))"#;
+        let wasm = wat::parse_str(wat).unwrap();
+        let app = rt.load(&wasm, "t").unwrap();
+        let mut t = rt.instantiate(&app, &TenantConfig::for_app(&app)).unwrap();
+        assert!(matches!(t.init(), Step::Deadline(_)));
+        assert!(rec.lines.lock().unwrap().is_empty());
+        drop(t);
+        assert_eq!(*rec.lines.lock().unwrap(), ["[app]unfinished"]);
     }
 
     #[test]
