@@ -125,6 +125,14 @@ impl TenantState {
         }
     }
 
+    /// Closes every handle, releasing what each held.
+    fn release_all(&mut self) {
+        let caps: Vec<Capability> = self.caps.drain().collect();
+        for cap in caps {
+            self.release(cap, None);
+        }
+    }
+
     /// Logs a refusal on the host, for the operator.
     pub(crate) fn log_refusal(&self, what: &str) {
         self.platform.host_log(&self.name, what);
@@ -539,11 +547,7 @@ impl Tenant {
     }
 
     fn end(&mut self, exit: Exit) -> Step {
-        let state = self.store.data_mut();
-        let caps: Vec<Capability> = state.caps.drain().collect();
-        for cap in caps {
-            state.release(cap, None);
-        }
+        self.store.data_mut().release_all();
         self.exit = Some(exit);
         Step::Done
     }
@@ -555,11 +559,7 @@ impl Drop for Tenant {
     /// the host's network, which outlives the tenant.
     fn drop(&mut self) {
         if self.exit.is_none() {
-            let state = self.store.data_mut();
-            let caps: Vec<Capability> = state.caps.drain().collect();
-            for cap in caps {
-                state.release(cap, None);
-            }
+            self.store.data_mut().release_all();
         }
     }
 }

@@ -13,7 +13,7 @@
 mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{artifact, oasis, s, scratch};
 use host_core::package::PackageBuilder;
@@ -68,36 +68,10 @@ fn qemu_boot(kernel: &Path, initrd: Option<&Path>, append: Option<&str>) -> Boot
     if let Some(append) = append {
         cmd.args(["-append", append]);
     }
-    let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn qemu");
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let t_out = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        std::io::Read::read_to_end(&mut out, &mut v).ok();
-        v
-    });
-    let t_err = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        std::io::Read::read_to_end(&mut err, &mut v).ok();
-        v
-    });
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if start.elapsed() > QEMU_LIMIT {
-            child.kill().ok();
-            child.wait().ok();
-            let console = String::from_utf8_lossy(&t_out.join().unwrap()).into_owned();
-            panic!("QEMU did not finish within {QEMU_LIMIT:?}; console:\n{console}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    let console = String::from_utf8_lossy(&t_out.join().unwrap()).into_owned();
-    let stderr = String::from_utf8_lossy(&t_err.join().unwrap()).into_owned();
+    let run = common::run_with_limit(&mut cmd, QEMU_LIMIT);
+    let (console, stderr) = (run.stdout, run.stderr);
     assert!(!stderr.contains("qemu-system-x86_64: "), "QEMU complained: {stderr}");
-    Boot { status: status.code().unwrap_or(-1), console }
+    Boot { status: run.status, console }
 }
 
 /// `oasis image APP.oasis -o DIR/APP.xen` with the kernel next to `oasis`.

@@ -44,6 +44,19 @@ fn net(st: &mut TenantState) -> Result<&mut TenantNet, Status> {
     st.net.as_mut().ok_or(Status::Unsupported)
 }
 
+/// The host address app port `port` is published at, or a logged refusal.
+fn published(st: &mut TenantState, proto: Proto, port: u16) -> Result<SocketAddr, Status> {
+    if let Some(host) = net(st)?.grants.published(proto, port) {
+        return Ok(host);
+    }
+    let (what, suffix) = match proto {
+        Proto::Tcp => ("listen", ""),
+        Proto::Udp => ("UDP bind", "/udp"),
+    };
+    st.log_refusal(&format!("{what} on app port {port} refused: not published (-p HOST_PORT:{port}{suffix})"));
+    Err(Status::NotGranted)
+}
+
 fn read_addr(mem: &[u8], ptr: i32) -> Result<SocketAddr, Status> {
     let bytes: &[u8; ADDR_LEN] = memory::bytes(mem, ptr, ADDR_LEN as i32)?.try_into().map_err(|_| Status::Fault)?;
     addr::decode(bytes).ok_or(Status::Invalid)
@@ -102,12 +115,8 @@ pub(crate) fn add_to_linker(linker: &mut Definer<'_>) -> wasmtime::Result<()> {
         with_memory(&mut c, |mem, st| {
             memory::check(mem, out, 4)?;
             let port = port_of(port)?;
-            let n = net(st)?;
-            let Some(host) = n.grants.published(Proto::Tcp, port) else {
-                st.log_refusal(&format!("listen on app port {port} refused: not published (-p HOST_PORT:{port})"));
-                return Err(Status::NotGranted);
-            };
-            let socket = n.network.tcp_listen(host)?;
+            let host = published(st, Proto::Tcp, port)?;
+            let socket = net(st)?.network.tcp_listen(host)?;
             let h = insert_socket(st, Capability::TcpListener { socket, app_port: port })?;
             memory::write_u32(mem, out, h)?;
             Ok(())
@@ -209,12 +218,8 @@ pub(crate) fn add_to_linker(linker: &mut Definer<'_>) -> wasmtime::Result<()> {
         with_memory(&mut c, |mem, st| {
             memory::check(mem, out, 4)?;
             let port = port_of(port)?;
-            let n = net(st)?;
-            let Some(host) = n.grants.published(Proto::Udp, port) else {
-                st.log_refusal(&format!("UDP bind on app port {port} refused: not published (-p HOST_PORT:{port}/udp)"));
-                return Err(Status::NotGranted);
-            };
-            let socket = n.network.udp_bind(host)?;
+            let host = published(st, Proto::Udp, port)?;
+            let socket = net(st)?.network.udp_bind(host)?;
             let h = insert_socket(st, Capability::Udp { socket, app_port: port, peers: Default::default() })?;
             memory::write_u32(mem, out, h)?;
             Ok(())

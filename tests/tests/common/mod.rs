@@ -55,13 +55,18 @@ impl Run {
 
 /// Runs `oasis ARGS…`, killing it after `limit`.
 pub fn oasis_with_limit(args: &[&str], limit: Duration) -> Run {
-    let mut child = Command::new(oasis_bin())
-        .args(args)
+    run_with_limit(Command::new(oasis_bin()).args(args), limit)
+}
+
+/// Runs `cmd` to its end with output captured, killing it after `limit` (the
+/// panic then shows what it had printed).
+pub fn run_with_limit(cmd: &mut Command, limit: Duration) -> Run {
+    let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("spawn oasis");
+        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
     let start = Instant::now();
     // Read output on threads so a chatty child cannot block on a full pipe.
     let mut out = child.stdout.take().unwrap();
@@ -83,7 +88,8 @@ pub fn oasis_with_limit(args: &[&str], limit: Duration) -> Run {
         if start.elapsed() > limit {
             child.kill().ok();
             child.wait().ok();
-            panic!("oasis {args:?} did not finish within {limit:?}");
+            let printed = String::from_utf8_lossy(&t_out.join().unwrap()).into_owned();
+            panic!("{cmd:?} did not finish within {limit:?}; it printed:\n{printed}");
         }
         std::thread::sleep(Duration::from_millis(5));
     };
