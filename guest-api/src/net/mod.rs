@@ -43,6 +43,7 @@ use oasis_abi::net::ADDR_LEN;
 
 use crate::cap::Handle;
 use crate::error::{Error, Result};
+use crate::rt::executor;
 use crate::rt::io::{self, Interest};
 use crate::sys;
 
@@ -263,13 +264,19 @@ impl Socket {
 
     /// Runs a non-blocking call on this socket: `NOT_READY` registers the
     /// task for `interest` and answers `Pending`; any other status is the
-    /// answer.
+    /// answer. A task past its cooperative budget (see the executor's
+    /// `TASK_IO_BUDGET`) yields instead of calling: `Pending`, woken again
+    /// next turn.
     fn poll_call(
         &self,
         cx: &mut Context<'_>,
         interest: Interest,
         call: impl FnOnce(i32) -> i32,
     ) -> Poll<i32> {
+        if !executor::try_with(|rt| rt.take_io_budget()).unwrap_or(true) {
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
         let status = call(self.raw());
         if status == Status::NotReady as i32 {
             io::register(self.raw() as u32, interest, cx.waker());

@@ -161,6 +161,23 @@ impl Slab {
 /// end for the host to stay in control.
 const MAX_POLLS_PER_TURN: u32 = 4096;
 
+/// Socket calls one task may make in one poll before it must yield.
+///
+/// A task whose sockets are always ready never returns `Pending` on its
+/// own: an HTTP connection whose client sends the next request while the
+/// last response is being written reads, answers and reads again forever.
+/// Without a cap that one poll, and so the turn, never ends, the other tasks
+/// starve and the host stops the app for overrunning its CPU budget (seen
+/// under sustained load wherever socket calls are slow, e.g. Wine). As in
+/// Tokio's cooperative budget, a call past the cap answers `Pending` and
+/// reschedules its task for the next turn.
+const TASK_IO_BUDGET: u32 = 64;
+
+/// Socket calls one turn may make: bounds a turn's length when many tasks
+/// each stay within [`TASK_IO_BUDGET`], so the host regains control (to
+/// poll its network, run other tenants) every so many calls.
+const TURN_IO_BUDGET: u32 = 1024;
+
 /// The executor's state.
 #[derive(Default)]
 pub(crate) struct Runtime {
@@ -184,6 +201,15 @@ pub(crate) struct Runtime {
     exit: Cell<Option<i32>>,
     /// Set for the duration of a turn, to catch a re-entrant poll.
     in_turn: Cell<bool>,
+    /// Socket calls left to the task being polled and to the turn.
+    io_budget: Cell<IoBudget>,
+}
+
+/// What is left of [`TASK_IO_BUDGET`] and [`TURN_IO_BUDGET`].
+#[derive(Clone, Copy, Default)]
+struct IoBudget {
+    task: u32,
+    turn: u32,
 }
 
 impl Runtime {
@@ -281,6 +307,7 @@ impl Runtime {
             }
         }
         let _end = EndTurn(&self.in_turn);
+        self.io_budget.set(IoBudget { task: 0, turn: TURN_IO_BUDGET });
 
         self.drain_events();
         let mut due = Vec::new();
@@ -322,6 +349,21 @@ impl Runtime {
         }
     }
 
+    /// Takes one socket call from the cooperative budget; false means the
+    /// caller must yield instead (answer `Pending` after waking itself).
+    /// Outside a task poll (no task is current) there is no budget to keep.
+    pub(crate) fn take_io_budget(&self) -> bool {
+        if self.current.get().is_none() {
+            return true;
+        }
+        let budget = self.io_budget.get();
+        if budget.task == 0 || budget.turn == 0 {
+            return false;
+        }
+        self.io_budget.set(IoBudget { task: budget.task - 1, turn: budget.turn - 1 });
+        true
+    }
+
     /// Polls one task once.
     fn run(&self, id: TaskId) {
         let (mut future, waker) = {
@@ -339,6 +381,8 @@ impl Runtime {
         };
 
         self.current.set(Some(id));
+        let turn = self.io_budget.get().turn;
+        self.io_budget.set(IoBudget { task: TASK_IO_BUDGET, turn });
         let poll = future.as_mut().poll(&mut Context::from_waker(&waker));
         self.current.set(None);
 

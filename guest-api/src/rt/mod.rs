@@ -19,7 +19,7 @@
 //! generates calls [`__poll`]. When the root task finishes, the app exits with
 //! status 0 (or 1, after printing `Error: …` to stderr, if it failed).
 
-mod executor;
+pub(crate) mod executor;
 pub(crate) mod io;
 mod join;
 #[cfg(test)]

@@ -630,3 +630,54 @@ fn apps_without_sockets_never_ask_for_events() {
     // native stand-in would answer UNSUPPORTED, which drains nothing anyway).
     assert!(with(|rt| rt.io.borrow().len() == 0));
 }
+
+/// A task whose socket calls always succeed (a client that keeps sending):
+/// it takes the cooperative budget until told to yield, then yields.
+fn always_ready_worker(calls: Rc<Cell<u32>>) -> impl Future<Output = ()> {
+    std::future::poll_fn(move |cx: &mut Context<'_>| {
+        loop {
+            if !with(|rt| rt.take_io_budget()) {
+                cx.waker().wake_by_ref();
+                return Poll::<()>::Pending;
+            }
+            calls.set(calls.get() + 1);
+        }
+    })
+}
+
+#[test]
+fn always_ready_io_yields_and_the_turn_ends() {
+    setup(0);
+    let calls = Rc::new(Cell::new(0));
+    drop(spawn(always_ready_worker(Rc::clone(&calls))));
+    // Without the budget this turn would never return.
+    assert_eq!(turn_at(1), Next::At(MS), "it yielded: call again at once");
+    let first = calls.get();
+    assert!(first > 0 && first <= 64, "one poll made at most the task budget: {first}");
+    assert_eq!(turn_at(2), Next::At(2 * MS));
+    assert_eq!(calls.get(), 2 * first, "the budget is fresh next turn");
+}
+
+#[test]
+fn many_busy_tasks_share_a_bounded_turn() {
+    setup(0);
+    let calls = Rc::new(Cell::new(0));
+    for _ in 0..100 {
+        drop(spawn(always_ready_worker(Rc::clone(&calls))));
+    }
+    assert_eq!(turn_at(1), Next::At(MS));
+    let per_turn = calls.get();
+    assert!(per_turn <= 1024, "the turn's budget bounds all tasks together: {per_turn}");
+    assert!(per_turn >= 64, "{per_turn}");
+    // Every task still gets its turn eventually.
+    for ms in 2..20 {
+        turn_at(ms);
+    }
+    assert!(calls.get() >= 100 * 64, "{}", calls.get());
+}
+
+#[test]
+fn outside_a_task_there_is_no_budget() {
+    setup(0);
+    assert!((0..10_000).all(|_| with(|rt| rt.take_io_budget())));
+}
