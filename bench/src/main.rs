@@ -24,6 +24,7 @@ use host_core::platform::{DriverError, Output, Platform};
 use host_core::process::StdPlatform;
 use host_core::tenant::{Runtime, TenantConfig};
 
+mod windows;
 mod xen;
 
 /// The std drivers with the app's output discarded, so the figures are not
@@ -440,7 +441,7 @@ fn main() {
     }
     let runs: usize = std::env::var("OASIS_BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(30);
     let mut failed = false;
-    for result in [cold_start(runs), xen::boot(runs.min(10)), startup_phases(runs), instantiate_latency(2000), smoltcp_bulk(1 << 30, 65535), smoltcp_bulk(256 << 20, 1500), http_hello(5)] {
+    for result in [cold_start(runs), xen::boot(runs.min(10)), startup_phases(runs), instantiate_latency(2000), smoltcp_bulk(1 << 30, 65535), smoltcp_bulk(256 << 20, 1500), http_hello(5), windows::compare(runs.min(20), 5)] {
         if let Err(e) = result {
             eprintln!("bench: {e}");
             failed = true;

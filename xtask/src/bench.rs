@@ -3,7 +3,8 @@
 //! Peers, run side by side in the same script:
 //! - the `wasmtime` CLI 48.0.8, installed once into `<cache>/peers` (slow:
 //!   ~20 min cold on 2 cores; skipped with a note if it cannot be installed);
-//! - `hello` built natively from the same source.
+//! - `hello` built natively from the same source;
+//! - `oasis.exe` (host-windows) under Wine, against `oasis` on Linux.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -21,6 +22,9 @@ pub fn bench(ws: &Workspace) -> Result<()> {
     let wasmtime = wasmtime_peer(ws);
     let native_hello = native_hello(ws)?;
     let wasi_http = wasi_http_peer(ws);
+    let windows = crate::windows::build(ws)
+        .map_err(|e| println!("bench: host-windows is skipped: {e:#}"))
+        .ok();
     println!("bench: cargo run --release -p oasis-bench");
     let mut cmd = Command::new(&ws.cargo);
     cmd.args(["run", "--quiet", "--release", "-p", "oasis-bench", "--target-dir"])
@@ -35,6 +39,9 @@ pub fn bench(ws: &Workspace) -> Result<()> {
     }
     if let Some(c) = wasi_http {
         cmd.env("OASIS_BENCH_WASI_HTTP", c);
+    }
+    if let Some(host) = windows {
+        cmd.env("OASIS_BENCH_WINDOWS_EXE", &host.exe).envs(host.wine_env());
     }
     process::run(&mut cmd).context("the benchmark failed")
 }

@@ -59,6 +59,9 @@ fn build_host(ws: &Workspace) -> Result<()> {
 
 /// `oasis build apps/NAME -o <target>/oasis-apps/NAME.oasis`, plus a copy of
 /// the raw module next to the package (tests and benchmarks run both).
+///
+/// Packages carry AOT code for this host and, cross-compiled, for Windows:
+/// `oasis.exe` runs the very same files (the conformance tests compare them).
 fn package(ws: &Workspace, app: &App) -> Result<()> {
     let out_dir = ws.app_artifacts();
     fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
@@ -71,6 +74,7 @@ fn package(ws: &Workspace, app: &App) -> Result<()> {
         .arg(&app.dir)
         .arg("-o")
         .arg(&package)
+        .args(["--target", crate::windows::WINDOWS_TARGET])
         .arg("--target-dir")
         .arg(&wasm_target_dir)
         .current_dir(&ws.root)

@@ -11,6 +11,7 @@
 //! - `test` runs every test (what CI runs);
 //! - `check-no-std` proves `host-core` still builds without an OS;
 //! - `kernel` builds the PVH kernel (host-xen) that `oasis image` embeds apps in;
+//! - `windows` cross-builds `oasis.exe` and prepares Wine to run it;
 //! - `bench` runs the benchmarks against their peers.
 
 mod apps;
@@ -25,6 +26,7 @@ mod qemu;
 mod setup;
 mod sysroot;
 mod testing;
+mod windows;
 mod workspace;
 mod xen;
 
@@ -46,11 +48,13 @@ Commands:
   check-no-std      build host-core for x86_64-unknown-none without std
   kernel            build the PVH kernel (host-xen) and put it next to `oasis`
   test-xen          build, then boot `hello` as a PVH domU under real Xen 4.17 in QEMU (slow)
+  windows           cross-build `oasis.exe` (host-windows) and prepare a Wine prefix to run it
   bench             build, bring the peers (wasmtime CLI, native hello), run the benchmarks
 
 Environment:
   OASIS_CACHE       cache directory (default: $XDG_CACHE_HOME/oasis or ~/.cache/oasis)
   OASIS_SKIP_XEN=1  `test` skips the real-Xen boot (slow; CI runs it)
+  OASIS_SKIP_WINDOWS=1  `test` skips building oasis.exe and its Wine tests (CI runs them)
   CARGO_TARGET_DIR  where host builds go (default: <repo>/target)
 ";
 
@@ -112,6 +116,12 @@ fn run(args: Vec<String>) -> Result<()> {
             let ws = Workspace::from_env()?;
             build::build(&ws)?;
             xen::test(&ws)
+        }
+        "windows" => {
+            no_args("windows")?;
+            let host = windows::build(&Workspace::from_env()?)?;
+            println!("windows: run it with `WINEPREFIX={} wine {}`", host.prefix.display(), host.exe.display());
+            Ok(())
         }
         "bench" => {
             no_args("bench")?;

@@ -131,7 +131,7 @@ pub fn x86_64_unknown_none(ws: &Workspace, rustup: &mut Rustup) -> Result<NoStdT
 ///
 /// `--print target-libdir` succeeds even for targets that are not installed
 /// (it just names the directory), so look for the library itself.
-fn default_toolchain_has(target: &str, lib_prefix: &str) -> bool {
+pub fn default_toolchain_has(target: &str, lib_prefix: &str) -> bool {
     let Ok(dir) = process::stdout_of(Command::new("rustc").args([
         "--print",
         "target-libdir",
@@ -158,7 +158,7 @@ pub struct Rustup {
 
 impl Rustup {
     /// Tries to install `target`; true if rustup reported success.
-    fn add_target(&mut self, ws: &Workspace, target: &str) -> bool {
+    pub fn add_target(&mut self, ws: &Workspace, target: &str) -> bool {
         if self.unavailable {
             return false;
         }

@@ -12,6 +12,7 @@ use crate::build;
 use crate::nostd;
 use crate::process;
 use crate::qemu;
+use crate::windows::{self, WindowsHost};
 use crate::workspace::Workspace;
 
 pub fn test(ws: &Workspace, cargo_test_args: &[String]) -> Result<()> {
@@ -26,7 +27,15 @@ fn run_phases(ws: &Workspace, cargo_test_args: &[String], phases: &mut Phases) -
     // The kernel tests boot images in QEMU; CI machines get it from apt.
     let qemu = phases.time("qemu", || qemu::ensure(ws))?;
     println!("test: {qemu}");
-    phases.time("cargo test", || workspace_tests(ws, cargo_test_args))?;
+    // OASIS_SKIP_WINDOWS=1 skips the cross build and the Wine tests for
+    // quick local runs; CI never sets it.
+    let windows = if skipped("OASIS_SKIP_WINDOWS") {
+        println!("test: oasis.exe and its Wine tests skipped (OASIS_SKIP_WINDOWS=1)");
+        None
+    } else {
+        Some(phases.time("windows build", || windows::build(ws))?)
+    };
+    phases.time("cargo test", || workspace_tests(ws, windows.as_ref(), cargo_test_args))?;
     phases.time("check-no-std", || nostd::check(ws, &toolchains.nostd))?;
     let guest_api = ws.root.join("guest-api");
     if has_tests(&guest_api) {
@@ -36,7 +45,7 @@ fn run_phases(ws: &Workspace, cargo_test_args: &[String], phases: &mut Phases) -
     }
     // Last: the slowest (a minute or more), and it needs everything above.
     // OASIS_SKIP_XEN=1 skips it for quick local runs; CI never sets it.
-    if std::env::var_os("OASIS_SKIP_XEN").is_some_and(|v| v == "1") {
+    if skipped("OASIS_SKIP_XEN") {
         println!("test: real-Xen boot skipped (OASIS_SKIP_XEN=1)");
     } else {
         phases.time("xen (slow)", || crate::xen::test(ws))?;
@@ -47,7 +56,10 @@ fn run_phases(ws: &Workspace, cargo_test_args: &[String], phases: &mut Phases) -
 /// `cargo test --release --workspace`, pointed at the binary and the
 /// packaged apps the build just made. Release shares the host build's
 /// Wasmtime; a dev build would compile it a second time.
-fn workspace_tests(ws: &Workspace, args: &[String]) -> Result<()> {
+///
+/// With `windows`, the tests that run against both hosts (conformance, the
+/// Windows end-to-end tests) get `oasis.exe` and its Wine set-up too.
+fn workspace_tests(ws: &Workspace, windows: Option<&WindowsHost>, args: &[String]) -> Result<()> {
     println!("test: cargo test --release --workspace {}", args.join(" "));
     let mut cmd = Command::new(&ws.cargo);
     cmd.args(["test", "--release", "--workspace", "--target-dir"]).arg(&ws.target_dir);
@@ -60,7 +72,20 @@ fn workspace_tests(ws: &Workspace, args: &[String]) -> Result<()> {
         .env("OASIS_CACHE", &ws.cache_dir)
         // QEMU was just ensured: the kernel tests must run, not skip.
         .env("OASIS_REQUIRE_QEMU", "1");
+    match windows {
+        Some(host) => {
+            cmd.env("OASIS_WINDOWS_EXE", &host.exe).envs(host.wine_env());
+        }
+        None => {
+            cmd.env("OASIS_SKIP_WINDOWS", "1");
+        }
+    }
     process::run(&mut cmd).context("workspace tests failed")
+}
+
+/// Whether `name=1` asks to skip a slow phase.
+fn skipped(name: &str) -> bool {
+    std::env::var_os(name).is_some_and(|v| v == "1")
 }
 
 /// The guest SDK's unit tests, on the host: it is not a member of the host

@@ -9,7 +9,9 @@ use crate::{EXIT_BAD_INPUT, limits};
 
 /// Run WebAssembly apps as sandboxed unikernel-style tenants.
 #[derive(Debug, Parser)]
-#[command(name = "oasis", version, about = "Run WebAssembly apps as sandboxed, capability-secured tenants", propagate_version = true)]
+// `bin_name`: usage lines say `oasis` whatever the file is called (`oasis.exe`),
+// so both hosts print the same help and errors.
+#[command(name = "oasis", bin_name = "oasis", version, about = "Run WebAssembly apps as sandboxed, capability-secured tenants", propagate_version = true)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -201,9 +203,14 @@ pub fn parse_memory(text: &str) -> CliResult<u64> {
 }
 
 fn input_error(path: &std::path::Path, e: std::io::Error) -> UserError {
+    // Asked, not read from the error: Windows refuses to open a directory as
+    // a file with "access denied", which would send the user looking at
+    // permissions.
+    if path.is_dir() {
+        return UserError(format!("{}: is a directory, expected a file", path.display()));
+    }
     match e.kind() {
         std::io::ErrorKind::NotFound => UserError(format!("{}: no such file", path.display())),
-        std::io::ErrorKind::IsADirectory => UserError(format!("{}: is a directory, expected a file", path.display())),
         _ => UserError(format!("{}: {e}", path.display())),
     }
 }

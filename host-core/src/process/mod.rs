@@ -56,9 +56,21 @@ impl Platform for StdPlatform {
     }
 
     fn write_output(&self, _tenant: &str, output: Output<'_>, bytes: &[u8]) -> Result<(), DriverError> {
+        // A Windows console takes text, not bytes: std refuses bytes that are
+        // not UTF-8 there (InvalidData). An app may print anything, so show
+        // such bytes as U+FFFD rather than fail the app's write. (A split
+        // UTF-8 sequence is fine: std keeps the partial tail for the next write.)
+        fn write_bytes(mut out: impl Write, bytes: &[u8]) -> std::io::Result<()> {
+            match out.write_all(bytes) {
+                Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                    out.write_all(String::from_utf8_lossy(bytes).as_bytes())
+                }
+                other => other,
+            }
+        }
         let result = match output {
-            Output::Stdout => std::io::stdout().lock().write_all(bytes),
-            Output::Stderr => std::io::stderr().lock().write_all(bytes),
+            Output::Stdout => write_bytes(std::io::stdout().lock(), bytes),
+            Output::Stderr => write_bytes(std::io::stderr().lock(), bytes),
             Output::Log { stream } => {
                 let mut out = std::io::stdout().lock();
                 out.write_all(b"[")

@@ -15,6 +15,59 @@ pub fn oasis_bin() -> PathBuf {
     path
 }
 
+/// A process host under test: the same CLI, the same packages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Host {
+    /// host-unix's `oasis` (`OASIS_BIN`).
+    Unix,
+    /// host-windows's `oasis.exe` (`OASIS_WINDOWS_EXE`), run under Wine.
+    Windows,
+}
+
+impl Host {
+    /// A command that runs this host's `oasis`; add the CLI arguments.
+    pub fn command(self) -> Command {
+        match self {
+            Host::Unix => Command::new(oasis_bin()),
+            Host::Windows => {
+                let exe = windows_exe().expect("the Windows host is skipped (OASIS_SKIP_WINDOWS=1)");
+                // `cargo xtask test` also sets WINEPREFIX (a prefix with the
+                // test-only PRNG stand-in) and WINEDEBUG for this.
+                let mut cmd = Command::new("wine");
+                cmd.arg(exe);
+                cmd
+            }
+        }
+    }
+
+    /// Runs `oasis ARGS…` on this host with a generous limit (Wine starts slowly).
+    pub fn oasis(self, args: &[&str]) -> Run {
+        run_with_limit(self.command().args(args), Duration::from_secs(180))
+    }
+}
+
+/// The hosts this run tests: host-unix, and host-windows unless
+/// `OASIS_SKIP_WINDOWS=1` (quick local runs; CI never sets it).
+pub fn hosts() -> Vec<Host> {
+    match windows_exe() {
+        Some(_) => vec![Host::Unix, Host::Windows],
+        None => vec![Host::Unix],
+    }
+}
+
+/// `oasis.exe` under test, or `None` when the Windows host is skipped.
+pub fn windows_exe() -> Option<PathBuf> {
+    if std::env::var_os("OASIS_SKIP_WINDOWS").is_some_and(|v| v == "1") {
+        return None;
+    }
+    let path = std::env::var_os("OASIS_WINDOWS_EXE").map(PathBuf::from).expect(
+        "OASIS_WINDOWS_EXE is not set: run the end-to-end tests with `cargo xtask test` \
+         (OASIS_SKIP_WINDOWS=1 skips the Windows host)",
+    );
+    assert!(path.is_file(), "OASIS_WINDOWS_EXE={} does not exist: run `cargo xtask windows`", path.display());
+    Some(path)
+}
+
 /// A built app artifact (`NAME.oasis` or `NAME.wasm`) from `OASIS_TEST_ARTIFACTS`.
 pub fn artifact(file: &str) -> PathBuf {
     let dir = std::env::var_os("OASIS_TEST_ARTIFACTS")
@@ -130,8 +183,14 @@ pub struct Background {
 impl Background {
     /// Starts `oasis ARGS…` with output captured to files in `dir`.
     pub fn start(dir: &Path, args: &[&str]) -> Background {
+        Background::start_on(Host::Unix, dir, args)
+    }
+
+    /// Starts `oasis ARGS…` on `host` with output captured to files in `dir`.
+    pub fn start_on(host: Host, dir: &Path, args: &[&str]) -> Background {
         let stderr_path = dir.join("stderr.log");
-        let child = Command::new(oasis_bin())
+        let child = host
+            .command()
             .args(args)
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(dir.join("stdout.log")).unwrap())
@@ -144,7 +203,8 @@ impl Background {
     /// Waits until 127.0.0.1:`port` accepts connections (or the process died).
     pub fn wait_for_port(&mut self, port: u16) {
         let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(60) {
+        // Long enough for a first Wine start on a busy machine.
+        while start.elapsed() < Duration::from_secs(120) {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
                 return;
             }
@@ -153,7 +213,7 @@ impl Background {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("nothing listens on port {port} after 60 s: {}", self.stderr());
+        panic!("nothing listens on port {port} after 120 s: {}", self.stderr());
     }
 
     /// What the host wrote to stderr so far.

@@ -1,0 +1,24 @@
+//! `oasis.exe`: the shared process-host CLI with Windows drivers.
+//!
+//! Everything a process host does lives once in `host_core::process` (CLI,
+//! std drivers, mio sockets — IOCP/AFD on Windows — and the epoch ticker
+//! thread); host-unix and host-windows are its two entry points. What is
+//! Windows-specific is console control events, in [`console`].
+
+#[cfg(windows)]
+mod console;
+
+#[cfg(windows)]
+fn main() {
+    console::install_ctrl_handler();
+    let status = host_core::process::cli::main(std::env::args_os());
+    std::process::exit(status);
+}
+
+/// Built for another OS by mistake: it is not a member of the root workspace,
+/// so only a deliberate `--manifest-path` gets here.
+#[cfg(not(windows))]
+fn main() {
+    eprintln!("oasis: error: this is the Windows host; on this OS build and run host-unix's `oasis`");
+    std::process::exit(host_core::EXIT_BAD_INPUT);
+}

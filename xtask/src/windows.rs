@@ -1,0 +1,175 @@
+//! `cargo xtask windows`: `oasis.exe` (host-windows), cross-built here, and
+//! the Wine prefix its tests run in.
+//!
+//! The cross build needs a Rust std for `x86_64-pc-windows-gnu` and MinGW's
+//! linker. The std comes from `rustup target add` when rustup can download,
+//! else from Debian's `rustc-web` with `-Zbuild-std` (about 20 minutes cold on
+//! two cores, cached in the target directory). The tests run the exe under
+//! Wine 8 (Debian 12) in a prefix of our own in the cache; see
+//! `xtask/wine/bcryptprimitives.c` for the one stand-in DLL that Wine needs
+//! and real Windows does not.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+use crate::debian::{self, DebianRust};
+use crate::process;
+use crate::setup::{self, Rustup, say};
+use crate::workspace::Workspace;
+
+/// The Windows target `oasis.exe` is built for: MinGW's, because its linker
+/// and import libraries install from Debian (MSVC's cannot).
+pub const WINDOWS_TARGET: &str = "x86_64-pc-windows-gnu";
+
+/// The linker for [`WINDOWS_TARGET`], from `gcc-mingw-w64-x86-64`.
+const MINGW_GCC: &str = "x86_64-w64-mingw32-gcc";
+
+/// Debian packages for the cross build (MinGW) and for running the result (Wine).
+const PACKAGES: &[&str] = &["gcc-mingw-w64-x86-64", "wine", "wine64"];
+
+/// The test-only stand-in for Wine's missing `bcryptprimitives.dll`.
+const PRNG_SHIM_SOURCE: &str = include_str!("../wine/bcryptprimitives.c");
+
+/// Where the Windows std comes from.
+enum Toolchain {
+    /// The default (rustup) toolchain has it.
+    Rustup,
+    /// Debian's rustc builds it from source with `-Zbuild-std`.
+    Debian,
+}
+
+/// A built `oasis.exe` and the Wine set-up to run it.
+pub struct WindowsHost {
+    /// The exe.
+    pub exe: PathBuf,
+    /// The Wine prefix (`WINEPREFIX`) prepared for it.
+    pub prefix: PathBuf,
+}
+
+impl WindowsHost {
+    /// The environment every `wine` run of `oasis.exe` needs: our prefix,
+    /// quiet Wine, and no Mono/Gecko install prompts (the host needs neither).
+    pub fn wine_env(&self) -> Vec<(&'static str, PathBuf)> {
+        vec![
+            ("WINEPREFIX", self.prefix.clone()),
+            ("WINEDEBUG", "-all".into()),
+            ("WINEDLLOVERRIDES", "mscoree,mshtml=".into()),
+        ]
+    }
+}
+
+/// Sets up the cross toolchain and Wine, builds `oasis.exe`, prepares the prefix.
+pub fn build(ws: &Workspace) -> Result<WindowsHost> {
+    debian::ensure_packages(ws, PACKAGES, WINDOWS_TARGET)?;
+    let toolchain = toolchain(ws)?;
+    let exe = build_exe(ws, &toolchain)?;
+    let prefix = prepare_prefix(ws)?;
+    Ok(WindowsHost { exe, prefix })
+}
+
+/// Where `oasis.exe` lands (its own target directory: the Windows build can
+/// then run beside a Linux one without waiting for its lock).
+pub fn exe_path(ws: &Workspace) -> PathBuf {
+    target_dir(ws).join(WINDOWS_TARGET).join("release").join("oasis.exe")
+}
+
+fn target_dir(ws: &Workspace) -> PathBuf {
+    ws.target_dir.join("windows-host")
+}
+
+fn toolchain(ws: &Workspace) -> Result<Toolchain> {
+    if setup::default_toolchain_has(WINDOWS_TARGET, "libstd-") {
+        say(&format!("{WINDOWS_TARGET}: the default toolchain has it"));
+        return Ok(Toolchain::Rustup);
+    }
+    if Rustup::default().add_target(ws, WINDOWS_TARGET)
+        && setup::default_toolchain_has(WINDOWS_TARGET, "libstd-")
+    {
+        say(&format!("{WINDOWS_TARGET}: installed with rustup"));
+        return Ok(Toolchain::Rustup);
+    }
+    debian::ensure_packages(ws, debian::NOSTD_PACKAGES, WINDOWS_TARGET)?;
+    let rust = DebianRust::require()?;
+    say(&format!(
+        "{WINDOWS_TARGET}: Debian rustc {} builds std from source (slow the first time, then cached)",
+        rust.release
+    ));
+    Ok(Toolchain::Debian)
+}
+
+fn build_exe(ws: &Workspace, toolchain: &Toolchain) -> Result<PathBuf> {
+    let mut cmd = match toolchain {
+        Toolchain::Rustup => Command::new(&ws.cargo),
+        Toolchain::Debian => {
+            let mut cmd = Command::new(debian::CARGO);
+            // -Zbuild-std is unstable; Debian's rustc is a stable release.
+            cmd.env("RUSTC", debian::RUSTC).env("RUSTC_BOOTSTRAP", "1");
+            cmd
+        }
+    };
+    cmd.args(["build", "--release", "--target", WINDOWS_TARGET, "--target-dir"])
+        .arg(target_dir(ws))
+        .env(
+            format!("CARGO_TARGET_{}_LINKER", WINDOWS_TARGET.to_uppercase().replace('-', "_")),
+            MINGW_GCC,
+        )
+        .current_dir(ws.root.join("host-windows"));
+    if let Toolchain::Debian = toolchain {
+        cmd.arg("-Zbuild-std=std,panic_unwind");
+    }
+    println!("windows: building host-windows for {WINDOWS_TARGET}");
+    process::run(&mut cmd).context("building oasis.exe (host-windows) failed")?;
+    let exe = exe_path(ws);
+    anyhow::ensure!(exe.is_file(), "host-windows built, but {} does not exist", exe.display());
+    println!("windows: {}", exe.display());
+    Ok(exe)
+}
+
+/// A Wine prefix in the cache with the PRNG stand-in in its system32.
+///
+/// A prefix of our own, not `~/.wine`: tests must not depend on (or change)
+/// whatever the user keeps there, and the cache survives between CI runs, so
+/// `wineboot` (tens of seconds) runs once per machine.
+fn prepare_prefix(ws: &Workspace) -> Result<PathBuf> {
+    let prefix = ws.cache_dir.join("wine");
+    let host = WindowsHost { exe: PathBuf::new(), prefix: prefix.clone() };
+    if !prefix.join("system.reg").is_file() {
+        println!("windows: creating the Wine prefix {} (once)", prefix.display());
+        fs::create_dir_all(&prefix).with_context(|| format!("creating {}", prefix.display()))?;
+        let mut cmd = Command::new("wineboot");
+        cmd.arg("-i").envs(host.wine_env());
+        let log = ws.cache_dir.join("logs").join("wineboot.log");
+        process::run_logged(&mut cmd, &log).context("creating the Wine prefix failed")?;
+    }
+    let system32 = prefix.join("drive_c").join("windows").join("system32");
+    if !system32.is_dir() {
+        bail!(
+            "the Wine prefix {} has no drive_c/windows/system32: delete it and run again",
+            prefix.display()
+        );
+    }
+    install_prng_shim(ws, &system32)?;
+    Ok(prefix)
+}
+
+/// Builds `bcryptprimitives.dll` into `system32` unless this source already did.
+fn install_prng_shim(ws: &Workspace, system32: &Path) -> Result<()> {
+    let dll = system32.join("bcryptprimitives.dll");
+    let stamp = system32.join("bcryptprimitives.oasis-source");
+    if dll.is_file() && fs::read_to_string(&stamp).is_ok_and(|s| s == PRNG_SHIM_SOURCE) {
+        return Ok(());
+    }
+    let work = ws.cache_dir.join("wine-shim");
+    fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
+    let source = work.join("bcryptprimitives.c");
+    fs::write(&source, PRNG_SHIM_SOURCE).with_context(|| format!("writing {}", source.display()))?;
+    let mut cmd = Command::new(MINGW_GCC);
+    cmd.args(["-shared", "-O2", "-s", "-o"]).arg(&dll).arg(&source).arg("-lbcrypt");
+    process::run(&mut cmd).context("building the test-only bcryptprimitives.dll for Wine failed")?;
+    fs::write(&stamp, PRNG_SHIM_SOURCE).with_context(|| format!("writing {}", stamp.display()))?;
+    println!("windows: installed the test-only ProcessPrng stand-in in {}", dll.display());
+    Ok(())
+}
