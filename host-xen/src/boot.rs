@@ -6,12 +6,14 @@
 //! The stub below records the TSC (for the boot-time figure), builds an
 //! identity map of the first 4 GiB with 2 MiB pages, enables PAE, long mode
 //! and SSE, loads a flat GDT and calls [`crate::kmain`] on a 4 MiB stack.
+//! Below the stack lies one page of nothing, which Rust code unmaps first
+//! thing ([`crate::mm::protect_stack_guard`]) so that an overflow faults.
 
 use core::arch::global_asm;
 
-/// Size of the kernel stack. Wasm code runs on it too: it must be far larger
-/// than Wasmtime's `max_wasm_stack` (512 KiB) because there is no guard page
-/// below it, and host calls and interrupts nest on top of wasm frames.
+/// Size of the kernel stack. Wasm code runs on it too: it must be larger than
+/// Wasmtime's `max_wasm_stack` (512 KiB), as host calls and interrupts nest
+/// on top of wasm frames. Overflowing it hits the guard page below it.
 pub const STACK_SIZE: usize = 4 << 20;
 
 global_asm!(
@@ -127,7 +129,10 @@ oasis_start_info: .quad 0
     .balign 4096
 oasis_pml4: .skip 4096
 oasis_pdpt: .skip 4096
+    .global oasis_pd
 oasis_pd:   .skip 4 * 4096
+    .global oasis_stack_guard
+oasis_stack_guard: .skip 4096
 oasis_stack: .skip {stack_size}
 oasis_stack_top:
     .popsection
@@ -143,6 +148,10 @@ unsafe extern "C" {
     static oasis_start_info: u64;
     static __kernel_start: u8;
     static __kernel_end: u8;
+    /// The boot page directories: 4 × 512 entries, one per 2 MiB of the first 4 GiB.
+    static mut oasis_pd: [u64; 2048];
+    /// The page below the kernel stack.
+    static oasis_stack_guard: u8;
 }
 
 /// The TSC when the kernel was entered.
@@ -161,6 +170,19 @@ pub fn start_info_addr() -> u64 {
 pub fn kernel_range() -> (u64, u64) {
     // Linker-defined symbols: only their addresses are taken.
     (&raw const __kernel_start as u64, &raw const __kernel_end as u64)
+}
+
+/// The boot page directories (2048 entries, each mapping 2 MiB).
+pub fn page_directories() -> *mut [u64; 2048] {
+    // Only the address is taken; mm.rs edits the entries with volatile writes.
+    &raw mut oasis_pd
+}
+
+/// The guard page below the kernel stack, as `[start, end)`.
+pub fn stack_guard() -> (u64, u64) {
+    // A linker symbol: only its address is taken.
+    let start = &raw const oasis_stack_guard as u64;
+    (start, start + 4096)
 }
 
 /// `hvm_start_info` (xen/include/public/arch-x86/hvm/start_info.h), version 1.

@@ -30,7 +30,7 @@ pub fn init() {
 /// Writes raw bytes to the consoles: the Xen PV console ring when there is
 /// one (COM1 would only trap to Xen for nothing), else COM1; always debugcon.
 pub fn write_bytes(bytes: &[u8]) {
-    if crate::xen::console_write(bytes) {
+    if crate::xen::console::write(bytes) {
         let mut debugcon = Port::<u8>::new(DEBUGCON);
         for &b in bytes {
             // SAFETY: port I/O to debugcon; no memory effects.

@@ -49,12 +49,8 @@ pub fn has_rdseed() -> bool {
     max_basic() >= 7 && leaf(7, 0).1 & (1 << 18) != 0
 }
 
-/// Whether we run under Xen: the hypervisor leaves carry "XenVMMXenVMM".
-pub fn under_xen() -> bool {
-    xen_base().is_some()
-}
-
-/// The first of Xen's CPUID leaves (0x40000000 + n * 0x100), if under Xen.
+/// The first of Xen's CPUID leaves (0x40000000 + n * 0x100), if under Xen:
+/// the hypervisor leaves carry "XenVMMXenVMM".
 pub fn xen_base() -> Option<u32> {
     (0x4000_0000..0x4001_0000).step_by(0x100).find(|&base| {
         let (_, b, c, d) = leaf(base, 0);

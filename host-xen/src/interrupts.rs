@@ -4,10 +4,13 @@
 //! shared/notes/wasmtime-no-std.md), so every exception is a kernel bug or a
 //! hardware problem: report vector, RIP, CR2 and error code, then exit with
 //! [`exit::FAULT`](crate::exit::FAULT) instead of triple-faulting silently.
+//! Page faults and double faults run on stacks of their own ([`crate::gdt`]),
+//! so that running off the kernel stack into its guard page is reported too.
 //!
-//! The tick comes from the legacy PIT through the 8259 PIC (both present under
-//! QEMU; a Xen PVH guest has neither, which is part 2 of the Xen work). Each
-//! tick advances the engine's epoch (CPU budgets) and wakes `sleep_until`.
+//! The tick comes from the legacy PIT through the 8259 PIC under QEMU, and
+//! from Xen's periodic timer as an event-channel upcall under Xen (a PVH guest
+//! has no PIT). Each tick advances the engine's epoch (CPU budgets) and wakes
+//! `sleep_until`.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -15,10 +18,12 @@ use x86_64::instructions::port::Port;
 use x86_64::registers::control::Cr2;
 use x86_64::structures::idt::{InterruptDescriptorTable, InterruptStackFrame, PageFaultErrorCode};
 
-use crate::exit;
+use crate::{exit, gdt};
 
 /// Timer ticks per second; also the epoch tick (1 ms).
 pub const TICK_HZ: u32 = 1000;
+/// The tick period in nanoseconds.
+pub const TICK_NS: u64 = 1_000_000_000 / TICK_HZ as u64;
 const PIT_HZ: u32 = 1_193_182;
 const TIMER_VECTOR: u8 = 32;
 
@@ -71,20 +76,43 @@ extern "x86-interrupt" fn machine_check(frame: InterruptStackFrame) -> ! {
 
 extern "x86-interrupt" fn spurious(_frame: InterruptStackFrame) {}
 
-extern "x86-interrupt" fn timer(_frame: InterruptStackFrame) {
+/// One timer tick, from whichever source: counts it and advances the epoch.
+pub fn tick() {
     TICKS.fetch_add(1, Ordering::Relaxed);
     if let Some(engine) = EPOCH_ENGINE.get() {
         // An atomic add: safe to call while the interrupted code is inside wasm.
         engine.increment_epoch();
     }
+}
+
+/// Timer ticks since boot.
+pub fn ticks() -> u64 {
+    TICKS.load(Ordering::Relaxed)
+}
+
+extern "x86-interrupt" fn pit_timer(_frame: InterruptStackFrame) {
+    tick();
     // SAFETY: end-of-interrupt to the master PIC, which raised this vector.
     unsafe { Port::<u8>::new(0x20).write(0x20) };
+}
+
+/// Xen's event upcall (a callback vector, not an APIC interrupt: no EOI).
+extern "x86-interrupt" fn xen_upcall(_frame: InterruptStackFrame) {
+    crate::xen::evtchn::handle_upcall();
 }
 
 fn report(vector: u8, what: &str, frame: &InterruptStackFrame, code: Option<u64>) -> ! {
     let cr2 = Cr2::read_raw();
     let (rip, rsp) = (frame.instruction_pointer.as_u64(), frame.stack_pointer.as_u64());
     // No allocation here: the fault may have hit inside the allocator, whose lock is held.
+    let (guard_start, guard_end) = crate::boot::stack_guard();
+    let in_guard = |addr: u64| (guard_start..guard_end).contains(&addr);
+    if (vector == 14 || vector == 8) && (in_guard(cr2) || in_guard(rsp)) {
+        crate::kprintln!(
+            "kernel stack overflow: the {} KiB kernel stack ran into its guard page at {guard_start:#x}",
+            crate::boot::STACK_SIZE >> 10
+        );
+    }
     match code {
         Some(code) => crate::kprintln!(
             "CPU exception {vector} ({what}) at RIP {rip:#x}, RSP {rsp:#x}, error code {code:#x}, CR2 {cr2:#x}"
@@ -94,7 +122,8 @@ fn report(vector: u8, what: &str, frame: &InterruptStackFrame, code: Option<u64>
     exit::exit(exit::FAULT)
 }
 
-/// Loads the IDT. Call first thing: without it any fault resets the machine.
+/// Loads the IDT. Call first thing after [`gdt::init`]: without it any fault
+/// resets the machine.
 pub fn init_idt() {
     let idt = IDT.call_once(|| {
         let mut idt = InterruptDescriptorTable::new();
@@ -106,18 +135,26 @@ pub fn init_idt() {
         idt.bound_range_exceeded.set_handler_fn(bound_range);
         idt.invalid_opcode.set_handler_fn(invalid_opcode);
         idt.device_not_available.set_handler_fn(device_not_available);
-        idt.double_fault.set_handler_fn(double_fault);
+        // SAFETY: as for the page fault.
+        unsafe {
+            idt.double_fault.set_handler_fn(double_fault).set_stack_index(gdt::DOUBLE_FAULT_IST);
+        }
         idt.invalid_tss.set_handler_fn(invalid_tss);
         idt.segment_not_present.set_handler_fn(segment_not_present);
         idt.stack_segment_fault.set_handler_fn(stack_segment);
         idt.general_protection_fault.set_handler_fn(general_protection);
-        idt.page_fault.set_handler_fn(page_fault);
+        // SAFETY: the stack indices are those gdt::init put in the TSS, on
+        // stacks used by nothing else.
+        unsafe {
+            idt.page_fault.set_handler_fn(page_fault).set_stack_index(gdt::PAGE_FAULT_IST);
+        }
         idt.x87_floating_point.set_handler_fn(x87_floating_point);
         idt.alignment_check.set_handler_fn(alignment_check);
         idt.machine_check.set_handler_fn(machine_check);
         idt.simd_floating_point.set_handler_fn(simd_floating_point);
         idt.virtualization.set_handler_fn(virtualization);
-        idt[TIMER_VECTOR].set_handler_fn(timer);
+        idt[TIMER_VECTOR].set_handler_fn(pit_timer);
+        idt[crate::xen::evtchn::UPCALL_VECTOR].set_handler_fn(xen_upcall);
         // The PIC's spurious vectors (IRQ 7 and 15 after remapping).
         idt[TIMER_VECTOR + 7].set_handler_fn(spurious);
         idt[TIMER_VECTOR + 15].set_handler_fn(spurious);

@@ -7,8 +7,10 @@
 //!
 //! Kernel command line (`-append` / Xen `cmdline`): everything after a `--`
 //! word is the app's arguments, split on whitespace. Words before it are
-//! reserved for kernel options: `oasis.verbose` prints boot details,
-//! `oasis.test-fault` makes the kernel fault on purpose (tests the fault report).
+//! reserved for kernel options: `oasis.verbose` prints boot details (and,
+//! under Xen, the vCPU's run-state times at the end), `oasis.test-fault` makes
+//! the kernel fault on purpose and `oasis.test-stack-overflow` overflows the
+//! kernel stack on purpose (both test the fault report).
 #![no_std]
 #![no_main]
 #![feature(abi_x86_interrupt)]
@@ -20,6 +22,7 @@ mod console;
 mod cpu;
 mod entropy;
 mod exit;
+mod gdt;
 mod interrupts;
 mod mm;
 mod package;
@@ -35,14 +38,21 @@ use host_core::config::RuntimeOptions;
 use host_core::{EngineProfile, Exit, Runtime, TenantConfig};
 
 use crate::boot::BootInfo;
+use crate::platform::Idle;
+use crate::time::{Clock, Tsc};
 
 /// Rust entry point, called by the boot stub on the kernel stack in long mode.
 #[unsafe(no_mangle)]
 extern "C" fn oasis_kmain() -> ! {
     console::init();
+    gdt::init();
     interrupts::init_idt();
+    let guarded = mm::protect_stack_guard();
     if xen::init() {
-        xen::console_init();
+        xen::console::init();
+    }
+    if !guarded {
+        kprintln!("the kernel stack has no guard page: an overflow would go unnoticed");
     }
     match run() {
         Ok(value) => exit::exit(value),
@@ -79,21 +89,24 @@ fn run() -> Result<u32, String> {
     let bytes = unsafe { package::bytes_at(paddr, size) };
 
     let t_heap = time::rdtsc();
-    let tsc = time::Tsc::calibrate();
+    let (clock, tsc) = clock();
     let t_calibrated = time::rdtsc();
-    let wall_ns = time::rtc_unix_seconds().unwrap_or(0) * 1_000_000_000;
     let entropy = entropy::Source::detect();
-    if verbose {
-        kprintln!(
-            "{} MiB heap, TSC {} MHz, entropy {:?}, {}, package {} bytes at {paddr:#x}",
-            heap >> 20,
-            tsc.hz / 1_000_000,
-            entropy,
-            if cpu::under_xen() { "Xen (hypercall page set)" } else { "no Xen (QEMU or bare metal)" },
-            size
-        );
+    // The tick source is set up now but only ticks once the app is about to
+    // run (see `start_ticking` below).
+    let idle = prepare_ticking(&clock, tsc.is_some());
+    let tsc = tsc.unwrap_or_else(|| match &clock {
+        Clock::Xen(pv) => Tsc::with_hz(pv.tsc_hz()),
+        Clock::Tsc { tsc, .. } => *tsc,
+    });
+    let clock_name = match clock {
+        Clock::Xen(_) => "Xen pvclock",
+        Clock::Tsc { .. } => "TSC",
+    };
+    if idle == Idle::Spin {
+        kprintln!("no timer interrupt: CPU budgets are not enforced and idle waits spin");
     }
-    let platform = Arc::new(platform::PvhPlatform::new(tsc, wall_ns, entropy));
+    let platform = Arc::new(platform::PvhPlatform::new(clock, idle, entropy));
     let options = RuntimeOptions {
         compiler: false,
         detect_host_feature: Some(cpu::detect_feature),
@@ -103,22 +116,23 @@ fn run() -> Result<u32, String> {
     let tick_ms = (1000 / interrupts::TICK_HZ) as u64;
     let runtime = Runtime::new(EngineProfile::native(), &options, platform, tick_ms).map_err(|e| e.to_string())?;
     interrupts::EPOCH_ENGINE.call_once(|| runtime.engine().clone());
-    if tsc.has_pit {
-        interrupts::init_timer();
-        x86_64::instructions::interrupts::enable();
-    } else {
-        kprintln!("no PIT: CPU budgets are not enforced and idle waits spin");
-    }
     if kernel_words(cmdline).any(|w| w == "oasis.test-fault") {
         // For the tests: prove that a CPU exception is reported, not a silent reset.
         // SAFETY: deliberately reads an unmapped address (64 GiB, above the 4 GiB identity
         // map); the page-fault handler reports it and powers off.
         unsafe { core::ptr::read_volatile(0x10_0000_0000 as *const u64) };
     }
+    if kernel_words(cmdline).any(|w| w == "oasis.test-stack-overflow") {
+        // For the tests: prove that the guard page stops a runaway recursion.
+        overflow_the_stack(0);
+    }
 
     let t_engine = time::rdtsc();
     let app = runtime.load(bytes, "app").map_err(|e| alloc::format!("the package: {e}"))?;
     let t_loaded = time::rdtsc();
+    // From here on wasm runs (instantiation may run the module's start
+    // function), so its CPU budget must be enforced.
+    start_ticking(idle);
     let cfg = TenantConfig { args, ..TenantConfig::for_app(&app) };
     let mut tenant = runtime.instantiate(&app, &cfg);
     // The app's first instruction is moments away (init runs its start function).
@@ -129,8 +143,34 @@ fn run() -> Result<u32, String> {
     };
     let us = |from: u64, to: u64| tsc.cycles_to_ns(to.wrapping_sub(from)) / 1000;
     if verbose {
+        // Printed after the run, so that the boot figures leave out the
+        // console (under Xen, each byte of it also traps to port 0xe9).
         kprintln!(
-            "boot phases (us): machine + heap {}, TSC calibration {}, engine {}, load {}, instantiate {}",
+            "{} MiB heap, TSC {} MHz, entropy {:?}, {}, clock {clock_name}, idle {idle:?}, package {size} bytes at {paddr:#x}",
+            heap >> 20,
+            tsc.hz / 1_000_000,
+            entropy,
+            if xen::ready() { "Xen (hypercall page set)" } else { "no Xen (QEMU or bare metal)" },
+        );
+    }
+    if verbose && xen::ready() {
+        // How much of its life the domain's vCPU ran, and how much it blocked
+        // (sleeping apps should block, not spin).
+        if let Ok(rs) = xen::vcpu::runstate() {
+            let ms = |ns: u64| ns / 1_000_000;
+            kprintln!(
+                "vCPU time (ms): running {}, runnable {}, blocked {}, offline {}; {} timer ticks",
+                ms(rs.running),
+                ms(rs.runnable),
+                ms(rs.blocked),
+                ms(rs.offline),
+                interrupts::ticks()
+            );
+        }
+    }
+    if verbose {
+        kprintln!(
+            "boot phases (us): machine + heap {}, clocks {}, engine {}, load {}, instantiate {}",
             us(boot::boot_tsc(), t_heap),
             us(t_heap, t_calibrated),
             us(t_calibrated, t_engine),
@@ -149,6 +189,70 @@ fn run() -> Result<u32, String> {
             exit::STOPPED
         }
     })
+}
+
+/// The clock: Xen's pvclock under Xen, else the TSC calibrated against the
+/// PIT (and the RTC for the wall clock). Also returns the calibrated TSC, if
+/// there is a PIT: its presence decides the tick source under QEMU.
+fn clock() -> (Clock, Option<Tsc>) {
+    if xen::ready() {
+        match xen::shared_info::map() {
+            Ok(()) => {
+                if let Some(pv) = xen::pvclock::PvClock::new() {
+                    return (Clock::Xen(pv), None);
+                }
+                kprintln!("Xen's pvclock is unusable: falling back to the TSC");
+            }
+            Err(e) => kprintln!("cannot map Xen's shared info page ({e}): falling back to the TSC"),
+        }
+    }
+    let calibrated = Tsc::calibrate();
+    let tsc = calibrated.unwrap_or_else(Tsc::from_cpuid);
+    let wall_origin_ns = time::rtc_unix_seconds().unwrap_or(0) * 1_000_000_000;
+    (Clock::Tsc { tsc, wall_origin_ns }, calibrated)
+}
+
+/// Sets up the timer that drives the epoch and wakes sleeps, with interrupts
+/// still disabled: the PIT under QEMU, Xen's vCPU timers (through an event
+/// channel) under Xen.
+fn prepare_ticking(clock: &Clock, has_pit: bool) -> Idle {
+    if has_pit {
+        interrupts::init_timer();
+        return Idle::Pit;
+    }
+    if let Clock::Xen(_) = clock {
+        match xen::evtchn::init() {
+            Ok(()) => return Idle::Xen,
+            Err(e) => kprintln!("cannot route Xen's timer events ({e})"),
+        }
+    }
+    Idle::Spin
+}
+
+/// Starts the ticks and enables interrupts. Under Xen the periodic timer
+/// starts only now: before, nothing needs it, and each expiry interrupts the
+/// vCPU (an exit to the hypervisor) even while the guest has interrupts off.
+fn start_ticking(idle: Idle) {
+    if idle == Idle::Xen {
+        if let Err(e) = xen::vcpu::set_periodic_timer(interrupts::TICK_NS) {
+            kprintln!("cannot start Xen's periodic timer ({e}): CPU budgets are not enforced");
+        }
+    }
+    if idle != Idle::Spin {
+        x86_64::instructions::interrupts::enable();
+    }
+}
+
+/// Recurses until the stack runs out (for `oasis.test-stack-overflow`).
+#[inline(never)]
+fn overflow_the_stack(depth: u64) -> u64 {
+    let mut frame = [0u8; 1024];
+    core::hint::black_box(&mut frame);
+    // The condition is never true, but the compiler cannot know it.
+    if core::hint::black_box(depth) == u64::MAX {
+        return 0;
+    }
+    overflow_the_stack(depth + 1).wrapping_add(frame[depth as usize % 1024] as u64)
 }
 
 /// Kernel options: the command-line words before `--`.

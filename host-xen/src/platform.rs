@@ -6,30 +6,47 @@ use core::sync::atomic::{AtomicPtr, Ordering};
 use host_core::platform::{DriverError, Output, Platform};
 
 use crate::entropy;
-use crate::time::Tsc;
+use crate::time::Clock;
+
+/// How the kernel waits for a deadline, and what advances the epoch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Idle {
+    /// The PIT ticks at [`TICK_HZ`](crate::interrupts::TICK_HZ) (QEMU): halt
+    /// until the tick after the deadline.
+    Pit,
+    /// Xen's periodic timer ticks while the app runs; sleeping blocks the
+    /// vCPU on a single-shot timer ([`crate::xen::vcpu::sleep_until`]).
+    Xen,
+    /// No timer interrupt: wait actively, and CPU budgets are not enforced.
+    Spin,
+}
 
 /// The drivers of the PVH kernel (one CPU, one tenant).
 pub struct PvhPlatform {
-    tsc: Tsc,
-    /// Wall-clock nanoseconds at the TSC origin.
-    wall_origin_ns: u64,
+    clock: Clock,
+    idle: Idle,
     entropy: entropy::Source,
 }
 
 impl PvhPlatform {
-    /// Drivers over a calibrated TSC and the wall clock read at its origin.
-    pub fn new(tsc: Tsc, wall_origin_ns: u64, entropy: entropy::Source) -> PvhPlatform {
-        PvhPlatform { tsc, wall_origin_ns, entropy }
+    /// Drivers over `clock`, waiting as `idle` says. [`Idle::Xen`] needs
+    /// [`Clock::Xen`]; with another clock it falls back to [`Idle::Spin`].
+    pub fn new(clock: Clock, idle: Idle, entropy: entropy::Source) -> PvhPlatform {
+        let idle = match (&clock, idle) {
+            (Clock::Xen(_), Idle::Xen) | (_, Idle::Pit | Idle::Spin) => idle,
+            _ => Idle::Spin,
+        };
+        PvhPlatform { clock, idle, entropy }
     }
 }
 
 impl Platform for PvhPlatform {
     fn monotonic_ns(&self) -> u64 {
-        self.tsc.now_ns()
+        self.clock.monotonic_ns()
     }
 
     fn wall_ns(&self) -> u64 {
-        self.wall_origin_ns + self.tsc.now_ns()
+        self.clock.wall_ns()
     }
 
     fn fill_entropy(&self, buf: &mut [u8]) -> Result<(), DriverError> {
@@ -52,24 +69,27 @@ impl Platform for PvhPlatform {
     }
 
     fn sleep_until(&self, deadline_ns: u64) {
-        if !self.tsc.has_pit {
-            // No timer interrupt would wake a halted CPU (a Xen PVH guest has no
-            // PIT; its timer event channel is part 2): wait actively instead.
-            while self.monotonic_ns() < deadline_ns {
-                core::hint::spin_loop();
+        match (self.idle, &self.clock) {
+            (Idle::Xen, Clock::Xen(pv)) => crate::xen::vcpu::sleep_until(pv, deadline_ns, crate::interrupts::TICK_NS),
+            (Idle::Pit, _) => {
+                // Halt until the next timer tick (1 ms) until the deadline has passed.
+                // Interrupts are off while checking, and `sti; hlt` is atomic, so a tick
+                // between the check and the halt cannot be lost.
+                loop {
+                    x86_64::instructions::interrupts::disable();
+                    if self.monotonic_ns() >= deadline_ns {
+                        x86_64::instructions::interrupts::enable();
+                        return;
+                    }
+                    x86_64::instructions::interrupts::enable_and_hlt();
+                }
             }
-            return;
-        }
-        // Halt until the next timer tick (1 ms) until the deadline has passed.
-        // Interrupts are off while checking, and `sti; hlt` is atomic, so a tick
-        // between the check and the halt cannot be lost.
-        loop {
-            x86_64::instructions::interrupts::disable();
-            if self.monotonic_ns() >= deadline_ns {
-                x86_64::instructions::interrupts::enable();
-                return;
+            _ => {
+                // No timer interrupt would wake a halted CPU: wait actively instead.
+                while self.monotonic_ns() < deadline_ns {
+                    core::hint::spin_loop();
+                }
             }
-            x86_64::instructions::interrupts::enable_and_hlt();
         }
     }
 }

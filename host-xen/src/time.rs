@@ -1,18 +1,54 @@
-//! Clocks: a monotonic clock from the TSC, the wall clock from the CMOS RTC.
+//! Clocks: Xen's pvclock under Xen; else a calibrated TSC and the CMOS RTC.
 //!
-//! The TSC is calibrated once against PIT channel 2 (10 ms). That is robust
-//! under QEMU TCG, where the PIT follows the host's clock and CPUID leaves
-//! 0x15/0x16 are often absent. -cpu max has an invariant TSC; under Xen the
-//! pvclock is the right source (part 2).
+//! Under QEMU the TSC is calibrated once against PIT channel 2 (10 ms). That
+//! is robust under TCG, where the PIT follows the host's clock and CPUID
+//! leaves 0x15/0x16 are often absent; -cpu max has an invariant TSC. A Xen
+//! PVH guest has neither PIT nor RTC: there the pvclock
+//! ([`crate::xen::pvclock`]) gives both clocks, and it is the clock Xen's
+//! timers use.
 
 use core::arch::x86_64::_rdtsc;
 
 use x86_64::instructions::port::Port;
 
+use crate::xen::pvclock::PvClock;
+
 const PIT_HZ: u64 = 1_193_182;
 const CALIBRATION_COUNT: u16 = 11_932; // 10 ms of PIT input clock: ±1 PIT tick is 0.01 %
 
-/// A calibrated TSC: converts cycles to nanoseconds.
+/// The kernel's clock source, chosen once at boot.
+pub enum Clock {
+    /// Xen's system time and wall clock.
+    Xen(PvClock),
+    /// The TSC, with the wall clock read once at its origin.
+    Tsc {
+        /// The TSC and its frequency.
+        tsc: Tsc,
+        /// Wall-clock nanoseconds at the TSC's origin (0 if unknown).
+        wall_origin_ns: u64,
+    },
+}
+
+impl Clock {
+    /// Nanoseconds since a fixed origin (the TSC's at boot, or Xen's system
+    /// time, which starts when the host booted); never decreases.
+    pub fn monotonic_ns(&self) -> u64 {
+        match self {
+            Clock::Xen(pv) => pv.now_ns(),
+            Clock::Tsc { tsc, .. } => tsc.now_ns(),
+        }
+    }
+
+    /// Nanoseconds since the Unix epoch.
+    pub fn wall_ns(&self) -> u64 {
+        match self {
+            Clock::Xen(pv) => pv.wall_ns(),
+            Clock::Tsc { tsc, wall_origin_ns } => wall_origin_ns + tsc.now_ns(),
+        }
+    }
+}
+
+/// A TSC of known frequency: converts cycles to nanoseconds.
 #[derive(Clone, Copy, Debug)]
 pub struct Tsc {
     origin: u64,
@@ -20,8 +56,6 @@ pub struct Tsc {
     ns_per_cycle_fp: u64,
     /// Cycles per second.
     pub hz: u64,
-    /// Whether a PIT was found (and so can drive the timer interrupt).
-    pub has_pit: bool,
 }
 
 /// Reads the time-stamp counter.
@@ -31,22 +65,28 @@ pub fn rdtsc() -> u64 {
 }
 
 impl Tsc {
-    /// Calibrates against the PIT; the clock's origin is now.
-    pub fn calibrate() -> Tsc {
-        let measured = measure_with_pit();
-        let has_pit = measured.is_some();
-        let hz = measured.unwrap_or_else(|| {
-            // No PIT (a Xen PVH guest has none): the CPUID frequency leaves, else a
-            // guess that keeps time roughly right on current hardware.
-            crate::cpu::tsc_hz_from_cpuid().unwrap_or_else(|| {
-                crate::kprintln!("no PIT and no TSC frequency in CPUID: assuming 2000 MHz");
-                2_000_000_000
-            })
-        });
-        Tsc { origin: rdtsc(), ns_per_cycle_fp: ((1_000_000_000u128 << 32) / hz as u128) as u64, hz, has_pit }
+    /// Calibrates against the PIT; `None` if there is no PIT (a Xen PVH guest
+    /// has none). The clock's origin is now.
+    pub fn calibrate() -> Option<Tsc> {
+        measure_with_pit().map(Tsc::with_hz)
     }
 
-    /// Nanoseconds since calibration.
+    /// A TSC known to run at `hz` (at least 1); the clock's origin is now.
+    pub fn with_hz(hz: u64) -> Tsc {
+        let hz = hz.max(1);
+        Tsc { origin: rdtsc(), ns_per_cycle_fp: ((1_000_000_000u128 << 32) / hz as u128) as u64, hz }
+    }
+
+    /// The TSC frequency from CPUID, else a guess that keeps time roughly
+    /// right on current hardware (said on the console).
+    pub fn from_cpuid() -> Tsc {
+        Tsc::with_hz(crate::cpu::tsc_hz_from_cpuid().unwrap_or_else(|| {
+            crate::kprintln!("no PIT and no TSC frequency in CPUID: assuming 2000 MHz");
+            2_000_000_000
+        }))
+    }
+
+    /// Nanoseconds since the origin.
     pub fn now_ns(&self) -> u64 {
         self.cycles_to_ns(rdtsc().wrapping_sub(self.origin))
     }

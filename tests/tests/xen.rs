@@ -291,3 +291,22 @@ fn cpu_exceptions_are_reported_not_silent_resets() {
     assert!(report.contains("error code 0x"), "{report}");
     assert_eq!(boot.status, QEMU_KERNEL_FAILED, "{boot:#?}");
 }
+
+#[test]
+fn kernel_stack_overflow_hits_the_guard_page() {
+    // Runaway recursion in the kernel must end in a report, not in the page
+    // tables below the stack being overwritten or a silent triple fault.
+    if !have_qemu() {
+        return;
+    }
+    let dir = scratch("xen-stack");
+    let boot = qemu_boot(&image("hello", &dir), None, Some("oasis.test-stack-overflow"));
+    let lines = boot.lines();
+    assert!(
+        lines.iter().any(|l| l.starts_with("oasis-xen: kernel stack overflow: ") && l.contains("guard page")),
+        "{boot:#?}"
+    );
+    assert!(lines.iter().any(|l| l.starts_with("oasis-xen: CPU exception 14 (page fault)")), "{boot:#?}");
+    assert!(!lines.contains(&"Hello from Oasis!"), "the app must not run: {boot:#?}");
+    assert_eq!(boot.status, QEMU_KERNEL_FAILED, "{boot:#?}");
+}

@@ -47,7 +47,7 @@ Commands:
                     the guest SDK's unit tests and test-xen (what CI runs)
   check-no-std      build host-core for x86_64-unknown-none without std
   kernel            build the PVH kernel (host-xen) and put it next to `oasis`
-  test-xen          build, then boot `hello` as a PVH domU under real Xen 4.17 in QEMU (slow)
+  test-xen          build, then boot hello, clock and spin as PVH domUs under real Xen 4.17 in QEMU (slow)
   windows           cross-build `oasis.exe` (host-windows) and prepare a Wine prefix to run it
   bench             build, bring the peers (wasmtime CLI, native hello), run the benchmarks
 

@@ -1,7 +1,9 @@
 #!/bin/busybox sh
 # /init of the test bed's dom0 (Debian's Linux and Xen tools, busybox):
-# start the Xen daemons, boot /guests/app.cfg, print its console, power off.
-# Lines for the harness start with OASIS-XEN: or OASIS-DOMU:.
+# start the Xen daemons, boot each guest named in /guests/list (one at a time,
+# /guests/NAME.cfg), print its console, power off.
+# Lines for the harness start with OASIS-XEN: or OASIS-DOMU:, then [NAME] for
+# lines about one guest.
 /bin/busybox --install -s
 export PATH=/usr/lib/xen-4.17/bin:/usr/sbin:/sbin:/usr/bin:/bin
 mount -t proc proc /proc
@@ -17,11 +19,16 @@ xenstored --pid-file=/run/xenstored.pid
 xen-init-dom0
 xenconsoled --pid-file=/run/xenconsoled.pid --log=guest --log-dir=/var/log/xen/console
 echo "OASIS-XEN: dom0 ready"
-# -F: stay in the foreground until the domain is gone, then say why it went.
-timeout 300 xl create -F /guests/app.cfg > /tmp/xl.log 2>&1
-echo "OASIS-XEN: xl exited with $?"
-sed 's/^/OASIS-XEN: xl: /' /tmp/xl.log
-sleep 1
-sed 's/^/OASIS-DOMU: /' /var/log/xen/console/guest-app.log
+for g in $(cat /guests/list); do
+    # -F: stay in the foreground until the domain is gone, then say why it went.
+    timeout 120 xl create -F /guests/$g.cfg > /tmp/xl-$g.log 2>&1
+    echo "OASIS-XEN: [$g] xl exited with $?"
+    # A guest that outlived its time limit must not slow down the next one.
+    xl destroy $g 2>/dev/null
+    sed "s/^/OASIS-XEN: [$g] xl: /" /tmp/xl-$g.log
+    # xenconsoled may still be writing the last lines of the log.
+    sleep 1
+    sed "s/^/OASIS-DOMU: [$g] /" /var/log/xen/console/guest-$g.log
+done
 echo "OASIS-XEN: done"
 poweroff -f

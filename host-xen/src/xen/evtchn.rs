@@ -1,0 +1,132 @@
+//! Event channels (public/event_channel.h), 2-level ABI, and their upcall.
+//!
+//! Xen signals a guest through event-channel ports: a bit in `shared_info`'s
+//! `evtchn_pending`. When a port becomes pending and is not masked, Xen also
+//! sets the port's word in the vCPU's `evtchn_pending_sel` and the vCPU's
+//! `evtchn_upcall_pending`, and then "upcalls" the guest. We ask for the
+//! upcall as a plain interrupt vector (`HVM_PARAM_CALLBACK_IRQ` with
+//! `HVM_PARAM_CALLBACK_TYPE_VECTOR`): Xen injects [`UPCALL_VECTOR`] for as
+//! long as `evtchn_upcall_pending` is set and RFLAGS.IF allows. It is not
+//! an APIC interrupt, so it needs no EOI.
+//!
+//! The kernel uses one port, bound to `VIRQ_TIMER` (the vCPU's timers, see
+//! [`super::vcpu`]). Every other port is masked, so that the console daemon's
+//! notifications, say, never interrupt us.
+
+use core::sync::atomic::{AtomicU32, Ordering};
+
+use super::shared_info::{self, NR_EVENT_CHANNELS};
+use super::{Error, hypercall, op, set_hvm_param};
+
+const EVTCHNOP_BIND_VIRQ: u64 = 1;
+const EVTCHNOP_SEND: u64 = 4;
+const EVTCHNOP_UNMASK: u64 = 9;
+/// `VIRQ_TIMER` (public/xen.h): per-vCPU "timebase update, and/or requested timeout".
+const VIRQ_TIMER: u32 = 0;
+
+const HVM_PARAM_CALLBACK_IRQ: u32 = 0;
+/// `HVM_PARAM_CALLBACK_TYPE_VECTOR`, in bits 63:56 of the parameter.
+const CALLBACK_TYPE_VECTOR: u64 = 2 << 56;
+
+/// The vector Xen injects for events (the one Linux uses, above the
+/// exception vectors and the PIC's range).
+pub const UPCALL_VECTOR: u8 = 0xf3;
+
+/// The `VIRQ_TIMER` port (0 = none yet; port 0 is never a valid binding).
+static TIMER_PORT: AtomicU32 = AtomicU32::new(0);
+
+/// Sends an event on `port` (`EVTCHNOP_send`).
+pub fn send(port: u32) -> Result<(), Error> {
+    // struct evtchn_send { evtchn_port_t port; }
+    // SAFETY: EVTCHNOP_send reads `port`, which outlives the call.
+    unsafe { hypercall(op::EVENT_CHANNEL_OP, EVTCHNOP_SEND, &raw const port as u64, 0) }.map(drop)
+}
+
+/// `struct evtchn_bind_virq`.
+#[repr(C)]
+struct BindVirq {
+    virq: u32,
+    vcpu: u32,
+    port: u32,
+}
+
+/// Routes events to [`UPCALL_VECTOR`] and binds `VIRQ_TIMER` of vCPU 0 to an
+/// unmasked port; all other ports are masked. Interrupts must be disabled:
+/// the vector may fire as soon as the upcall is set.
+pub fn init() -> Result<(), Error> {
+    let Some(shared) = shared_info::get() else {
+        return Err(Error(-19)); // ENODEV: no shared info page
+    };
+    if !super::has_feature(super::FEAT_HVM_CALLBACK_VECTOR) {
+        return Err(Error(-95)); // EOPNOTSUPP
+    }
+    // Mask everything first: the guest owns the mask bits (only unmasking
+    // needs Xen, to deliver what became pending meanwhile).
+    for i in 0..64 {
+        shared_info::mask_word(shared, i).store(u64::MAX, Ordering::SeqCst);
+    }
+    let mut bind = BindVirq { virq: VIRQ_TIMER, vcpu: 0, port: 0 };
+    // SAFETY: EVTCHNOP_bind_virq reads and writes `bind`, which outlives the call.
+    unsafe { hypercall(op::EVENT_CHANNEL_OP, EVTCHNOP_BIND_VIRQ, &raw mut bind as u64, 0) }?;
+    if bind.port == 0 || bind.port >= NR_EVENT_CHANNELS {
+        return Err(Error(-34)); // ERANGE: not a port we can see in the bitmaps
+    }
+    TIMER_PORT.store(bind.port, Ordering::Release);
+    set_hvm_param(HVM_PARAM_CALLBACK_IRQ, CALLBACK_TYPE_VECTOR | UPCALL_VECTOR as u64)?;
+    unmask(bind.port)
+}
+
+/// Unmasks `port` through Xen, which re-raises it if it became pending.
+fn unmask(port: u32) -> Result<(), Error> {
+    // struct evtchn_unmask { evtchn_port_t port; }
+    // SAFETY: EVTCHNOP_unmask reads `port`, which outlives the call.
+    unsafe { hypercall(op::EVENT_CHANNEL_OP, EVTCHNOP_UNMASK, &raw const port as u64, 0) }.map(drop)
+}
+
+/// The upcall: takes every pending, unmasked port and dispatches it. Called
+/// by the [`UPCALL_VECTOR`] handler with interrupts disabled.
+///
+/// `evtchn_upcall_pending` is cleared first, then the selector, then each
+/// port's bit (public/xen.h: the flag is cleared "/before/ checking for
+/// pending work, thus avoiding a set-and-check race"): an event that arrives
+/// meanwhile sets the flag again, and Xen injects the vector again.
+pub fn handle_upcall() {
+    let Some(shared) = shared_info::get() else {
+        return;
+    };
+    let vcpu = shared_info::vcpu0(shared);
+    let timer = TIMER_PORT.load(Ordering::Acquire);
+    shared_info::upcall_pending(vcpu).store(0, Ordering::SeqCst);
+    // Bounded: Xen could keep setting bits faster than we clear them.
+    for _ in 0..16 {
+        let sel = shared_info::pending_sel(vcpu).swap(0, Ordering::SeqCst);
+        if sel == 0 {
+            return;
+        }
+        for word in bits(sel) {
+            let ready = shared_info::pending_word(shared, word).load(Ordering::SeqCst)
+                & !shared_info::mask_word(shared, word).load(Ordering::SeqCst);
+            for bit in bits(ready) {
+                // Clear before acting, so a new event during the action is kept.
+                shared_info::pending_word(shared, word).fetch_and(!(1 << bit), Ordering::SeqCst);
+                let port = (word * 64 + bit) as u32;
+                if port == timer {
+                    crate::interrupts::tick();
+                }
+                // Other ports are masked; one that is not is simply consumed.
+            }
+        }
+    }
+}
+
+/// Indices of the set bits of `word`, lowest first.
+fn bits(mut word: u64) -> impl Iterator<Item = usize> {
+    core::iter::from_fn(move || {
+        if word == 0 {
+            return None;
+        }
+        let i = word.trailing_zeros() as usize;
+        word &= word - 1;
+        Some(i)
+    })
+}

@@ -1,0 +1,179 @@
+//! The little of Xen a PVH guest needs, on the guest side of the public
+//! interface (`xen/include/public/`):
+//!
+//! - [`init`]: the hypercall page, the only way into the hypervisor;
+//! - [`console`]: the PV console ring (output);
+//! - [`shared_info`]: the page Xen shares with every domain (event bitmaps,
+//!   per-vCPU time, the wall clock), mapped with `XENMEM_add_to_physmap`;
+//! - [`pvclock`]: the monotonic and wall clocks read from it;
+//! - [`evtchn`]: event channels, delivered as one interrupt vector;
+//! - [`vcpu`]: the vCPU's timers, blocking until an event, its run-state times;
+//! - [`shutdown`]: ending the domain with a reason the toolstack reports.
+//!
+//! A PVH guest is an HVM guest without emulated devices: its "interrupts
+//! masked" state is the CPU's RFLAGS.IF, not the PV `evtchn_upcall_mask`,
+//! which matters for blocking (see [`vcpu::block`]).
+
+pub mod console;
+pub mod evtchn;
+pub mod pvclock;
+pub mod shared_info;
+pub mod vcpu;
+
+use core::arch::asm;
+use core::fmt;
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use x86_64::registers::model_specific::Msr;
+
+/// Hypercall numbers (public/xen.h `__HYPERVISOR_*`).
+mod op {
+    pub const MEMORY_OP: usize = 12;
+    pub const XEN_VERSION: usize = 17;
+    pub const VCPU_OP: usize = 24;
+    pub const SCHED_OP: usize = 29;
+    pub const EVENT_CHANNEL_OP: usize = 32;
+    pub const HVM_OP: usize = 34;
+}
+
+const SCHEDOP_SHUTDOWN: u64 = 2;
+/// `SHUTDOWN_poweroff` (public/sched.h).
+pub const SHUTDOWN_POWEROFF: u32 = 0;
+/// `SHUTDOWN_crash`.
+pub const SHUTDOWN_CRASH: u32 = 3;
+
+const XENVER_GET_FEATURES: u64 = 6;
+/// `XENFEAT_hvm_callback_vector` (public/features.h): events can arrive as a
+/// plain interrupt vector (`HVM_PARAM_CALLBACK_TYPE_VECTOR`).
+pub const FEAT_HVM_CALLBACK_VECTOR: u32 = 8;
+/// `XENFEAT_hvm_safe_pvclock`: the `vcpu_time_info` of an HVM guest is kept
+/// in terms of the guest's own TSC, so it may be used as a clock.
+pub const FEAT_HVM_SAFE_PVCLOCK: u32 = 9;
+
+const HVMOP_SET_PARAM: u64 = 0;
+const HVMOP_GET_PARAM: u64 = 1;
+/// `DOMID_SELF` (public/xen.h).
+const DOMID_SELF: u16 = 0x7ff0;
+
+#[repr(C, align(4096))]
+struct Page([u8; 4096]);
+
+/// Xen fills this page with one 32-byte call stub per hypercall.
+static mut HYPERCALL_PAGE: Page = Page([0; 4096]);
+static READY: AtomicBool = AtomicBool::new(false);
+
+/// A hypercall's negative return value (a Xen errno, e.g. -22 `EINVAL`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Error(pub i64);
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Xen error {}", self.0)
+    }
+}
+
+fn check(rc: i64) -> Result<i64, Error> {
+    if rc < 0 { Err(Error(rc)) } else { Ok(rc) }
+}
+
+/// Installs the hypercall page if running under Xen; returns whether it did.
+pub fn init() -> bool {
+    let Some(base) = crate::cpu::xen_base() else {
+        return false;
+    };
+    // Leaf base+2: EAX = number of hypercall pages, EBX = the MSR that installs them.
+    let r = core::arch::x86_64::__cpuid(base + 2);
+    if r.eax == 0 {
+        return false;
+    }
+    let page = &raw const HYPERCALL_PAGE as u64;
+    // SAFETY: the MSR Xen named; the page is ours, identity-mapped and executable.
+    unsafe { Msr::new(r.ebx).write(page) };
+    READY.store(true, Ordering::Release);
+    true
+}
+
+/// Whether the hypercall page is installed (we run under Xen).
+pub fn ready() -> bool {
+    READY.load(Ordering::Acquire)
+}
+
+/// A hypercall with up to three arguments (x86_64 ABI: RDI, RSI, RDX; result
+/// in RAX). Returns [`Error`] for a negative result, or if not under Xen.
+///
+/// # Safety
+/// The arguments must be what hypercall `op` expects; pointers among them
+/// must be valid for what Xen reads and writes through them.
+unsafe fn hypercall(op: usize, a1: u64, a2: u64, a3: u64) -> Result<i64, Error> {
+    if !ready() {
+        return Err(Error(-38)); // ENOSYS
+    }
+    let entry = &raw const HYPERCALL_PAGE as u64 + (op * 32) as u64;
+    let ret: i64;
+    // SAFETY: per the function's contract; the stub is Xen's (VMMCALL/VMCALL;
+    // ret). It is a call, so the asm uses the stack (no `nostack`); the
+    // x86_64-unknown-none target has no red zone for it to clobber.
+    unsafe {
+        asm!(
+            "call {entry}",
+            entry = in(reg) entry,
+            inout("rdi") a1 => _,
+            inout("rsi") a2 => _,
+            inout("rdx") a3 => _,
+            lateout("rax") ret,
+            clobber_abi("C"),
+        );
+    }
+    check(ret)
+}
+
+/// The 32 feature bits of submap 0 (`XENVER_get_features`); 0 if unknown.
+pub fn features() -> u32 {
+    // struct xen_feature_info { unsigned int submap_idx; uint32_t submap; }
+    let mut info = [0u32; 2];
+    // SAFETY: XENVER_get_features reads and writes `info`, which outlives the call.
+    match unsafe { hypercall(op::XEN_VERSION, XENVER_GET_FEATURES, info.as_mut_ptr() as u64, 0) } {
+        Ok(_) => info[1],
+        Err(_) => 0,
+    }
+}
+
+/// Whether Xen announces feature `bit` (one of the `FEAT_*` constants).
+pub fn has_feature(bit: u32) -> bool {
+    features() & (1 << bit) != 0
+}
+
+/// `struct xen_hvm_param` (public/hvm/hvm_op.h).
+#[repr(C)]
+struct HvmParam {
+    domid: u16,
+    pad: u16,
+    index: u32,
+    value: u64,
+}
+
+/// Reads HVM parameter `index` of this domain.
+fn hvm_param(index: u32) -> Result<u64, Error> {
+    let mut p = HvmParam { domid: DOMID_SELF, pad: 0, index, value: 0 };
+    // SAFETY: HVMOP_get_param reads and writes `p`, which outlives the call.
+    unsafe { hypercall(op::HVM_OP, HVMOP_GET_PARAM, &raw mut p as u64, 0) }?;
+    Ok(p.value)
+}
+
+/// Sets HVM parameter `index` of this domain.
+fn set_hvm_param(index: u32, value: u64) -> Result<(), Error> {
+    let p = HvmParam { domid: DOMID_SELF, pad: 0, index, value };
+    // SAFETY: HVMOP_set_param reads `p`, which outlives the call.
+    unsafe { hypercall(op::HVM_OP, HVMOP_SET_PARAM, &raw const p as u64, 0) }.map(drop)
+}
+
+/// Asks Xen to end this domain with `reason`. Returns only if not under Xen or refused.
+pub fn shutdown(reason: u32) {
+    if !ready() {
+        return;
+    }
+    console::flush();
+    let arg: u32 = reason; // struct sched_shutdown { unsigned int reason; }
+    // SAFETY: SCHEDOP_shutdown reads `arg`, which outlives the call.
+    let _ = unsafe { hypercall(op::SCHED_OP, SCHEDOP_SHUTDOWN, &raw const arg as u64, 0) };
+}
