@@ -12,6 +12,7 @@ mod console;
 fn main() {
     console::install_ctrl_handler();
     let status = host_core::process::cli::main(std::env::args_os());
+    host_core::process::stop_thread_tickers();
     std::process::exit(status);
 }
 

@@ -125,7 +125,7 @@ pub fn set_epoch_ticker(start: fn(wasmtime::Engine)) {
 /// the process. Ticks follow the clock, not the number of wake-ups: a sleep can
 /// last far longer than asked (about 15 ms on Windows, or on a loaded machine),
 /// and budgets must still mean milliseconds. A weak reference lets the thread
-/// end once the engine is dropped.
+/// end once the engine is dropped; [`stop_thread_tickers`] ends it sooner.
 pub fn start_thread_ticker(engine: wasmtime::Engine) {
     let weak = engine.weak();
     drop(engine);
@@ -135,7 +135,8 @@ pub fn start_thread_ticker(engine: wasmtime::Engine) {
         .spawn(move || {
             let start = Instant::now();
             let mut ticks: u128 = 0;
-            while let Some(engine) = weak.upgrade() {
+            while !TICKERS_STOP.load(std::sync::atomic::Ordering::Relaxed) {
+                let Some(engine) = weak.upgrade() else { break };
                 let due = start.elapsed().as_nanos() / EPOCH_TICK.as_nanos();
                 while ticks < due {
                     engine.increment_epoch();
@@ -145,8 +146,26 @@ pub fn start_thread_ticker(engine: wasmtime::Engine) {
                 std::thread::sleep(EPOCH_TICK);
             }
         });
-    if let Err(e) = spawned {
+    match spawned {
+        Ok(thread) => TICKERS.lock().unwrap_or_else(|e| e.into_inner()).push(thread),
         // Without a ticker, CPU budgets cannot fire; say so rather than die.
-        eprintln!("oasis: warning: no epoch thread ({e}): CPU budgets are not enforced");
+        Err(e) => eprintln!("oasis: warning: no epoch thread ({e}): CPU budgets are not enforced"),
+    }
+}
+
+/// The ticker threads started, for [`stop_thread_tickers`].
+static TICKERS: std::sync::Mutex<Vec<std::thread::JoinHandle<()>>> = std::sync::Mutex::new(Vec::new());
+static TICKERS_STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Ends the ticker threads and waits for them; call just before the process
+/// exits, when no app code runs any more. A process that exits with a thread
+/// still running does no harm on Unix or Windows, but Wine sometimes reports
+/// such a thread on stderr (`wine client error: …`), or loses the exit status,
+/// when it tears it down mid-sleep.
+pub fn stop_thread_tickers() {
+    TICKERS_STOP.store(true, std::sync::atomic::Ordering::Relaxed);
+    let threads = std::mem::take(&mut *TICKERS.lock().unwrap_or_else(|e| e.into_inner()));
+    for thread in threads {
+        let _ = thread.join();
     }
 }
