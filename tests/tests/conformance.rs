@@ -195,6 +195,7 @@ fn bad_input_gets_the_same_message_and_status() {
         case("--deny", &["run", hello, "--deny", "teleporter"], |r| r.assert_bad_input("teleporter")),
         case("-p", &["run", hello, "-p", "99999:80"], |r| r.assert_bad_input("99999")),
         case("--net", &["run", hello, "--net", "carrier-pigeon"], |r| r.assert_bad_input("carrier-pigeon")),
+        case("build without a crate", &["build", &dir_arg], |r| r.assert_bad_input("no Cargo.toml here")),
         case("unknown command", &["teleport"], |r| {
             assert_eq!(r.status, 2, "{r:?}");
             assert!(r.stderr.contains("teleport"), "{r:?}");
@@ -312,4 +313,14 @@ fn each_host_packages_aot_code_the_other_runs() {
             assert!(r.stderr.contains("AOT code from the package"), "{runner:?} used {maker:?}'s AOT code: {r:?}");
         }
     }
+}
+
+/// The one documented difference in the CLI: TAP devices are Linux's.
+#[test]
+fn tap_mode_says_it_is_linux_only_on_windows() {
+    if !hosts().contains(&Host::Windows) {
+        return;
+    }
+    let r = Host::Windows.oasis(&["run", "--net", "tap:tap0", "--ip", "10.0.0.2/24", s(&artifact("hello.oasis"))]);
+    r.assert_bad_input("--net tap:tap0: TAP devices are supported on Linux only");
 }
