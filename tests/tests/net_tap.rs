@@ -100,3 +100,101 @@ fn tap_mode_needs_an_address_and_a_device() {
     let r = common::oasis(&["run", s(&echo), "--net", "carrier-pigeon"]);
     r.assert_bad_input("--net carrier-pigeon");
 }
+
+/// A DNS server (A records: `db.test` → 10.77.0.1, anything else NXDOMAIN)
+/// and a TCP echo server on 10.77.0.1:9007, both on the Linux side of the TAP.
+/// Prints `ready` once both listen; runs until killed.
+const DNS_AND_ECHO: &str = r#"
+import socket, struct, threading, sys
+def dns():
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u.bind(("10.77.0.1", 53))
+    while True:
+        q, peer = u.recvfrom(512)
+        txid, flags, qd = struct.unpack(">HHH", q[:6])
+        i, labels = 12, []
+        while q[i]:
+            labels.append(q[i+1:i+1+q[i]].decode()); i += 1 + q[i]
+        question = q[12:i+5]
+        name = ".".join(labels).lower()
+        if name == "db.test":
+            answer = b"\xc0\x0c" + struct.pack(">HHIH", 1, 1, 60, 4) + socket.inet_aton("10.77.0.1")
+            head = struct.pack(">HHHHHH", txid, 0x8180, 1, 1, 0, 0)
+        else:
+            answer = b""
+            head = struct.pack(">HHHHHH", txid, 0x8183, 1, 0, 0, 0)
+        u.sendto(head + question + answer, peer)
+def echo():
+    while True:
+        c, _ = l.accept()
+        data = b""
+        while True:
+            b = c.recv(65536)
+            if not b: break
+            data += b
+        c.sendall(data); c.close()
+l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+l.bind(("10.77.0.1", 9007)); l.listen(8)
+threading.Thread(target=dns, daemon=True).start()
+threading.Thread(target=echo, daemon=True).start()
+print("ready", flush=True)
+threading.Event().wait()
+"#;
+
+#[test]
+fn names_resolve_through_the_operators_dns_server_over_smoltcp() {
+    let ns = Netns::new("dns");
+    let mut servers = ns.exec("python3").args(["-c", DNS_AND_ECHO]).stdout(Stdio::piped()).spawn().unwrap();
+    let mut ready = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(servers.stdout.as_mut().unwrap()), &mut ready).unwrap();
+    assert_eq!(ready.trim(), "ready");
+    let client = |target: &str, allow: &str| {
+        common::run_with_limit(
+            ns.exec(s(&oasis_bin())).args([
+                "run",
+                s(&artifact("net-client.oasis")),
+                "--net",
+                "tap:otap0",
+                "--ip",
+                "10.77.0.2/24",
+                "--dns",
+                "10.77.0.1",
+                "--allow-connect",
+                allow,
+                "--",
+                target,
+                "hello by name",
+            ]),
+            Duration::from_secs(120),
+        )
+    };
+    let found = client("db.test:9007", "db.test:9007");
+    let missing = client("nowhere.test:9007", "nowhere.test:9007");
+    let _ = servers.kill();
+    let _ = servers.wait();
+    assert_eq!(found.status, 0, "{found:#?}");
+    assert_eq!(found.stdout, "hello by name", "{found:#?}");
+    assert_eq!(missing.status, 1, "{missing:#?}");
+    assert!(missing.stderr.contains("connect to nowhere.test:9007") && missing.stderr.contains("unreachable"), "{missing:#?}");
+}
+
+#[test]
+fn without_a_dns_server_names_do_not_resolve() {
+    let r = common::oasis(&[
+        "run",
+        s(&artifact("net-client.oasis")),
+        "--net",
+        "switch",
+        "--ip",
+        "10.77.0.2/24",
+        "--allow-connect",
+        "db.test:9007",
+        "--",
+        "db.test:9007",
+        "hi",
+    ]);
+    assert_eq!(r.status, 1, "{r:#?}");
+    // The app hears "unreachable"; the host's log says why.
+    assert!(r.stderr.contains("oasis: net-client: cannot look up db.test: this network has no DNS server"), "{r:#?}");
+    assert!(r.stderr.contains("connect to db.test:9007") && r.stderr.contains("unreachable"), "{r:#?}");
+}

@@ -296,7 +296,17 @@ pub(crate) fn add_to_linker(linker: &mut Definer<'_>) -> wasmtime::Result<()> {
                         st.log_refusal(&format!("lookup of `{name}` refused: no --allow-connect pattern names it"));
                         return Err(Status::NotGranted);
                     }
-                    let ips = n.network.lookup(name)?;
+                    let ips = match n.network.lookup(name) {
+                        Ok(ips) => ips,
+                        // A reason only the operator can act on (no DNS server
+                        // configured): say it in the host's log; to the app
+                        // the name is simply unreachable, as when it is unknown.
+                        Err(NetError::Other(why)) => {
+                            st.log_refusal(&why);
+                            return Err(Status::Unreachable);
+                        }
+                        Err(e) => return Err(e.status()),
+                    };
                     for ip in &ips {
                         if n.resolved.len() == MAX_RESOLVED {
                             n.resolved.pop_front();

@@ -101,4 +101,13 @@ pub trait Network: Send + Sync {
     fn wait(&self, timeout_ns: Option<u64>, out: &mut Vec<(SocketId, u32)>);
     /// Number of open sockets (for leak checks).
     fn open_sockets(&self) -> usize;
+    /// When this network next needs a [`wait`](Network::wait) for its own
+    /// sake, in platform monotonic ns: a TCP/IP stack in the host has timers
+    /// (retransmissions, delayed ACKs, TIME-WAIT) that only run when it is
+    /// polled. A host that does not block in this network's `wait` (it waits
+    /// on something else, or polls several networks) must call `wait` again
+    /// by then. `None`: no such timer, as with the OS's sockets.
+    fn poll_at_ns(&self) -> Option<u64> {
+        None
+    }
 }

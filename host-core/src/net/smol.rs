@@ -7,16 +7,15 @@
 //! until a frame arrives.
 
 use alloc::collections::BTreeMap;
-use alloc::string::ToString;
 use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
-use smoltcp::socket::{tcp, udp};
+use smoltcp::socket::{dns, tcp, udp};
 use smoltcp::time::Instant;
-use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr, IpEndpoint, Ipv4Address};
+use smoltcp::wire::{DnsQueryType, EthernetAddress, HardwareAddress, IpAddress, IpCidr, IpEndpoint, Ipv4Address};
 
 use super::{ERROR, HANGUP, NetError, Network, READABLE, SocketId, WRITABLE};
 use crate::platform::Platform;
@@ -67,13 +66,20 @@ struct Stack<D> {
     closing: Vec<SocketHandle>,
     next_id: SocketId,
     next_port: u16,
+    /// The resolver's socket, made on the first lookup (most apps never look up).
+    dns: Option<SocketHandle>,
 }
 
 /// smoltcp behind the [`Network`] trait.
 pub struct SmolNetwork<D: NetDevice> {
     stack: spin::Mutex<Stack<D>>,
     platform: Arc<dyn Platform>,
+    /// DNS servers for [`Network::lookup`]; none means names do not resolve.
+    dns_servers: Vec<IpAddress>,
 }
+
+/// Most DNS servers a stack asks (smoltcp's own limit).
+pub const MAX_DNS_SERVERS: usize = smoltcp::config::DNS_MAX_SERVER_COUNT;
 
 fn ip_of(a: IpAddress) -> IpAddr {
     match a {
@@ -129,9 +135,20 @@ impl<D: NetDevice> SmolNetwork<D> {
                 closing: Vec::new(),
                 next_id: 1,
                 next_port,
+                dns: None,
             }),
             platform,
+            dns_servers: Vec::new(),
         }
+    }
+
+    /// Resolves names through `servers` (IPv4, at most [`MAX_DNS_SERVERS`];
+    /// the first ones are kept). Without any, [`Network::lookup`] resolves
+    /// only address literals: like a unikernel, this stack has no
+    /// `/etc/resolv.conf` to fall back on, so the operator names the servers.
+    pub fn with_dns_servers(mut self, servers: &[Ipv4Addr]) -> SmolNetwork<D> {
+        self.dns_servers = servers.iter().take(MAX_DNS_SERVERS).map(|ip| IpAddress::Ipv4(Ipv4Address::from(ip.octets()))).collect();
+        self
     }
 
     fn now(&self) -> Instant {
@@ -394,9 +411,50 @@ impl<D: NetDevice> Network for SmolNetwork<D> {
         }
     }
 
-    fn lookup(&self, _name: &str) -> Result<Vec<IpAddr>, NetError> {
-        // No resolver on this stack yet: connect by address.
-        Err(NetError::Other("name lookup is not available on this network".to_string()))
+    /// Asks the DNS servers for `name`'s IPv4 addresses (A records), pumping
+    /// the interface until the answer comes. Like `getaddrinfo` in socket
+    /// mode this blocks the calling thread, at most smoltcp's query timeout
+    /// (10 s, with retransmits); the stack's other sockets keep being served
+    /// meanwhile, their readiness reported by the next [`Network::wait`].
+    fn lookup(&self, name: &str) -> Result<Vec<IpAddr>, NetError> {
+        if let Ok(ip) = name.parse::<IpAddr>() {
+            return Ok(vec![ip]);
+        }
+        if self.dns_servers.is_empty() {
+            return Err(NetError::Other(alloc::format!("cannot look up {name}: this network has no DNS server (the operator sets one, e.g. --dns 10.0.0.1)")));
+        }
+        let mut guard = self.stack.lock();
+        let st = &mut *guard;
+        let handle = match st.dns {
+            Some(h) => h,
+            None => {
+                // One query at a time: lookups block the caller anyway.
+                let h = st.sockets.add(dns::Socket::new(&self.dns_servers, vec![None]));
+                st.dns = Some(h);
+                h
+            }
+        };
+        let query = st
+            .sockets
+            .get_mut::<dns::Socket>(handle)
+            .start_query(st.iface.context(), name, DnsQueryType::A)
+            // Not a valid DNS name (an empty label, one over 63 bytes, …).
+            .map_err(|_| NetError::Invalid)?;
+        loop {
+            let now = self.now();
+            let _ = st.iface.poll(now, &mut st.device, &mut st.sockets);
+            match st.sockets.get_mut::<dns::Socket>(handle).get_query_result(query) {
+                // As in socket mode: a name without IPv4 addresses, one the
+                // server does not know, and a server that never answered are
+                // all "unreachable" to the app.
+                Ok(addrs) if addrs.is_empty() => return Err(NetError::Unreachable),
+                Ok(addrs) => return Ok(addrs.iter().map(|a| ip_of(*a)).collect()),
+                Err(dns::GetQueryResultError::Failed) => return Err(NetError::Unreachable),
+                Err(dns::GetQueryResultError::Pending) => {}
+            }
+            let delay = st.iface.poll_delay(now, &st.sockets).map(|d| d.total_micros() * 1000);
+            st.device.wait(delay);
+        }
     }
 
     fn wait(&self, timeout_ns: Option<u64>, out: &mut Vec<(SocketId, u32)>) {
@@ -438,5 +496,14 @@ impl<D: NetDevice> Network for SmolNetwork<D> {
 
     fn open_sockets(&self) -> usize {
         self.stack.lock().entries.len()
+    }
+
+    fn poll_at_ns(&self) -> Option<u64> {
+        let now = self.now();
+        let mut guard = self.stack.lock();
+        let st = &mut *guard;
+        let at = st.iface.poll_at(now, &st.sockets)?;
+        // Instants are platform monotonic microseconds (see `now`).
+        Some((at.total_micros().max(0) as u64).saturating_mul(1000))
     }
 }

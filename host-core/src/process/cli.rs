@@ -19,7 +19,11 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run a package (.oasis) or a module (.wasm) until it exits.
+    /// Run a package (.oasis) or a module (.wasm) until it exits; `::` between apps runs several.
+    ///
+    /// Apps separated by `::`, each with its own options and arguments
+    /// (`oasis run A.oasis -p 7:7 :: B.oasis -- ARGS`), run as tenants of one
+    /// process on one thread, with their output lines prefixed by their names.
     Run(RunArgs),
     /// Package a module with its manifest, assets and AOT code.
     Package(PackageArgs),
@@ -54,16 +58,24 @@ pub struct RunArgs {
     /// Let the app connect to HOST:PORT (HOST: IP, name or *; PORT: number or *) (repeatable).
     #[arg(long, value_name = "HOST:PORT")]
     pub allow_connect: Vec<String>,
-    /// Network mode: `socket` (the OS's sockets, default) or `tap:NAME` (smoltcp
-    /// on a TAP device, with the app's own address from --ip).
+    /// Network mode: `socket` (the OS's sockets, default), `tap:NAME` (smoltcp
+    /// on a TAP device) or `switch` (smoltcp on the in-process switch shared by
+    /// the apps of this run); the last two give the app its own address (--ip).
     #[arg(long, value_name = "MODE", default_value = "socket")]
     pub net: String,
-    /// The app's IPv4 address and prefix in tap mode, e.g. 10.0.0.2/24.
+    /// The app's IPv4 address and prefix in tap and switch mode, e.g. 10.0.0.2/24.
     #[arg(long, value_name = "ADDR/PREFIX")]
     pub ip: Option<String>,
-    /// Default gateway in tap mode.
+    /// Default gateway in tap and switch mode.
     #[arg(long, value_name = "ADDR")]
     pub gateway: Option<String>,
+    /// DNS server for name lookups in tap and switch mode (socket mode uses the host's resolver).
+    #[arg(long, value_name = "ADDR")]
+    pub dns: Option<String>,
+    /// With several apps (`::`): end the run when app NAME ends, stopping the
+    /// others, and exit with its status (default: run until every app has ended).
+    #[arg(long, value_name = "NAME")]
+    pub exit_with: Option<String>,
     /// Say where the code came from and how the app ended.
     #[arg(short, long)]
     pub verbose: bool,
@@ -164,21 +176,28 @@ impl<E: std::fmt::Display> From<E> for UserError {
 /// Shorthand for command results.
 pub type CliResult<T = i32> = Result<T, UserError>;
 
+/// The argument that separates the apps of one `oasis run`.
+pub const APP_SEPARATOR: &str = "::";
+
 /// Parses `args` and runs the command; returns the process exit status.
 pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
-    let cli = match Cli::try_parse_from(args) {
-        Ok(cli) => cli,
-        Err(e) => {
-            let _ = e.print();
-            return if e.use_stderr() { EXIT_BAD_INPUT } else { 0 };
-        }
-    };
-    let result = match cli.command {
-        Command::Run(a) => super::run::run(a),
-        Command::Package(a) => super::pack::package(a),
-        Command::Inspect(a) => super::pack::inspect(a),
-        Command::Build(a) => super::build::build(a),
-        Command::Image(a) => super::image::image(a),
+    let args: Vec<OsString> = args.into_iter().collect();
+    let result = match split_apps(&args) {
+        Err(e) => Err(e),
+        Ok(Some(segments)) => match parse_each_app(&args[..2], &segments) {
+            Ok(apps) => super::run::run(apps),
+            Err(status) => return status,
+        },
+        Ok(None) => match Cli::try_parse_from(&args) {
+            Err(e) => return clap_failed(e),
+            Ok(cli) => match cli.command {
+                Command::Run(a) => super::run::run(vec![a]),
+                Command::Package(a) => super::pack::package(a),
+                Command::Inspect(a) => super::pack::inspect(a),
+                Command::Build(a) => super::build::build(a),
+                Command::Image(a) => super::image::image(a),
+            },
+        },
     };
     match result {
         Ok(status) => status,
@@ -187,6 +206,47 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
             EXIT_BAD_INPUT
         }
     }
+}
+
+/// Prints clap's message (an error, or the help text it was asked for) and
+/// gives the exit status for it.
+fn clap_failed(e: clap::Error) -> i32 {
+    let _ = e.print();
+    if e.use_stderr() { EXIT_BAD_INPUT } else { 0 }
+}
+
+/// Splits `oasis run A… :: B… :: C…` into the arguments of each app; `None`
+/// for any other command line, which clap parses whole.
+///
+/// A standalone `::` always separates apps, after `--` too: that is what lets
+/// every app but the last have arguments of its own.
+fn split_apps(args: &[OsString]) -> CliResult<Option<Vec<&[OsString]>>> {
+    let is_run = args.get(1).is_some_and(|a| a == "run");
+    if !is_run || !args[2..].iter().any(|a| a == APP_SEPARATOR) {
+        return Ok(None);
+    }
+    let segments: Vec<&[OsString]> = args[2..].split(|a| a == APP_SEPARATOR).collect();
+    let usage = "oasis run APP [OPTIONS] [-- ARGS] :: APP [OPTIONS] [-- ARGS]…";
+    if segments[0].is_empty() {
+        return Err(UserError(format!("`{APP_SEPARATOR}` with no app before it: {usage}")));
+    }
+    if segments[1..].iter().any(|s| s.is_empty()) {
+        return Err(UserError(format!("`{APP_SEPARATOR}` must be followed by another app: {usage}")));
+    }
+    Ok(Some(segments))
+}
+
+/// Parses each app's arguments exactly as a one-app `oasis run`'s; `Err(status)`
+/// when clap printed an error (or the help text it was asked for).
+fn parse_each_app(program_and_run: &[OsString], segments: &[&[OsString]]) -> Result<Vec<RunArgs>, i32> {
+    segments
+        .iter()
+        .map(|segment| match Cli::try_parse_from(program_and_run.iter().chain(segment.iter())) {
+            Ok(Cli { command: Command::Run(a) }) => Ok(a),
+            Ok(_) => unreachable!("the subcommand is `run`"),
+            Err(e) => Err(clap_failed(e)),
+        })
+        .collect()
 }
 
 /// Parses `K=V`.

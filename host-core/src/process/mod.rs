@@ -3,7 +3,9 @@
 //! is per platform; everything here uses portable std APIs.
 
 pub mod build;
+pub mod group;
 pub mod net;
+pub mod prefix;
 pub mod switch;
 #[cfg(target_os = "linux")]
 pub mod tap;
@@ -97,13 +99,14 @@ impl Platform for StdPlatform {
 /// often (daemons, benchmarks); a one-shot `oasis run` does not need it.
 /// `compiler: false` skips building Cranelift when only AOT code will run.
 pub fn native_runtime(pooling_tenants: Option<u32>, compiler: bool) -> Result<Runtime, RuntimeError> {
+    native_runtime_on(Arc::new(StdPlatform::new()), pooling_tenants, compiler)
+}
+
+/// [`native_runtime`] with other drivers than [`StdPlatform`] (e.g. output
+/// prefixed per tenant, [`prefix::PrefixedOutput`]).
+pub fn native_runtime_on(platform: Arc<dyn Platform>, pooling_tenants: Option<u32>, compiler: bool) -> Result<Runtime, RuntimeError> {
     let options = RuntimeOptions { pooling_tenants, compiler, ..RuntimeOptions::default() };
-    let runtime = Runtime::new(
-        EngineProfile::native(),
-        &options,
-        Arc::new(StdPlatform::new()),
-        EPOCH_TICK.as_millis() as u64,
-    )?;
+    let runtime = Runtime::new(EngineProfile::native(), &options, platform, EPOCH_TICK.as_millis() as u64)?;
     match EPOCH_TICKER.get() {
         Some(start) => start(runtime.engine().clone()),
         None => start_thread_ticker(runtime.engine().clone()),

@@ -25,6 +25,8 @@ struct State {
     /// Learned source addresses: MAC -> port.
     macs: HashMap<[u8; 6], usize>,
     dropped: u64,
+    /// Frames sent into the switch.
+    forwarded: u64,
 }
 
 /// The switch; clone it to hand out ports.
@@ -48,7 +50,7 @@ impl Switch {
     /// A switch whose ports carry frames of at most `mtu` bytes (1500 models
     /// an Ethernet wire).
     pub fn with_mtu(mtu: usize) -> Switch {
-        let state = State { mtu: mtu.clamp(576, MTU), queues: Vec::new(), macs: HashMap::new(), dropped: 0 };
+        let state = State { mtu: mtu.clamp(576, MTU), queues: Vec::new(), macs: HashMap::new(), dropped: 0, forwarded: 0 };
         Switch { state: Arc::new((Mutex::new(state), Condvar::new())) }
     }
 
@@ -64,12 +66,19 @@ impl Switch {
         self.state.0.lock().expect("switch lock").dropped
     }
 
+    /// Frames sent into the switch so far: a loop driving the ports' stacks
+    /// compares it across a pass to see whether traffic moved.
+    pub fn forwarded(&self) -> u64 {
+        self.state.0.lock().expect("switch lock").forwarded
+    }
+
     fn forward(&self, from: usize, frame: Vec<u8>) {
         if frame.len() < 14 {
             return;
         }
         let (lock, ready) = &*self.state;
         let mut st = lock.lock().expect("switch lock");
+        st.forwarded += 1;
         let src: [u8; 6] = frame[6..12].try_into().expect("6 bytes");
         let dst: [u8; 6] = frame[0..6].try_into().expect("6 bytes");
         if src[0] & 1 == 0 {

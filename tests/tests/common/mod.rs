@@ -216,6 +216,36 @@ impl Background {
         panic!("nothing listens on port {port} after 120 s: {}", self.stderr());
     }
 
+    /// What the host wrote to stdout so far (`stdout.log`, next to `stderr.log`).
+    pub fn stdout(&self) -> String {
+        std::fs::read_to_string(self.stderr_path.with_file_name("stdout.log")).unwrap_or_default()
+    }
+
+    /// Waits until the host's stdout contains `text` (or the process died).
+    pub fn wait_for_stdout(&mut self, text: &str) {
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(60) {
+            if self.stdout().contains(text) {
+                return;
+            }
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("oasis exited ({status}) before printing {text:?}: {}{}", self.stdout(), self.stderr());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("no {text:?} on stdout after 60 s: {}{}", self.stdout(), self.stderr());
+    }
+
+    /// CPU time the host process has used so far, user plus system (Linux).
+    pub fn cpu_time(&self) -> Duration {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap();
+        // Fields after the command name, which is in parentheses and may hold spaces.
+        let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+        // USER_HZ is 100 on every Linux this runs on.
+        Duration::from_millis(ticks * 10)
+    }
+
     /// What the host wrote to stderr so far.
     pub fn stderr(&self) -> String {
         std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
