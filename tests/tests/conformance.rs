@@ -93,6 +93,8 @@ fn apps_behave_the_same() {
     let exit = artifact("exit-code.oasis");
     let std_check = artifact("std-check.oasis");
     let caps = artifact("caps-check.oasis");
+    let echo = artifact("echo.oasis");
+    let client = artifact("net-client.oasis");
     check_cases(&[
         case("hello", &["run", s(&hello), "-e", "GREETING=hi there", "--", "world", "two words"], |r| {
             assert_eq!(r.status, 0, "{r:?}");
@@ -126,6 +128,23 @@ fn apps_behave_the_same() {
             assert!(r.stdout.contains("granted: console") && r.stdout.contains("denied: clock:monotonic"), "{r:?}");
             assert!(r.stdout.contains("denied: entropy") && r.stdout.contains("denied: net"), "{r:?}");
         }),
+        case("group", &["run", s(&hello), "--", "a", "::", s(&exit), "--", "3"], |r| {
+            assert_eq!(r.status, 3, "the first failure: {r:?}");
+            assert!(r.stdout.contains("hello     | Hello from Oasis!\n"), "{r:?}");
+            assert!(r.stdout.contains("exit-code | exiting with status 3\n"), "{r:?}");
+        }),
+        case(
+            "switch",
+            &[
+                "run", "--net", "switch", "--ip", "10.0.0.1/24", s(&echo), "-p", "7:7", "::",
+                "--net", "switch", "--ip", "10.0.0.2/24", "--allow-connect", "10.0.0.1:7", "--exit-with", "net-client",
+                s(&client), "--", "10.0.0.1:7", "over the switch",
+            ],
+            |r| {
+                assert_eq!(r.status, 0, "{r:?}");
+                assert!(r.stdout.contains("net-client | over the switch\n"), "{r:?}");
+            },
+        ),
         case("inspect", &["inspect", s(&hello)], |r| {
             assert_eq!(r.status, 0, "{r:?}");
             assert!(r.stdout.contains("x86_64-pc-windows-gnu"), "packages carry Windows AOT code: {r:?}");
