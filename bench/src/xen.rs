@@ -1,10 +1,14 @@
 //! The PVH kernel against `oasis run`: image size, time to the app's first
-//! output line, and the kernel's own count from PVH entry to the app's start.
+//! output line, and the kernel's own count from PVH entry to the app's start,
+//! phase by phase (`oasis.verbose`).
 //!
 //! QEMU runs with TCG (the only accelerator that works here, see
 //! shared/notes/qemu.md), which executes guest code several times slower
-//! than hardware: the guest-side figure is an upper bound for KVM or Xen.
+//! than hardware and, above all, translates every block of guest code the
+//! first time it runs (about 10 us a block here): a boot runs most of its
+//! code once, so the guest-side figure is an upper bound for KVM or Xen.
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -34,8 +38,24 @@ fn qemu(image: &Path) -> Command {
     let mut cmd = Command::new("qemu-system-x86_64");
     cmd.args(["-accel", "tcg", "-cpu", "max", "-m", "256M", "-display", "none", "-monitor", "none", "-serial", "stdio"])
         .args(["-no-reboot", "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04", "-kernel"])
-        .arg(image);
+        .arg(image)
+        // Boot details, printed after the app has run: the timings leave them out.
+        .args(["-append", "oasis.verbose"]);
     cmd
+}
+
+/// The kernel's boot phases, "name us" each, in boot order, from its
+/// `boot phases (us): a 12, b 34` line.
+fn phases(lines: &[String]) -> Vec<(String, Duration)> {
+    let Some(list) = lines.iter().find_map(|l| l.strip_prefix("oasis-xen: boot phases (us): ")) else {
+        return Vec::new();
+    };
+    list.split(", ")
+        .filter_map(|part| {
+            let (name, us) = part.rsplit_once(' ')?;
+            Some((name.to_string(), Duration::from_micros(us.parse().ok()?)))
+        })
+        .collect()
 }
 
 /// `oasis image hello` booted in QEMU, side by side with `oasis run hello`.
@@ -62,6 +82,8 @@ pub fn boot(runs: usize) -> Result<(), String> {
     let mut qemu_first = Vec::new();
     let mut guest_us = Vec::new();
     let mut proc_first = Vec::new();
+    // Per phase: its position in the boot and its times.
+    let mut phase_times: BTreeMap<String, (usize, Vec<Duration>)> = BTreeMap::new();
     for _ in 0..runs {
         let (t, lines) = first_line(&mut qemu(&image))?;
         qemu_first.push(t);
@@ -71,6 +93,9 @@ pub fn boot(runs: usize) -> Result<(), String> {
             .and_then(|rest| rest.trim_end_matches(" us").parse::<u64>().ok())
             .ok_or("the kernel printed no boot time")?;
         guest_us.push(Duration::from_micros(us));
+        for (i, (name, t)) in phases(&lines).into_iter().enumerate() {
+            phase_times.entry(name).or_insert_with(|| (i, Vec::new())).1.push(t);
+        }
         let (t, _) = first_line(Command::new(&oasis).args(["run", pkg.to_str().unwrap()]))?;
         proc_first.push(t);
     }
@@ -86,5 +111,11 @@ pub fn boot(runs: usize) -> Result<(), String> {
     println!("{:<48} {:>10}", "QEMU start -> first app line", ms(q));
     println!("{:<48} {:>10}   qemu/this = {:.2}x", "oasis run start -> first app line", ms(p), q.as_secs_f64() / p.as_secs_f64());
     println!("{:<48} {:>10}   (goal <= 20 ms on hardware; TCG is slower)", "guest: PVH entry -> app start (TSC)", ms(g));
+    let mut by_order: Vec<_> = phase_times.into_iter().collect();
+    by_order.sort_by_key(|(_, (i, _))| *i);
+    for (name, (_, mut times)) in by_order {
+        times.sort();
+        println!("{:<48} {:>10}", format!("  phase: {name}"), ms(percentile(&times, 0.5)));
+    }
     Ok(())
 }

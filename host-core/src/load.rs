@@ -112,6 +112,56 @@ fn describe_unknown(bytes: &[u8]) -> String {
     )
 }
 
+/// How much of a package [`load_with`] verifies (see [`crate::package`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Verify {
+    /// Every section: a damaged file is reported whichever part is damaged.
+    /// What the process hosts do, where a package is a file the user handed over.
+    #[default]
+    All,
+    /// Only what this load uses ([`Package::parse_for`]): the manifest, the
+    /// assets, the AOT code for this host's target, and the module if the
+    /// host can compile. For the PVH kernel, whose package `oasis image`
+    /// verified in full, and which would otherwise check the code of other
+    /// targets (or a module it cannot compile) at every boot.
+    Used,
+}
+
+/// The steps of a load, in order, as [`LoadOptions::observe`] hears of them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// The bytes are known: a package parsed and verified (manifest
+    /// included), or a bare module sniffed.
+    Verified,
+    /// The module's code is ready: AOT code deserialized, or compiled.
+    Code,
+    /// Imports and exports fit the ABI.
+    Checked,
+    /// Imports are resolved against the host's functions.
+    Linked,
+}
+
+impl Step {
+    /// A short name, for boot-time figures.
+    pub fn name(self) -> &'static str {
+        match self {
+            Step::Verified => "verify",
+            Step::Code => "code",
+            Step::Checked => "ABI check",
+            Step::Linked => "link",
+        }
+    }
+}
+
+/// How [`load_with`] loads.
+#[derive(Default)]
+pub struct LoadOptions<'a> {
+    /// Which package sections are verified.
+    pub verify: Verify,
+    /// Called as each [`Step`] ends (the PVH kernel times its boot with it).
+    pub observe: Option<&'a mut dyn FnMut(Step)>,
+}
+
 /// Loads `bytes` (a package or a bare module) for `profile`'s target.
 ///
 /// `name_hint` names a bare module's app (its file stem). Compiling needs the
@@ -123,19 +173,44 @@ pub fn load(
     bytes: &[u8],
     name_hint: &str,
 ) -> Result<LoadedApp, LoadError> {
+    load_with(engine, profile, can_compile, bytes, name_hint, LoadOptions::default())
+}
+
+/// [`load`], verifying and reporting as `options` say.
+pub fn load_with(
+    engine: &Engine,
+    profile: &EngineProfile,
+    can_compile: bool,
+    bytes: &[u8],
+    name_hint: &str,
+    mut options: LoadOptions<'_>,
+) -> Result<LoadedApp, LoadError> {
+    let mut step = |s: Step| {
+        if let Some(observe) = options.observe.as_mut() {
+            observe(s);
+        }
+    };
     let (manifest, module, code, assets) = if Package::sniff(bytes) {
-        let package = Package::parse(bytes)?;
+        let package = match options.verify {
+            Verify::All => Package::parse(bytes)?,
+            Verify::Used => Package::parse_for(bytes, profile.target(), can_compile)?,
+        };
+        step(Step::Verified);
         let (module, code) = package_module(engine, profile, &package, can_compile)?;
         let assets = package.assets().map(|(n, d)| (n.to_string(), d.to_vec())).collect();
         (package.manifest, module, code, assets)
     } else if bytes.starts_with(b"\0asm") {
+        step(Step::Verified);
         (Manifest::for_bare_module(name_hint), compile(engine, bytes, can_compile)?, CodeSource::Compiled, Vec::new())
     } else {
         return Err(LoadError::NotWasm(describe_unknown(bytes)));
     };
+    step(Step::Code);
     let kind = check_abi(&module, &manifest)?;
+    step(Step::Checked);
     let linker = crate::abi::linker_for(engine, &module).map_err(|e| LoadError::Abi(one_line(&e)))?;
     let pre = linker.instantiate_pre(&module).map_err(|e| LoadError::Abi(one_line(&e)))?;
+    step(Step::Linked);
     Ok(LoadedApp { manifest, module, pre, kind, code, assets })
 }
 
@@ -350,5 +425,29 @@ mod tests {
         let p = Package::parse(&good).unwrap();
         let (_, source) = package_module(&engine, &profile, &p, false).unwrap();
         assert_eq!(source, CodeSource::Aot);
+    }
+
+    #[test]
+    #[cfg(feature = "compiler")]
+    fn verify_used_skips_other_targets_and_steps_are_reported() {
+        let profile = EngineProfile::native();
+        let engine = engine(&profile, false);
+        let wasm = wat::parse_str(r#"(module (memory (export "memory") 1) (func (export "_start")))"#).unwrap();
+        let code = self::engine(&profile, true).precompile_module(&wasm).unwrap();
+        let mut b = PackageBuilder::new(MANIFEST.into(), wasm);
+        b.aot(profile.target(), &profile.fingerprint(), code);
+        b.aot("riscv64gc-unknown-none-elf", "wasmtime-48.0.8:0", vec![0; 64]);
+        let mut damaged = b.build();
+        // The last byte belongs to the last section: the other target's code.
+        *damaged.last_mut().unwrap() ^= 1;
+
+        let err = load(&engine, &profile, false, &damaged, "t").unwrap_err();
+        assert!(matches!(err, LoadError::Package(PackageError::Corrupted(_))), "{err}");
+
+        let mut steps = Vec::new();
+        let options = LoadOptions { verify: Verify::Used, observe: Some(&mut |s| steps.push(s)) };
+        let app = load_with(&engine, &profile, false, &damaged, "t", options).unwrap();
+        assert_eq!(app.code, CodeSource::Aot);
+        assert_eq!(steps, [Step::Verified, Step::Code, Step::Checked, Step::Linked]);
     }
 }

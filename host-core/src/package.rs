@@ -21,6 +21,21 @@
 //! Sections: exactly one `manifest` (TOML, see [`crate::manifest`]) and one
 //! `module` (a core wasm module); any number of `asset`s (named by path); and
 //! at most one `aot` section per target, named `TARGET FINGERPRINT`.
+//!
+//! What is verified when: the header and the section table (names, kinds,
+//! bounds, order, the table's checksum) always. Section data:
+//!
+//! - [`Package::parse`] verifies every section. `oasis inspect`, `package`,
+//!   `image` and the process hosts use it: a damaged file is reported whichever
+//!   part of it is damaged.
+//! - [`Package::parse_for`] verifies only what a host running one target uses:
+//!   the manifest, the assets, that target's AOT code, and the module if the
+//!   host may compile it. The PVH kernel uses it: its package was fully
+//!   verified by `oasis image`, and checking code it will never run only costs
+//!   boot time (the AOT code of each target is most of a package).
+//!
+//! A section whose data was not verified has empty `data`, so unverified
+//! bytes never reach anything that could trust them.
 
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
@@ -102,7 +117,7 @@ pub struct Section<'a> {
     pub kind: SectionKind,
     /// Name (asset path, AOT target + fingerprint; empty for manifest and module).
     pub name: &'a str,
-    /// Contents.
+    /// Contents (empty if the parse did not verify them, see the module docs).
     pub data: &'a [u8],
 }
 
@@ -117,16 +132,17 @@ pub struct AotCode<'a> {
     pub code: &'a [u8],
 }
 
-/// A parsed, checksum-verified package.
+/// A parsed package whose checksums were verified (all of them, or those
+/// of what one host uses: see the module docs).
 #[derive(Debug)]
 pub struct Package<'a> {
     /// The validated manifest.
     pub manifest: Manifest,
     /// The manifest's text, as stored.
     pub manifest_text: &'a str,
-    /// The core wasm module.
+    /// The core wasm module (empty if it was not verified, see [`Package::parse_for`]).
     pub module: &'a [u8],
-    /// All sections in file order.
+    /// All sections in file order (those not verified with empty data).
     pub sections: Vec<Section<'a>>,
 }
 
@@ -138,7 +154,26 @@ impl<'a> Package<'a> {
 
     /// Parses and verifies a whole package.
     pub fn parse(bytes: &'a [u8]) -> Result<Package<'a>, PackageError> {
-        let sections = parse_sections(bytes)?;
+        Package::from_sections(parse_sections(bytes)?)
+    }
+
+    /// Parses a package for a host that runs `target` code, verifying only
+    /// the data such a host uses: the manifest, the assets, the AOT section
+    /// for `target`, and the module if `with_module` (the host can compile).
+    /// Everything else is checked for structure only and its data left empty:
+    /// AOT code for other targets, and the module unless `with_module`.
+    pub fn parse_for(bytes: &'a [u8], target: &str, with_module: bool) -> Result<Package<'a>, PackageError> {
+        let sections = read_sections(bytes, &|kind, name| match kind {
+            SectionKind::Manifest | SectionKind::Asset => true,
+            SectionKind::Module => with_module,
+            // A malformed name is verified too: `from_sections` reports it.
+            SectionKind::Aot => split_aot_name(name).ok().is_none_or(|(t, _)| t == target),
+        })?;
+        Package::from_sections(sections)
+    }
+
+    /// Checks the sections' kinds and names and parses the manifest.
+    fn from_sections(sections: Vec<Section<'a>>) -> Result<Package<'a>, PackageError> {
         let mut manifest_text = None;
         let mut module = None;
         let mut aot_targets = alloc::collections::BTreeSet::new();
@@ -214,7 +249,7 @@ fn crc32(data: &[u8]) -> u32 {
 
 /// Parses the header and table and verifies every checksum.
 pub fn parse_sections(bytes: &[u8]) -> Result<Vec<Section<'_>>, PackageError> {
-    read_sections(bytes, true)
+    read_sections(bytes, &|_, _| true)
 }
 
 /// The fingerprint of the package's AOT code for `target`, read from the
@@ -222,13 +257,15 @@ pub fn parse_sections(bytes: &[u8]) -> Result<Vec<Section<'_>>, PackageError> {
 /// need a compiler before it builds an engine. `None` for anything unreadable;
 /// the full parse reports those errors properly.
 pub fn peek_aot_fingerprint<'a>(bytes: &'a [u8], target: &str) -> Option<&'a str> {
-    read_sections(bytes, false).ok()?.into_iter().filter(|s| s.kind == SectionKind::Aot).find_map(|s| {
+    read_sections(bytes, &|_, _| false).ok()?.into_iter().filter(|s| s.kind == SectionKind::Aot).find_map(|s| {
         let (t, fingerprint) = split_aot_name(s.name).ok()?;
         (t == target).then_some(fingerprint)
     })
 }
 
-fn read_sections(bytes: &[u8], verify_data: bool) -> Result<Vec<Section<'_>>, PackageError> {
+/// Reads the header and section table (always verified) and the sections;
+/// `verify(kind, name)` says whose data to verify. The others get empty data.
+fn read_sections<'a>(bytes: &'a [u8], verify: &dyn Fn(SectionKind, &str) -> bool) -> Result<Vec<Section<'a>>, PackageError> {
     if bytes.len() < MAGIC.len() || &bytes[..MAGIC.len()] != MAGIC {
         return Err(PackageError::BadMagic);
     }
@@ -282,10 +319,15 @@ fn read_sections(bytes: &[u8], verify_data: bool) -> Result<Vec<Section<'_>>, Pa
             return Err(PackageError::Malformed(alloc::format!("section {i} overlaps the table or an earlier section")));
         }
         data_end = end;
-        let data = &bytes[offset as usize..end as usize];
-        if verify_data && crc32(data) != crc {
-            return Err(PackageError::Corrupted(describe(kind, name)));
-        }
+        let data = if verify(kind, name) {
+            let data = &bytes[offset as usize..end as usize];
+            if crc32(data) != crc {
+                return Err(PackageError::Corrupted(describe(kind, name)));
+            }
+            data
+        } else {
+            &[]
+        };
         sections.push(Section { kind, name, data });
     }
     Ok(sections)
@@ -426,6 +468,50 @@ mod tests {
         let last_data = b.len() - 20;
         b[last_data] ^= 1;
         assert!(matches!(Package::parse(&b), Err(PackageError::Corrupted(_))));
+    }
+
+    /// Flips a bit in the data of the first section of `kind` (and `name`).
+    fn damage(bytes: &[u8], kind: SectionKind, name: &str) -> Vec<u8> {
+        let mut b = bytes.to_vec();
+        let sections = parse_sections(bytes).unwrap();
+        let s = sections.iter().find(|s| s.kind == kind && s.name == name).unwrap();
+        let at = s.data.as_ptr() as usize - bytes.as_ptr() as usize;
+        b[at] ^= 1;
+        b
+    }
+
+    #[test]
+    fn parse_for_verifies_what_one_host_uses() {
+        let mut b = PackageBuilder::new(MANIFEST.to_string(), b"\0asm\x01\0\0\0".to_vec());
+        b.asset("a.txt".to_string(), b"asset".to_vec());
+        b.aot("x86_64-unknown-none", "wasmtime-48.0.8:01", vec![1; 40]);
+        b.aot("x86_64-unknown-linux-gnu", "wasmtime-48.0.8:02", vec![2; 40]);
+        let bytes = b.build();
+        let none = "x86_64-unknown-none";
+
+        let p = Package::parse_for(&bytes, none, false).unwrap();
+        assert_eq!(p.aot_for(none).unwrap().code, &[1; 40][..]);
+        // Not verified, so not handed out.
+        assert_eq!(p.aot_for("x86_64-unknown-linux-gnu").unwrap().code, b"");
+        assert_eq!(p.module, b"");
+        assert_eq!(Package::parse_for(&bytes, none, true).unwrap().module, b"\0asm\x01\0\0\0");
+
+        // Damage to what this host uses is refused...
+        let own = damage(&bytes, SectionKind::Aot, "x86_64-unknown-none wasmtime-48.0.8:01");
+        assert!(matches!(Package::parse_for(&own, none, false), Err(PackageError::Corrupted(_))));
+        let asset = damage(&bytes, SectionKind::Asset, "a.txt");
+        assert!(matches!(Package::parse_for(&asset, none, false), Err(PackageError::Corrupted(_))));
+        let module = damage(&bytes, SectionKind::Module, "");
+        assert!(matches!(Package::parse_for(&module, none, true), Err(PackageError::Corrupted(_))));
+        // ...damage elsewhere is not its business (the full parse still sees it).
+        let other = damage(&bytes, SectionKind::Aot, "x86_64-unknown-linux-gnu wasmtime-48.0.8:02");
+        assert!(Package::parse_for(&other, none, false).is_ok());
+        assert!(Package::parse_for(&module, none, false).is_ok());
+        assert!(matches!(Package::parse(&other), Err(PackageError::Corrupted(_))));
+        // The table is always verified.
+        let mut table = bytes.clone();
+        table[HEADER_LEN + 30] ^= 1;
+        assert!(matches!(Package::parse_for(&table, none, false), Err(PackageError::Corrupted(_))));
     }
 
     #[test]

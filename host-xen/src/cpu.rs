@@ -1,4 +1,8 @@
 //! CPU feature probing with CPUID.
+//!
+//! The feature leaves are read once: Wasmtime asks about each of some twenty
+//! features while loading a module, and under a hypervisor every CPUID is a
+//! trap (a VM exit; under Xen nested in an emulator, a slow one).
 
 use core::arch::x86_64::{__cpuid, __cpuid_count};
 
@@ -13,14 +17,32 @@ fn max_basic() -> u32 {
     __cpuid(0).eax
 }
 
+/// The feature registers this module tests.
+struct Features {
+    /// Leaf 1, ECX.
+    ecx1: u32,
+    /// Leaf 7 sub-leaf 0, EBX (0 if the CPU has no leaf 7).
+    ebx7: u32,
+    /// Leaf 0x8000_0001, ECX.
+    ecx81: u32,
+}
+
+static FEATURES: spin::Once<Features> = spin::Once::new();
+
+fn features() -> &'static Features {
+    FEATURES.call_once(|| Features {
+        ecx1: leaf(1, 0).2,
+        ebx7: if max_basic() >= 7 { leaf(7, 0).1 } else { 0 },
+        ecx81: leaf(0x8000_0001, 0).2,
+    })
+}
+
 /// Answers Wasmtime's "does the host have feature X" (names as in
 /// `std::is_x86_feature_detected!`). Features that need OS support the kernel
 /// does not enable (AVX needs XSAVE set up) are reported absent, so code
 /// compiled to use them is refused at load instead of faulting.
 pub fn detect_feature(feature: &str) -> Option<bool> {
-    let (_, _, ecx1, _) = leaf(1, 0);
-    let (_, ebx7, _, _) = if max_basic() >= 7 { leaf(7, 0) } else { (0, 0, 0, 0) };
-    let (_, _, ecx81, _) = leaf(0x8000_0001, 0);
+    let &Features { ecx1, ebx7, ecx81 } = features();
     let bit = |r: u32, b: u32| r & (1 << b) != 0;
     Some(match feature {
         "sse3" => bit(ecx1, 0),
@@ -41,17 +63,22 @@ pub fn detect_feature(feature: &str) -> Option<bool> {
 
 /// Whether RDRAND is available.
 pub fn has_rdrand() -> bool {
-    leaf(1, 0).2 & (1 << 30) != 0
+    features().ecx1 & (1 << 30) != 0
 }
 
 /// Whether RDSEED is available.
 pub fn has_rdseed() -> bool {
-    max_basic() >= 7 && leaf(7, 0).1 & (1 << 18) != 0
+    features().ebx7 & (1 << 18) != 0
 }
 
 /// The first of Xen's CPUID leaves (0x40000000 + n * 0x100), if under Xen:
 /// the hypervisor leaves carry "XenVMMXenVMM".
 pub fn xen_base() -> Option<u32> {
+    // Leaf 1 ECX bit 31 says "running under a hypervisor"; without it there
+    // are no hypervisor leaves to scan.
+    if features().ecx1 & (1 << 31) == 0 {
+        return None;
+    }
     (0x4000_0000..0x4001_0000).step_by(0x100).find(|&base| {
         let (_, b, c, d) = leaf(base, 0);
         (b, c, d) == (0x566e_6558, 0x6558_4d4d, 0x4d4d_566e)

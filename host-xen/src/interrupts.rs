@@ -92,6 +92,8 @@ pub fn ticks() -> u64 {
 
 extern "x86-interrupt" fn pit_timer(_frame: InterruptStackFrame) {
     tick();
+    // The TSC clock measures its rate once more after a second of ticks.
+    crate::time::tsc_clock::on_tick();
     // SAFETY: end-of-interrupt to the master PIC, which raised this vector.
     unsafe { Port::<u8>::new(0x20).write(0x20) };
 }

@@ -7,8 +7,9 @@
 //!
 //! Kernel command line (`-append` / Xen `cmdline`): everything after a `--`
 //! word is the app's arguments, split on whitespace. Words before it are
-//! reserved for kernel options: `oasis.verbose` prints boot details (and,
-//! under Xen, the vCPU's run-state times at the end), `oasis.test-fault` makes
+//! reserved for kernel options: `oasis.verbose` prints boot details (the
+//! time each boot phase took, see [`laps`], the clock chosen and, under Xen,
+//! the vCPU's run-state times at the end), `oasis.test-fault` makes
 //! the kernel fault on purpose and `oasis.test-stack-overflow` overflows the
 //! kernel stack on purpose (both test the fault report).
 #![no_std]
@@ -24,6 +25,7 @@ mod entropy;
 mod exit;
 mod gdt;
 mod interrupts;
+mod laps;
 mod mm;
 mod package;
 mod platform;
@@ -35,22 +37,26 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 
 use host_core::config::RuntimeOptions;
+use host_core::load::{LoadOptions, Step, Verify};
 use host_core::{EngineProfile, Exit, Runtime, TenantConfig};
 
 use crate::boot::BootInfo;
+use crate::laps::Laps;
 use crate::platform::Idle;
-use crate::time::{Clock, Tsc};
+use crate::time::{Clock, TscClock};
 
 /// Rust entry point, called by the boot stub on the kernel stack in long mode.
 #[unsafe(no_mangle)]
 extern "C" fn oasis_kmain() -> ! {
-    console::init();
     gdt::init();
     interrupts::init_idt();
-    let guarded = mm::protect_stack_guard();
-    if xen::init() {
-        xen::console::init();
+    // Under Xen the PV console replaces COM1, which a PVH guest does not
+    // have: programming it would only trap to Xen (eight VM exits) for nothing.
+    let pv_console = xen::init() && xen::console::init();
+    if !pv_console {
+        console::init();
     }
+    let guarded = mm::protect_stack_guard();
     if !guarded {
         kprintln!("the kernel stack has no guard page: an overflow would go unnoticed");
     }
@@ -65,6 +71,11 @@ extern "C" fn oasis_kmain() -> ! {
 
 /// Boots the rest of the machine, runs the app; returns the debug-exit value.
 fn run() -> Result<u32, String> {
+    let mut laps = Laps::new(boot::boot_tsc());
+    // The PIT starts counting now, so that measuring the TSC against it
+    // (`clock` below) can use the boot so far instead of a wait of its own.
+    // Xen's pvclock needs no measuring, and a PVH guest has no PIT anyway.
+    let pit = if xen::ready() { None } else { time::pit::Pit::start() };
     // SAFETY: the identity map is live and the loader passed a start info.
     let boot = unsafe { BootInfo::from_entry() }.map_err(str::to_string)?;
     let embedded = package::embedded();
@@ -87,18 +98,14 @@ fn run() -> Result<u32, String> {
     // SAFETY: the range is a loaded segment of our image or a module the loader
     // placed; the heap was kept off it (mm::init_heap).
     let bytes = unsafe { package::bytes_at(paddr, size) };
+    laps.end("machine + heap");
 
-    let t_heap = time::rdtsc();
-    let (clock, tsc) = clock();
-    let t_calibrated = time::rdtsc();
+    let (clock, has_pit) = clock(pit);
+    laps.end("clocks");
     let entropy = entropy::Source::detect();
     // The tick source is set up now but only ticks once the app is about to
     // run (see `start_ticking` below).
-    let idle = prepare_ticking(&clock, tsc.is_some());
-    let tsc = tsc.unwrap_or_else(|| match &clock {
-        Clock::Xen(pv) => Tsc::with_hz(pv.tsc_hz()),
-        Clock::Tsc { tsc, .. } => *tsc,
-    });
+    let idle = prepare_ticking(&clock, has_pit);
     let clock_name = match clock {
         Clock::Xen(_) => "Xen pvclock",
         Clock::Tsc { .. } => "TSC",
@@ -114,7 +121,7 @@ fn run() -> Result<u32, String> {
         ..RuntimeOptions::default()
     };
     let tick_ms = (1000 / interrupts::TICK_HZ) as u64;
-    let runtime = Runtime::new(EngineProfile::native(), &options, platform, tick_ms).map_err(|e| e.to_string())?;
+    let runtime = Runtime::new(EngineProfile::native(), &options, platform.clone(), tick_ms).map_err(|e| e.to_string())?;
     interrupts::EPOCH_ENGINE.call_once(|| runtime.engine().clone());
     if kernel_words(cmdline).any(|w| w == "oasis.test-fault") {
         // For the tests: prove that a CPU exception is reported, not a silent reset.
@@ -126,22 +133,34 @@ fn run() -> Result<u32, String> {
         // For the tests: prove that the guard page stops a runaway recursion.
         overflow_the_stack(0);
     }
+    laps.end("engine");
 
-    let t_engine = time::rdtsc();
-    let app = runtime.load(bytes, "app").map_err(|e| alloc::format!("the package: {e}"))?;
-    let t_loaded = time::rdtsc();
+    // This kernel cannot compile, and `oasis image` verified the whole package
+    // when it built the image: verify what the load uses (Verify::Used).
+    let load_options = LoadOptions { verify: Verify::Used, observe: Some(&mut |step: Step| laps.end(step.name())) };
+    let app = host_core::load::load_with(runtime.engine(), runtime.profile(), false, bytes, "app", load_options)
+        .map_err(|e| alloc::format!("the package: {e}"))?;
+    if let Clock::Tsc { clock, .. } = platform.clock() {
+        // Measure the TSC again over the whole boot so far: more precise, and
+        // done before the app can read the clock.
+        clock.refine();
+        laps.end("TSC refined");
+    }
     // From here on wasm runs (instantiation may run the module's start
     // function), so its CPU budget must be enforced.
     start_ticking(idle);
     let cfg = TenantConfig { args, ..TenantConfig::for_app(&app) };
     let mut tenant = runtime.instantiate(&app, &cfg);
     // The app's first instruction is moments away (init runs its start function).
-    let started = time::rdtsc();
+    laps.end("instantiate");
+    // Under Xen, how much of the boot the vCPU spent waiting for a physical
+    // CPU (other domains ran): time in the boot figure that is not ours.
+    let boot_runstate = if verbose && xen::ready() { xen::vcpu::runstate().ok() } else { None };
     let exit = match &mut tenant {
         Ok(tenant) => tenant.run_to_exit(),
         Err(reason) => Exit::Stopped(reason.clone()),
     };
-    let us = |from: u64, to: u64| tsc.cycles_to_ns(to.wrapping_sub(from)) / 1000;
+    let tsc = platform.clock().tsc();
     if verbose {
         // Printed after the run, so that the boot figures leave out the
         // console (under Xen, each byte of it also traps to port 0xe9).
@@ -152,6 +171,12 @@ fn run() -> Result<u32, String> {
             entropy,
             if xen::ready() { "Xen (hypercall page set)" } else { "no Xen (QEMU or bare metal)" },
         );
+        if let Clock::Tsc { clock, .. } = platform.clock() {
+            match clock.rate().1 {
+                Some(ppm) => kprintln!("TSC rate measured against the PIT, to within {ppm} ppm"),
+                None => kprintln!("TSC rate from CPUID (no PIT to measure it against)"),
+            }
+        }
     }
     if verbose && xen::ready() {
         // How much of its life the domain's vCPU ran, and how much it blocked
@@ -169,16 +194,13 @@ fn run() -> Result<u32, String> {
         }
     }
     if verbose {
-        kprintln!(
-            "boot phases (us): machine + heap {}, clocks {}, engine {}, load {}, instantiate {}",
-            us(boot::boot_tsc(), t_heap),
-            us(t_heap, t_calibrated),
-            us(t_calibrated, t_engine),
-            us(t_engine, t_loaded),
-            us(t_loaded, started)
-        );
+        laps.print(&tsc);
     }
-    kprintln!("boot: PVH entry to app start {} us", us(boot::boot_tsc(), started));
+    if let Some(rs) = boot_runstate {
+        let us = |ns: u64| ns / 1000;
+        kprintln!("boot: vCPU running {} us, runnable (waiting for a CPU) {} us", us(rs.running), us(rs.runnable));
+    }
+    kprintln!("boot: PVH entry to app start {} us", laps.total_us(&tsc));
     Ok(match exit {
         Exit::Status(status) => {
             kprintln!("exit status {status}");
@@ -191,25 +213,26 @@ fn run() -> Result<u32, String> {
     })
 }
 
-/// The clock: Xen's pvclock under Xen, else the TSC calibrated against the
-/// PIT (and the RTC for the wall clock). Also returns the calibrated TSC, if
-/// there is a PIT: its presence decides the tick source under QEMU.
-fn clock() -> (Clock, Option<Tsc>) {
+/// The clock: Xen's pvclock under Xen, else the TSC measured against the PIT
+/// (`pit`, started at boot), with the RTC for the wall clock. Also says
+/// whether the PIT works: then it is also the tick source.
+fn clock(pit: Option<(time::pit::Pit, time::pit::Sample)>) -> (Clock, bool) {
     if xen::ready() {
         match xen::shared_info::map() {
             Ok(()) => {
                 if let Some(pv) = xen::pvclock::PvClock::new() {
-                    return (Clock::Xen(pv), None);
+                    return (Clock::Xen(pv), false);
                 }
                 kprintln!("Xen's pvclock is unusable: falling back to the TSC");
             }
             Err(e) => kprintln!("cannot map Xen's shared info page ({e}): falling back to the TSC"),
         }
     }
-    let calibrated = Tsc::calibrate();
-    let tsc = calibrated.unwrap_or_else(Tsc::from_cpuid);
-    let wall_origin_ns = time::rtc_unix_seconds().unwrap_or(0) * 1_000_000_000;
-    (Clock::Tsc { tsc, wall_origin_ns }, calibrated)
+    let measured = pit.and_then(|(pit, start)| TscClock::calibrate(pit, start));
+    let has_pit = measured.is_some();
+    let tsc = measured.unwrap_or_else(|| TscClock::fixed(time::tsc_hz_from_cpuid()));
+    let wall_origin_ns = time::rtc::unix_seconds().unwrap_or(0) * 1_000_000_000;
+    (Clock::Tsc { clock: tsc.install(), wall_origin_ns }, has_pit)
 }
 
 /// Sets up the timer that drives the epoch and wakes sleeps, with interrupts

@@ -38,6 +38,11 @@ impl PvhPlatform {
         };
         PvhPlatform { clock, idle, entropy }
     }
+
+    /// The clock.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
 }
 
 impl Platform for PvhPlatform {

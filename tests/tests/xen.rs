@@ -16,7 +16,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::{artifact, oasis, s, scratch};
-use host_core::package::PackageBuilder;
+use host_core::package::{Package, PackageBuilder, SectionKind, parse_sections};
 
 const QEMU: &str = "qemu-system-x86_64";
 const QEMU_LIMIT: Duration = Duration::from_secs(120);
@@ -171,6 +171,50 @@ fn plain_kernel_boots_a_package_given_as_initrd() {
     let run = oasis(&["image", s(&pkg), "-o", s(&dir.join("hello.xen"))]);
     assert_eq!(run.status, 0, "{run:#?}");
     assert!(run.stdout.contains("AOT code from the package"), "{run:#?}");
+}
+
+#[test]
+fn kernel_verifies_the_code_it_runs_and_only_that() {
+    // The kernel checks the checksums of what it uses (Verify::Used): damage
+    // to its own AOT code is refused before anything runs; damage to code
+    // for another target, which it never runs, does not stop it.
+    if !have_qemu() {
+        return;
+    }
+    let dir = scratch("xen-verify");
+    let plain = dir.join("plain.oasis");
+    let run = oasis(&["package", s(&artifact("hello.wasm")), "--target", "x86_64-unknown-none", "-o", s(&plain)]);
+    assert_eq!(run.status, 0, "{run:#?}");
+    let bytes = std::fs::read(&plain).unwrap();
+    let package = Package::parse(&bytes).unwrap();
+    let mut builder = PackageBuilder::new(package.manifest_text.to_string(), package.module.to_vec());
+    for aot in package.aot_sections() {
+        builder.aot(aot.target, aot.fingerprint, aot.code.to_vec());
+    }
+    builder.aot("aarch64-unknown-none", "wasmtime-48.0.8:0000000000000000", vec![0x5a; 4096]);
+    let built = builder.build();
+    let damaged = |target: &str| -> PathBuf {
+        let sections = parse_sections(&built).unwrap();
+        let section = sections
+            .iter()
+            .find(|s| s.kind == SectionKind::Aot && s.name.starts_with(&format!("{target} ")))
+            .unwrap_or_else(|| panic!("no AOT section for {target}"));
+        let at = section.data.as_ptr() as usize - built.as_ptr() as usize + section.data.len() / 2;
+        let mut bytes = built.clone();
+        bytes[at] ^= 0x01;
+        let path = dir.join(format!("damaged-{target}.oasis"));
+        std::fs::write(&path, bytes).unwrap();
+        path
+    };
+
+    let boot = qemu_boot(&plain_kernel(), Some(&damaged("aarch64-unknown-none")), Some("-- other"));
+    assert!(boot.lines().contains(&"Hello from Oasis!"), "{boot:#?}");
+    assert_eq!(boot.app_status(), Some(0), "{boot:#?}");
+
+    let boot = qemu_boot(&plain_kernel(), Some(&damaged("x86_64-unknown-none")), Some("-- own"));
+    assert!(boot.console.contains("oasis-xen: error: the package: package is corrupted: AOT section"), "{boot:#?}");
+    assert!(!boot.lines().contains(&"Hello from Oasis!"), "{boot:#?}");
+    assert_eq!(boot.status, QEMU_KERNEL_FAILED, "{boot:#?}");
 }
 
 #[test]

@@ -128,14 +128,21 @@ unsafe fn hypercall(op: usize, a1: u64, a2: u64, a3: u64) -> Result<i64, Error> 
 }
 
 /// The 32 feature bits of submap 0 (`XENVER_get_features`); 0 if unknown.
+/// Asked once: they do not change, and each hypercall is a VM exit.
 pub fn features() -> u32 {
-    // struct xen_feature_info { unsigned int submap_idx; uint32_t submap; }
-    let mut info = [0u32; 2];
-    // SAFETY: XENVER_get_features reads and writes `info`, which outlives the call.
-    match unsafe { hypercall(op::XEN_VERSION, XENVER_GET_FEATURES, info.as_mut_ptr() as u64, 0) } {
-        Ok(_) => info[1],
-        Err(_) => 0,
+    static FEATURES: spin::Once<u32> = spin::Once::new();
+    if !ready() {
+        return 0;
     }
+    *FEATURES.call_once(|| {
+        // struct xen_feature_info { unsigned int submap_idx; uint32_t submap; }
+        let mut info = [0u32; 2];
+        // SAFETY: XENVER_get_features reads and writes `info`, which outlives the call.
+        match unsafe { hypercall(op::XEN_VERSION, XENVER_GET_FEATURES, info.as_mut_ptr() as u64, 0) } {
+            Ok(_) => info[1],
+            Err(_) => 0,
+        }
+    })
 }
 
 /// Whether Xen announces feature `bit` (one of the `FEAT_*` constants).
