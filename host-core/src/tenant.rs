@@ -512,14 +512,17 @@ impl Tenant {
             };
             match &network {
                 // Wait for the deadline or for an event the guest asked for.
+                // A deadline already due (the guest yielded: "call me again at
+                // once") still collects what became ready meanwhile, without
+                // blocking: otherwise, under load, busy connections that keep
+                // yielding would have the guest called again and again while
+                // new readiness for every other connection waits unseen.
                 Some(network) => loop {
                     let now = platform.monotonic_ns();
-                    if deadline.is_some_and(|d| now >= d) {
-                        break;
-                    }
+                    let due = deadline.is_some_and(|d| now >= d);
                     ready.clear();
-                    network.wait(deadline.map(|d| d - now), &mut ready);
-                    if self.deliver(&ready) {
+                    network.wait(if due { Some(0) } else { deadline.map(|d| d - now) }, &mut ready);
+                    if self.deliver(&ready) || due {
                         break;
                     }
                 },
