@@ -99,6 +99,9 @@ fn tap_mode_needs_an_address_and_a_device() {
     r.assert_bad_input("--ip 10.9.9.9/33");
     let r = common::oasis(&["run", s(&echo), "--net", "carrier-pigeon"]);
     r.assert_bad_input("--net carrier-pigeon");
+    // The app publishes on its own address, never on one of the host's.
+    let r = common::oasis(&["run", s(&echo), "--net", "tap:otap0", "--ip", "10.77.0.2/24", "-p", "127.0.0.1:7:7"]);
+    r.assert_bad_input("-p 127.0.0.1:7:7: on --net tap an app port is published on the app's own address (10.77.0.2), not the host's; use -p 7:7");
 }
 
 /// A DNS server (A records: `db.test` → 10.77.0.1, anything else NXDOMAIN)

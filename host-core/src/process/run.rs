@@ -64,14 +64,16 @@ impl Settings {
             connect: args.allow_connect.iter().map(|p| ConnectPattern::parse(p)).collect::<Result<_, _>>()?,
         };
         let mode = net_mode(args)?;
-        if let NetMode::Switch(own) = &mode {
-            // Like tap mode, `-p HOST_PORT:APP_PORT` publishes HOST_PORT on the
-            // app's own address; nothing on the switch reaches the host's ports.
+        if let NetMode::Switch(own) | NetMode::Tap { addressing: own, .. } = &mode {
+            // On its own stack, `-p HOST_PORT:APP_PORT` publishes HOST_PORT on
+            // the app's own address; the host's addresses are not the app's
+            // to bind, so naming one is a mistake worth stopping for.
+            let on = if matches!(mode, NetMode::Switch(_)) { "--net switch" } else { "--net tap" };
             for (text, publish) in args.publish.iter().zip(&net.publish) {
                 let ip = publish.host.ip();
                 if !ip.is_unspecified() && ip != IpAddr::V4(own.ip) {
                     return Err(UserError(format!(
-                        "-p {text}: on --net switch an app port is published on the app's own address ({}), not the host's; use -p {}:{}",
+                        "-p {text}: on {on} an app port is published on the app's own address ({}), not the host's; use -p {}:{}",
                         own.ip, publish.host.port(), publish.app_port
                     )));
                 }
