@@ -30,10 +30,8 @@ pub fn compare(runs: usize, http_secs: u32) -> Result<(), String> {
     let hello = artifacts.join("hello.oasis");
     let hello = hello.to_str().unwrap();
     let wine = Path::new("wine");
-    // Keep one wineserver up for the whole run, as a user's session would:
-    // otherwise every run pays for starting it.
-    let mut keeper = Command::new("wineserver").arg("-p").spawn().map_err(|e| format!("wineserver: {e}"))?;
-    let _ = keeper.wait();
+    // `cargo xtask bench` keeps one wineserver up for the whole run, as a
+    // user's session would: otherwise every run pays for starting it.
 
     println!("== host-windows under Wine 8 vs host-unix: cold `hello` (median of {runs} runs) ==");
     let unix = time_process(&oasis, &["run", hello], runs)?;
@@ -74,6 +72,5 @@ pub fn compare(runs: usize, http_secs: u32) -> Result<(), String> {
     for (name, w) in &rows {
         println!("{name:<44} {:>10.0} req/s  p99 {:>7.2} ms   this/linux = {:.2}x", w.rps, w.p99_ms, w.rps / linux_rps);
     }
-    let _ = Command::new("wineserver").arg("-k").status();
     Ok(())
 }

@@ -40,9 +40,13 @@ pub fn bench(ws: &Workspace) -> Result<()> {
     if let Some(c) = wasi_http {
         cmd.env("OASIS_BENCH_WASI_HTTP", c);
     }
-    if let Some(host) = windows {
-        cmd.env("OASIS_BENCH_WINDOWS_EXE", &host.exe).envs(host.wine_env());
-    }
+    let _wineserver = match &windows {
+        Some(host) => {
+            cmd.env("OASIS_BENCH_WINDOWS_EXE", &host.exe).envs(host.wine_env());
+            Some(host.persistent_wineserver()?)
+        }
+        None => None,
+    };
     process::run(&mut cmd).context("the benchmark failed")
 }
 

@@ -72,14 +72,16 @@ fn workspace_tests(ws: &Workspace, windows: Option<&WindowsHost>, args: &[String
         .env("OASIS_CACHE", &ws.cache_dir)
         // QEMU was just ensured: the kernel tests must run, not skip.
         .env("OASIS_REQUIRE_QEMU", "1");
-    match windows {
+    let _wineserver = match windows {
         Some(host) => {
             cmd.env("OASIS_WINDOWS_EXE", &host.exe).envs(host.wine_env());
+            Some(host.persistent_wineserver()?)
         }
         None => {
             cmd.env("OASIS_SKIP_WINDOWS", "1");
+            None
         }
-    }
+    };
     process::run(&mut cmd).context("workspace tests failed")
 }
 

@@ -11,7 +11,7 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result, bail};
 
@@ -58,6 +58,41 @@ impl WindowsHost {
             ("WINEDEBUG", "-all".into()),
             ("WINEDLLOVERRIDES", "mscoree,mshtml=".into()),
         ]
+    }
+}
+
+/// A wineserver kept running while it lives (`wineserver -p`), stopped on drop.
+///
+/// By default the wineserver exits three seconds after its last Windows
+/// process; a `wine` started just then races with its shutdown and fails with
+/// `wine client error:0: recvmsg: Connection reset by peer`. Tests that start
+/// many short `oasis.exe` runs, some in parallel, hit that window, so they run
+/// under one persistent server, as a user's desktop session would.
+pub struct PersistentWineserver<'a>(&'a WindowsHost);
+
+impl WindowsHost {
+    /// Starts a persistent wineserver for this prefix (see [`PersistentWineserver`]).
+    ///
+    /// Then `wineboot` starts Wine's own services (services.exe, winedevice,
+    /// plugplay, …) with no stdio of ours. Otherwise the first `oasis.exe` a
+    /// test runs starts them, they inherit that run's stdout and stderr pipes,
+    /// and, living as long as the server, keep the pipes open: the test would
+    /// wait for end-of-output forever.
+    pub fn persistent_wineserver(&self) -> Result<PersistentWineserver<'_>> {
+        let mut cmd = Command::new("wineserver");
+        cmd.arg("-p").envs(self.wine_env());
+        process::run(&mut cmd).context("starting a persistent wineserver failed")?;
+        let server = PersistentWineserver(self);
+        let mut boot = Command::new("wineboot");
+        boot.envs(self.wine_env()).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+        process::run(&mut boot).context("starting Wine's services (wineboot) failed")?;
+        Ok(server)
+    }
+}
+
+impl Drop for PersistentWineserver<'_> {
+    fn drop(&mut self) {
+        let _ = Command::new("wineserver").arg("-k").envs(self.0.wine_env()).status();
     }
 }
 
