@@ -79,6 +79,11 @@ impl WindowsHost {
     /// and, living as long as the server, keep the pipes open: the test would
     /// wait for end-of-output forever.
     pub fn persistent_wineserver(&self) -> Result<PersistentWineserver<'_>> {
+        // `-p` fails (status 2) while a server for the prefix still runs, e.g.
+        // the one `wineboot -i` just used, lingering for its three seconds:
+        // end that one first (`-k`; no server is fine) and wait for it (`-w`).
+        let _ = Command::new("wineserver").arg("-k").envs(self.wine_env()).status();
+        let _ = Command::new("wineserver").arg("-w").envs(self.wine_env()).status();
         let mut cmd = Command::new("wineserver");
         cmd.arg("-p").envs(self.wine_env());
         process::run(&mut cmd).context("starting a persistent wineserver failed")?;
