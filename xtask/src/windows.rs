@@ -91,7 +91,18 @@ impl WindowsHost {
         let mut boot = Command::new("wineboot");
         boot.envs(self.wine_env()).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
         process::run(&mut boot).context("starting Wine's services (wineboot) failed")?;
-        Ok(server)
+        // Ready means `oasis.exe` starts: on a prefix made moments ago, one
+        // CI run saw an early `wine` end with status 1 and no output at all.
+        for attempt in 1..=3 {
+            let mut probe = Command::new("wine");
+            probe.arg(&self.exe).arg("--version").envs(self.wine_env());
+            if process::succeeds(&mut probe) {
+                return Ok(server);
+            }
+            println!("windows: `wine oasis.exe --version` failed (attempt {attempt} of 3)");
+            std::thread::sleep(std::time::Duration::from_secs(2));
+        }
+        anyhow::bail!("oasis.exe does not start under Wine: try `WINEPREFIX={} wine {} --version`", self.prefix.display(), self.exe.display())
     }
 }
 
