@@ -368,6 +368,20 @@ fn tap_http(oasis: &Path, http: &Path, secs: u32) -> Result<Wrk, String> {
     result
 }
 
+/// Starts `server` (output discarded), runs wrk against 127.0.0.1:`port` once
+/// it answers, and stops it again.
+fn wrk_server(server: &mut Command, port: u16, secs: u32) -> Result<Wrk, String> {
+    let mut child = server
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("{}: {e}", server.get_program().to_string_lossy()))?;
+    let measured = wait_port(port).and_then(|_| wrk(&format!("http://127.0.0.1:{port}/"), secs));
+    let _ = child.kill();
+    let _ = child.wait();
+    measured
+}
+
 /// HTTP hello throughput and p99 latency with wrk: oasis socket mode against
 /// the same logic built natively.
 fn http_hello(secs: u32) -> Result<(), String> {
@@ -376,23 +390,14 @@ fn http_hello(secs: u32) -> Result<(), String> {
     let http = artifacts.join("http.oasis");
     let mut rows = Vec::new();
     let port = free_port();
-    let mut server = Command::new(&oasis)
-        .args(["run", http.to_str().unwrap(), "-p", &format!("127.0.0.1:{port}:8080")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| e.to_string())?;
-    let measured = wait_port(port).and_then(|_| wrk(&format!("http://127.0.0.1:{port}/"), secs));
-    let _ = server.kill();
-    let _ = server.wait();
-    rows.push(("oasis run http.oasis (--net socket)", measured?));
+    let mut server = Command::new(&oasis);
+    server.args(["run", http.to_str().unwrap(), "-p", &format!("127.0.0.1:{port}:8080")]);
+    rows.push(("oasis run http.oasis (--net socket)", wrk_server(&mut server, port, secs)?));
     let port = free_port();
     let me = std::env::current_exe().map_err(|e| e.to_string())?;
-    let mut native = Command::new(me).args(["native-http", &port.to_string()]).spawn().map_err(|e| e.to_string())?;
-    let measured = wait_port(port).and_then(|_| wrk(&format!("http://127.0.0.1:{port}/"), secs));
-    let _ = native.kill();
-    let _ = native.wait();
-    rows.push(("native server, same logic (mio + httparse)", measured?));
+    let mut native = Command::new(me);
+    native.args(["native-http", &port.to_string()]);
+    rows.push(("native server, same logic (mio + httparse)", wrk_server(&mut native, port, secs)?));
     match tap_http(&oasis, &http, secs) {
         Ok(w) => rows.push(("oasis run http.oasis (--net tap, smoltcp)", w)),
         Err(e) => println!("(tap mode skipped: {e})"),
@@ -400,16 +405,9 @@ fn http_hello(secs: u32) -> Result<(), String> {
     match (env_path("OASIS_BENCH_WASMTIME"), env_path("OASIS_BENCH_WASI_HTTP")) {
         (Some(wasmtime), Some(component)) => {
             let port = free_port();
-            let mut serve = Command::new(wasmtime)
-                .args(["serve", "-S", "cli", "--addr", &format!("127.0.0.1:{port}"), component.to_str().unwrap()])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .map_err(|e| e.to_string())?;
-            let measured = wait_port(port).and_then(|_| wrk(&format!("http://127.0.0.1:{port}/"), secs));
-            let _ = serve.kill();
-            let _ = serve.wait();
-            rows.push(("wasmtime serve, wasi:http component", measured?));
+            let mut serve = Command::new(wasmtime);
+            serve.args(["serve", "-S", "cli", "--addr", &format!("127.0.0.1:{port}"), component.to_str().unwrap()]);
+            rows.push(("wasmtime serve, wasi:http component", wrk_server(&mut serve, port, secs)?));
         }
         _ => println!("(peer skipped: wasmtime serve needs the wasmtime CLI and the wasm32-wasip2 peer component)"),
     }

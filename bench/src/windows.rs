@@ -7,9 +7,9 @@
 //! Wine's own start-up from Oasis's.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-use super::{env_path, free_port, ms, time_process, wait_port, wrk};
+use super::{env_path, free_port, ms, time_process, wrk_server};
 
 /// `wine` with `oasis.exe` as its first argument (the Wine prefix comes from
 /// the environment `cargo xtask bench` sets).
@@ -54,18 +54,9 @@ pub fn compare(runs: usize, http_secs: u32) -> Result<(), String> {
         ("wine oasis.exe run http.oasis (socket)", wine, wine_args(&exe, &["run", http])),
     ] {
         let port = free_port();
-        let publish = format!("127.0.0.1:{port}:8080");
-        let mut server = Command::new(program)
-            .args(&args)
-            .args(["-p", &publish])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("{}: {e}", program.display()))?;
-        let measured = wait_port(port).and_then(|_| wrk(&format!("http://127.0.0.1:{port}/"), http_secs));
-        let _ = server.kill();
-        let _ = server.wait();
-        rows.push((name, measured?));
+        let mut server = Command::new(program);
+        server.args(&args).args(["-p", &format!("127.0.0.1:{port}:8080")]);
+        rows.push((name, wrk_server(&mut server, port, http_secs)?));
     }
     println!("== HTTP hello, wrk -t2 -c50 -d{http_secs}s: host-windows under Wine vs host-unix ==");
     let linux_rps = rows[0].1.rps;

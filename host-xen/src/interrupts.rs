@@ -137,7 +137,8 @@ pub fn init_idt() {
         idt.bound_range_exceeded.set_handler_fn(bound_range);
         idt.invalid_opcode.set_handler_fn(invalid_opcode);
         idt.device_not_available.set_handler_fn(device_not_available);
-        // SAFETY: as for the page fault.
+        // SAFETY: the stack indices are those gdt::init put in the TSS, on
+        // stacks used by nothing else (one per vector).
         unsafe {
             idt.double_fault.set_handler_fn(double_fault).set_stack_index(gdt::DOUBLE_FAULT_IST);
         }
@@ -145,8 +146,7 @@ pub fn init_idt() {
         idt.segment_not_present.set_handler_fn(segment_not_present);
         idt.stack_segment_fault.set_handler_fn(stack_segment);
         idt.general_protection_fault.set_handler_fn(general_protection);
-        // SAFETY: the stack indices are those gdt::init put in the TSS, on
-        // stacks used by nothing else.
+        // SAFETY: as for the double fault.
         unsafe {
             idt.page_fault.set_handler_fn(page_fault).set_stack_index(gdt::PAGE_FAULT_IST);
         }

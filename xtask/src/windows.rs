@@ -59,18 +59,14 @@ impl WindowsHost {
             ("WINEDLLOVERRIDES", "mscoree,mshtml=".into()),
         ]
     }
-}
 
-/// A wineserver kept running while it lives (`wineserver -p`), stopped on drop.
-///
-/// By default the wineserver exits three seconds after its last Windows
-/// process; a `wine` started just then races with its shutdown and fails with
-/// `wine client error:0: recvmsg: Connection reset by peer`. Tests that start
-/// many short `oasis.exe` runs, some in parallel, hit that window, so they run
-/// under one persistent server, as a user's desktop session would.
-pub struct PersistentWineserver<'a>(&'a WindowsHost);
+    /// `program` (`wine`, `wineserver`, `wineboot`) with [`wine_env`](Self::wine_env).
+    fn wine_tool(&self, program: &str) -> Command {
+        let mut cmd = Command::new(program);
+        cmd.envs(self.wine_env());
+        cmd
+    }
 
-impl WindowsHost {
     /// Starts a persistent wineserver for this prefix (see [`PersistentWineserver`]).
     ///
     /// Then `wineboot` starts Wine's own services (services.exe, winedevice,
@@ -82,21 +78,17 @@ impl WindowsHost {
         // `-p` fails (status 2) while a server for the prefix still runs, e.g.
         // the one `wineboot -i` just used, lingering for its three seconds:
         // end that one first (`-k`; no server is fine) and wait for it (`-w`).
-        let _ = Command::new("wineserver").arg("-k").envs(self.wine_env()).status();
-        let _ = Command::new("wineserver").arg("-w").envs(self.wine_env()).status();
-        let mut cmd = Command::new("wineserver");
-        cmd.arg("-p").envs(self.wine_env());
-        process::run(&mut cmd).context("starting a persistent wineserver failed")?;
+        let _ = self.wine_tool("wineserver").arg("-k").status();
+        let _ = self.wine_tool("wineserver").arg("-w").status();
+        process::run(self.wine_tool("wineserver").arg("-p")).context("starting a persistent wineserver failed")?;
         let server = PersistentWineserver(self);
-        let mut boot = Command::new("wineboot");
-        boot.envs(self.wine_env()).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+        let mut boot = self.wine_tool("wineboot");
+        boot.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
         process::run(&mut boot).context("starting Wine's services (wineboot) failed")?;
         // Ready means `oasis.exe` starts: on a prefix made moments ago, one
         // CI run saw an early `wine` end with status 1 and no output at all.
         for attempt in 1..=3 {
-            let mut probe = Command::new("wine");
-            probe.arg(&self.exe).arg("--version").envs(self.wine_env());
-            if process::succeeds(&mut probe) {
+            if process::succeeds(self.wine_tool("wine").arg(&self.exe).arg("--version")) {
                 return Ok(server);
             }
             println!("windows: `wine oasis.exe --version` failed (attempt {attempt} of 3)");
@@ -106,9 +98,18 @@ impl WindowsHost {
     }
 }
 
+/// A wineserver kept running while it lives (`wineserver -p`), stopped on drop.
+///
+/// By default the wineserver exits three seconds after its last Windows
+/// process; a `wine` started just then races with its shutdown and fails with
+/// `wine client error:0: recvmsg: Connection reset by peer`. Tests that start
+/// many short `oasis.exe` runs, some in parallel, hit that window, so they run
+/// under one persistent server, as a user's desktop session would.
+pub struct PersistentWineserver<'a>(&'a WindowsHost);
+
 impl Drop for PersistentWineserver<'_> {
     fn drop(&mut self) {
-        let _ = Command::new("wineserver").arg("-k").envs(self.0.wine_env()).status();
+        let _ = self.0.wine_tool("wineserver").arg("-k").status();
     }
 }
 
@@ -190,10 +191,8 @@ fn prepare_prefix(ws: &Workspace) -> Result<PathBuf> {
     if !prefix.join("system.reg").is_file() {
         println!("windows: creating the Wine prefix {} (once)", prefix.display());
         fs::create_dir_all(&prefix).with_context(|| format!("creating {}", prefix.display()))?;
-        let mut cmd = Command::new("wineboot");
-        cmd.arg("-i").envs(host.wine_env());
         let log = ws.cache_dir.join("logs").join("wineboot.log");
-        process::run_logged(&mut cmd, &log).context("creating the Wine prefix failed")?;
+        process::run_logged(host.wine_tool("wineboot").arg("-i"), &log).context("creating the Wine prefix failed")?;
     }
     let system32 = prefix.join("drive_c").join("windows").join("system32");
     if !system32.is_dir() {

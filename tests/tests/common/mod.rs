@@ -108,7 +108,7 @@ impl Run {
 
 /// Runs `oasis ARGS…`, killing it after `limit`.
 pub fn oasis_with_limit(args: &[&str], limit: Duration) -> Run {
-    run_with_limit(Command::new(oasis_bin()).args(args), limit)
+    run_with_limit(Host::Unix.command().args(args), limit)
 }
 
 /// Runs `cmd` to its end with output captured, killing it after `limit` (the
