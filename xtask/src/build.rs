@@ -16,7 +16,7 @@ pub fn build(ws: &Workspace) -> Result<Toolchains> {
     let toolchains = setup::setup(ws)?;
     build_host(ws)?;
     // `oasis image` needs the kernel next to the `oasis` binary.
-    crate::kernel::build(ws, &toolchains.nostd)?;
+    crate::kernel::build(ws, toolchains.kernel)?;
     for app in apps::list(&ws.root)? {
         package(ws, &app)?;
     }
@@ -30,7 +30,7 @@ pub fn build(ws: &Workspace) -> Result<Toolchains> {
 /// of Wasmtime's dependencies and so Wasmtime's own build hash. Building with
 /// the same selection (`--workspace --all-targets`) and profile (release)
 /// makes the tests reuse this build instead of compiling Wasmtime again.
-fn build_host(ws: &Workspace) -> Result<()> {
+pub fn build_host(ws: &Workspace) -> Result<()> {
     println!(
         "build: host (all workspace targets, release) -> {}",
         ws.oasis_bin().display()

@@ -3,9 +3,10 @@
 //! Everything a contributor or CI needs goes through here, so that a fresh
 //! clone needs exactly one command to build, demo or test Oasis:
 //!
-//! - `setup` makes the two cross targets usable (wasm32-wasip1 for apps,
-//!   x86_64-unknown-none for the no_std check), falling back to Debian's Rust
-//!   when rustup cannot download targets (offline machines);
+//! - `setup` makes the cross targets usable (wasm32-wasip1 for apps,
+//!   x86_64-unknown-none and the std source for the no_std check and the
+//!   PVH kernel) through rustup, falling back to Debian's Rust only where
+//!   rustup cannot download (offline machines);
 //! - `build` builds the `oasis` host and packages every example app;
 //! - `demo` runs the example apps like a terminal session;
 //! - `test` runs every test (what CI runs);
@@ -40,7 +41,8 @@ const USAGE: &str = "\
 Usage: cargo xtask <command> [args]
 
 Commands:
-  setup             make the wasm32-wasip1 and x86_64-unknown-none toolchains usable
+  setup             add the wasm32-wasip1 and x86_64-unknown-none targets and rust-src
+                    (rustup; Debian's Rust where rustup cannot download)
   build             setup, build the `oasis` host and the PVH kernel, package every app in apps/
   demo              build, then run the example apps like a terminal session
   test [-- ARGS]    build, `cargo test --release --workspace ARGS`, check-no-std,
@@ -53,6 +55,9 @@ Commands:
 
 Environment:
   OASIS_CACHE       cache directory (default: $XDG_CACHE_HOME/oasis or ~/.cache/oasis)
+  OASIS_TOOLCHAIN   rustup | debian: force a toolchain route (default: rustup where it
+                    can add targets, else Debian's rustc-web)
+  OASIS_SKIP_DEBIAN=1  `test` skips building the kernel and no_std check the Debian way
   OASIS_SKIP_XEN=1  `test` skips the real-Xen boot (slow; CI runs it)
   OASIS_SKIP_WINDOWS=1  `test` skips building oasis.exe and its Wine tests (CI runs them)
   CARGO_TARGET_DIR  where host builds go (default: <repo>/target)
@@ -102,14 +107,14 @@ fn run(args: Vec<String>) -> Result<()> {
         "check-no-std" => {
             no_args("check-no-std")?;
             let ws = Workspace::from_env()?;
-            let toolchain = setup::x86_64_unknown_none(&ws, &mut setup::Rustup::default())?;
-            nostd::check(&ws, &toolchain)
+            let route = setup::Setup::new(&ws)?.nostd()?;
+            nostd::check(&ws, route)
         }
         "kernel" => {
             no_args("kernel")?;
             let ws = Workspace::from_env()?;
-            let toolchain = setup::x86_64_unknown_none(&ws, &mut setup::Rustup::default())?;
-            kernel::build(&ws, &toolchain).map(drop)
+            let route = setup::Setup::new(&ws)?.std_source()?;
+            kernel::build(&ws, route).map(drop)
         }
         "test-xen" => {
             no_args("test-xen")?;

@@ -4,44 +4,32 @@
 //! alloc only). Building it here, on every test run, keeps std-only code
 //! from creeping into the shared core and forking the Xen host.
 
-use std::process::Command;
+use std::path::Path;
 
 use anyhow::Result;
 
-use crate::debian;
 use crate::process;
-use crate::setup::{NOSTD_TARGET, NoStdToolchain};
+use crate::setup::{NOSTD_TARGET, Route};
 use crate::workspace::Workspace;
 
-pub fn check(ws: &Workspace, toolchain: &NoStdToolchain) -> Result<()> {
-    let mut cmd = match toolchain {
-        NoStdToolchain::Rustup => Command::new(&ws.cargo),
-        NoStdToolchain::Debian => {
-            let mut cmd = Command::new(debian::CARGO);
-            // `-Zbuild-std` is unstable; Debian's stable rustc allows it
-            // under RUSTC_BOOTSTRAP. core/alloc are built once per target dir.
-            cmd.env("RUSTC_BOOTSTRAP", "1").env("RUSTC", debian::RUSTC);
-            cmd
-        }
-    };
-    cmd.args([
-        "build",
-        "-p",
-        "host-core",
-        "--no-default-features",
-        "--release",
-        "--target",
-        NOSTD_TARGET,
-    ]);
-    if let NoStdToolchain::Debian = toolchain {
+/// Builds host-core for x86_64-unknown-none with `route`, in the host
+/// target directory's `nostd/`.
+pub fn check(ws: &Workspace, route: Route) -> Result<()> {
+    check_in(ws, route, &ws.target_dir.join("nostd"))
+}
+
+/// The same, in `target_dir`. A target dir of its own: another rustc
+/// (Debian's) must not invalidate the host build's artifacts, nor the reverse.
+pub fn check_in(ws: &Workspace, route: Route, target_dir: &Path) -> Result<()> {
+    let mut cmd = route.cargo(ws);
+    cmd.args(["build", "-p", "host-core", "--no-default-features", "--release", "--target", NOSTD_TARGET]);
+    // rustup has prebuilt core/alloc for the target (no LTO here, so their
+    // code model does not matter); Debian's rustc builds them from source.
+    if route == Route::Debian {
         cmd.arg("-Zbuild-std=core,alloc");
     }
-    // A target dir of its own: another rustc (Debian's) must not invalidate
-    // the host build's artifacts, nor the reverse.
-    cmd.arg("--target-dir")
-        .arg(ws.target_dir.join("nostd"))
-        .current_dir(&ws.root);
-    println!("check-no-std: building host-core for {NOSTD_TARGET} without default features");
+    cmd.arg("--target-dir").arg(target_dir).current_dir(&ws.root);
+    println!("check-no-std: building host-core for {NOSTD_TARGET} without default features ({})", route.name());
     process::run(&mut cmd).map_err(|err| {
         err.context(format!(
             "host-core no longer builds for {NOSTD_TARGET} with --no-default-features. This check protects \

@@ -1,10 +1,20 @@
-//! `cargo xtask setup`: make the two cross targets usable.
+//! `cargo xtask setup`: make the cross targets usable.
 //!
-//! For each target, the cheapest working route wins:
-//! 1. the default (rustup) toolchain already has the target's std;
-//! 2. for wasm32-wasip1, a sysroot built on an earlier run is still valid;
-//! 3. `rustup target add` (bounded: offline it would hang forever);
-//! 4. Debian's Rust (`rustc-web` and friends), installed with apt if needed.
+//! Every machine takes the same route, chosen only by what it can get:
+//!
+//! 1. **rustup**, wherever it can add what is missing: `rustup target add`
+//!    for prebuilt std (wasm32-wasip1 for apps, x86_64-unknown-none for the
+//!    no_std check, x86_64-pc-windows-gnu for `oasis.exe`) and `rustup
+//!    component add rust-src` for the PVH kernel, which always builds
+//!    core/alloc itself (see [`Setup::std_source`]);
+//! 2. **Debian's Rust** (`rustc-web` and friends, installed with apt) only
+//!    where rustup is missing or cannot download (an offline mirror).
+//!
+//! What happens to be installed from earlier work never picks the route: a
+//! cached Debian sysroot or an installed `/usr/bin/rustc` is used only once
+//! the route is Debian's. `OASIS_TOOLCHAIN=rustup|debian` forces a route;
+//! `cargo xtask test` builds the kernel and the no_std check the Debian way
+//! too, so the fallback cannot rot unnoticed.
 //!
 //! The outcome for wasm32-wasip1 is written to a descriptor that `oasis
 //! build` reads, so the host CLI never repeats this discovery.
@@ -14,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 
 use crate::debian::{self, DebianRust};
 use crate::process;
@@ -24,9 +34,77 @@ use crate::workspace::Workspace;
 pub const WASM_TARGET: &str = "wasm32-wasip1";
 pub const NOSTD_TARGET: &str = "x86_64-unknown-none";
 
-/// Long enough for a real download of a target's std, short enough that an
-/// offline machine does not stall (there, rustup hangs indefinitely).
-const RUSTUP_TIMEOUT: Duration = Duration::from_secs(20);
+/// The environment variable that forces a route.
+pub const ROUTE_ENV: &str = "OASIS_TOOLCHAIN";
+
+/// Long enough for a real download of a target's std (tens of MB), short
+/// enough that a machine whose network silently drops packets does not
+/// stall for good (there, rustup waits indefinitely).
+const RUSTUP_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// Which toolchain builds for a cross target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Route {
+    /// rustup's toolchain (the one running xtask), with rustup's targets
+    /// and `rust-src`.
+    Rustup,
+    /// Debian's rustc-web, building std from `rust-web-src` with `-Zbuild-std`.
+    Debian,
+}
+
+impl Route {
+    /// A `cargo` of this route. `-Zbuild-std` and the kernel's one unstable
+    /// feature need RUSTC_BOOTSTRAP; setting it for every cross build is
+    /// harmless where they use neither.
+    pub fn cargo(self, ws: &Workspace) -> Command {
+        let mut cmd = match self {
+            Route::Rustup => Command::new(&ws.cargo),
+            Route::Debian => {
+                let mut cmd = Command::new(debian::CARGO);
+                cmd.env("RUSTC", debian::RUSTC);
+                cmd
+            }
+        };
+        cmd.env("RUSTC_BOOTSTRAP", "1");
+        cmd
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Route::Rustup => "rustup",
+            Route::Debian => "Debian's Rust",
+        }
+    }
+}
+
+/// What `OASIS_TOOLCHAIN` asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Preference {
+    /// rustup where it can add what is missing, else Debian's Rust.
+    Auto,
+    /// rustup only; an error where it cannot.
+    Rustup,
+    /// Debian's Rust only.
+    Debian,
+}
+
+impl Preference {
+    pub fn from_env() -> Result<Self> {
+        Self::parse(std::env::var(ROUTE_ENV).ok().as_deref())
+    }
+
+    fn parse(value: Option<&str>) -> Result<Self> {
+        match value.map(str::trim) {
+            None | Some("" | "auto") => Ok(Self::Auto),
+            Some("rustup") => Ok(Self::Rustup),
+            Some("debian") => Ok(Self::Debian),
+            Some(other) => bail!(
+                "{ROUTE_ENV}={other:?} is not a toolchain route: use `rustup`, `debian`, or `auto` \
+                 (the default: rustup where it can add targets, else Debian's packages)"
+            ),
+        }
+    }
+}
 
 /// How `oasis build` compiles apps: what the descriptor says.
 pub struct WasmToolchain {
@@ -35,18 +113,13 @@ pub struct WasmToolchain {
     pub rustflags: Vec<String>,
 }
 
-/// How `check-no-std` (and later the Xen kernel) builds for x86_64-unknown-none.
-pub enum NoStdToolchain {
-    /// The default toolchain has the target's core/alloc.
-    Rustup,
-    /// Debian's rustc builds core/alloc from source with `-Zbuild-std`.
-    Debian,
-}
-
 /// What later steps need to know about the set-up. (The wasm32-wasip1
 /// choice is not here: it lives in the descriptor, which `oasis build` reads.)
 pub struct Toolchains {
-    pub nostd: NoStdToolchain,
+    /// The route for `check-no-std` (prebuilt core/alloc for x86_64-unknown-none).
+    pub nostd: Route,
+    /// The route for the PVH kernel (core/alloc built from source).
+    pub kernel: Route,
 }
 
 /// One line of progress.
@@ -54,12 +127,15 @@ pub fn say(message: &str) {
     println!("setup: {message}");
 }
 
+/// The whole set-up `build` needs: apps' target, the no_std target, the
+/// kernel's std source.
 pub fn setup(ws: &Workspace) -> Result<Toolchains> {
-    let mut rustup = Rustup::default();
-    let wasm = wasm32_wasip1(ws, &mut rustup)?;
+    let mut setup = Setup::new(ws)?;
+    let wasm = setup.wasm32_wasip1()?;
     write_descriptor(ws, &wasm)?;
-    let nostd = x86_64_unknown_none(ws, &mut rustup)?;
-    Ok(Toolchains { nostd })
+    let nostd = setup.nostd()?;
+    let kernel = setup.std_source()?;
+    Ok(Toolchains { nostd, kernel })
 }
 
 /// The toolchain descriptor `oasis build` reads.
@@ -67,72 +143,150 @@ pub fn descriptor_path(ws: &Workspace) -> PathBuf {
     ws.cache_dir.join(format!("{WASM_TARGET}.toml"))
 }
 
-fn wasm32_wasip1(ws: &Workspace, rustup: &mut Rustup) -> Result<WasmToolchain> {
-    if default_toolchain_has(WASM_TARGET, "libstd-") {
-        say(&format!(
-            "{WASM_TARGET}: the default toolchain has it; apps build with plain `cargo`"
-        ));
-        return Ok(WasmToolchain::plain());
-    }
-    // A broken or too old Debian Rust is reported only once it is needed
-    // (after rustup failed); here it just means "no cached sysroot".
-    if let Some(rust) = DebianRust::find().ok().flatten()
-        && sysroot::is_ready(ws, &rust)
-    {
-        let dir = sysroot::dir(ws, &rust);
-        say(&format!(
-            "{WASM_TARGET}: Debian rustc {} with the sysroot {}",
-            rust.release,
-            dir.display()
-        ));
-        return WasmToolchain::debian(&dir);
-    }
-    if rustup.add_target(ws, WASM_TARGET) && default_toolchain_has(WASM_TARGET, "libstd-") {
-        say(&format!(
-            "{WASM_TARGET}: installed with rustup; apps build with plain `cargo`"
-        ));
-        return Ok(WasmToolchain::plain());
-    }
-    debian::ensure_packages(ws, debian::WASM_PACKAGES, WASM_TARGET)?;
-    let rust = DebianRust::require()?;
-    let dir = sysroot::build(ws, &rust)?;
-    WasmToolchain::debian(&dir)
+/// One run's set-up: the preference, and what rustup turned out to be able to do.
+pub struct Setup<'a> {
+    ws: &'a Workspace,
+    preference: Preference,
+    /// Why rustup cannot be used, once it has failed or timed out: the
+    /// machine is offline (or has no rustup) for the next target too.
+    rustup_unavailable: Option<String>,
 }
 
-/// Chooses the route for x86_64-unknown-none (core/alloc only).
-pub fn x86_64_unknown_none(ws: &Workspace, rustup: &mut Rustup) -> Result<NoStdToolchain> {
-    if default_toolchain_has(NOSTD_TARGET, "libcore-") {
-        say(&format!("{NOSTD_TARGET}: the default toolchain has it"));
-        return Ok(NoStdToolchain::Rustup);
+impl<'a> Setup<'a> {
+    /// The set-up `OASIS_TOOLCHAIN` asks for.
+    pub fn new(ws: &'a Workspace) -> Result<Self> {
+        Ok(Self::with_preference(ws, Preference::from_env()?))
     }
-    // Debian's Rust, when present, needs no download at all: prefer it to
-    // a rustup attempt that may only time out.
-    let rust = match DebianRust::find().ok().flatten() {
-        Some(rust) => rust,
-        None => {
-            if rustup.add_target(ws, NOSTD_TARGET)
-                && default_toolchain_has(NOSTD_TARGET, "libcore-")
-            {
-                say(&format!("{NOSTD_TARGET}: installed with rustup"));
-                return Ok(NoStdToolchain::Rustup);
+
+    pub fn with_preference(ws: &'a Workspace, preference: Preference) -> Self {
+        let rustup_unavailable = match preference {
+            Preference::Debian => Some(format!("{ROUTE_ENV}=debian")),
+            _ if !process::succeeds(Command::new("rustup").arg("--version")) => {
+                Some("`rustup` is not on PATH".into())
             }
-            debian::ensure_packages(ws, debian::NOSTD_PACKAGES, NOSTD_TARGET)?;
-            DebianRust::require()?
+            _ => None,
+        };
+        Self { ws, preference, rustup_unavailable }
+    }
+
+    /// Makes `target`'s prebuilt std usable (`lib_prefix` names the library
+    /// that proves it is there) and says through which route.
+    pub fn target(&mut self, target: &str, lib_prefix: &str, packages: &[&str]) -> Result<Route> {
+        let rustc = rustup_rustc(self.ws);
+        if self.rustup_unavailable.is_none() {
+            if toolchain_has(&rustc, target, lib_prefix) {
+                say(&format!("{target}: rustup's toolchain has it"));
+                return Ok(Route::Rustup);
+            }
+            if self.rustup(&["target", "add", target]) && toolchain_has(&rustc, target, lib_prefix) {
+                say(&format!("{target}: installed with `rustup target add`"));
+                return Ok(Route::Rustup);
+            }
         }
-    };
-    say(&format!(
-        "{NOSTD_TARGET}: Debian rustc {} builds core/alloc from source",
-        rust.release
-    ));
-    Ok(NoStdToolchain::Debian)
+        self.debian(target, packages)
+    }
+
+    /// Makes x86_64-unknown-none's prebuilt core/alloc usable (the no_std check).
+    pub fn nostd(&mut self) -> Result<Route> {
+        self.target(NOSTD_TARGET, "libcore-", debian::NOSTD_PACKAGES)
+    }
+
+    /// Makes the standard library's source usable, for builds with
+    /// `-Zbuild-std`.
+    ///
+    /// The PVH kernel needs it on every route: it is linked at a fixed low
+    /// address with `-C code-model=small` and LTO, and rustup's prebuilt
+    /// core/alloc for x86_64-unknown-none are built for the kernel code
+    /// model, which LTO refuses to merge with it ("linking module flags
+    /// 'Code Model': IDs have conflicting values").
+    pub fn std_source(&mut self) -> Result<Route> {
+        let purpose = "the PVH kernel's core/alloc";
+        if self.rustup_unavailable.is_none() {
+            if has_rust_src(self.ws) {
+                say(&format!("rust-src ({purpose}): rustup's toolchain has it"));
+                return Ok(Route::Rustup);
+            }
+            if self.rustup(&["component", "add", "rust-src"]) && has_rust_src(self.ws) {
+                say(&format!("rust-src ({purpose}): installed with `rustup component add`"));
+                return Ok(Route::Rustup);
+            }
+        }
+        self.debian(purpose, debian::NOSTD_PACKAGES)
+    }
+
+    fn wasm32_wasip1(&mut self) -> Result<WasmToolchain> {
+        match self.target(WASM_TARGET, "libstd-", debian::WASM_PACKAGES)? {
+            Route::Rustup => Ok(WasmToolchain::plain()),
+            Route::Debian => {
+                let rust = DebianRust::require()?;
+                let dir = if sysroot::is_ready(self.ws, &rust) {
+                    sysroot::dir(self.ws, &rust)
+                } else {
+                    sysroot::build(self.ws, &rust)?
+                };
+                say(&format!("{WASM_TARGET}: apps build with the sysroot {}", dir.display()));
+                WasmToolchain::debian(&dir)
+            }
+        }
+    }
+
+    /// The Debian route for `purpose`, unless rustup was required.
+    fn debian(&mut self, purpose: &str, packages: &[&str]) -> Result<Route> {
+        let why = self.rustup_unavailable.clone().unwrap_or_default();
+        if self.preference == Preference::Rustup {
+            bail!(
+                "{purpose}: rustup could not set it up ({why}) and {ROUTE_ENV}=rustup forbids \
+                 Debian's Rust: fix rustup's access to its servers, or unset {ROUTE_ENV}"
+            );
+        }
+        debian::ensure_packages(self.ws, packages, purpose)?;
+        let rust = DebianRust::require()?;
+        say(&format!("{purpose}: Debian rustc {} ({why})", rust.release));
+        Ok(Route::Debian)
+    }
+
+    /// `rustup ARGS`, bounded; true if it reported success. A failure marks
+    /// rustup unavailable for the rest of the run.
+    fn rustup(&mut self, args: &[&str]) -> bool {
+        let log = self.ws.cache_dir.join("logs").join(format!("rustup-{}.log", args.join("-")));
+        let mut cmd = Command::new("rustup");
+        cmd.args(args);
+        let shown = format!("rustup {}", args.join(" "));
+        say(&format!("{shown} ..."));
+        let verdict = match process::run_with_timeout(&mut cmd, RUSTUP_TIMEOUT, Some(&log)) {
+            Ok(Some(status)) if status.success() => return true,
+            Ok(Some(status)) => format!("`{shown}` failed ({status}; see {})", log.display()),
+            Ok(None) => format!(
+                "`{shown}` did not finish in {} s (offline?)",
+                RUSTUP_TIMEOUT.as_secs()
+            ),
+            Err(err) => format!("`{shown}` could not run: {err}"),
+        };
+        say(&format!("{verdict}; falling back to Debian's Rust"));
+        self.rustup_unavailable = Some(verdict);
+        false
+    }
 }
 
-/// Whether the default `rustc` has a prebuilt std for `target`.
+/// The rustc of the toolchain running xtask (next to its cargo), so that
+/// whatever else is on PATH (Debian's /usr/bin/rustc, say) cannot answer
+/// for rustup.
+fn rustup_rustc(ws: &Workspace) -> PathBuf {
+    let cargo = Path::new(&ws.cargo);
+    match cargo.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => {
+            dir.join(format!("rustc{}", std::env::consts::EXE_SUFFIX))
+        }
+        _ => PathBuf::from("rustc"),
+    }
+}
+
+/// Whether `rustc` has a prebuilt std for `target`.
 ///
 /// `--print target-libdir` succeeds even for targets that are not installed
 /// (it just names the directory), so look for the library itself.
-pub fn default_toolchain_has(target: &str, lib_prefix: &str) -> bool {
-    let Ok(dir) = process::stdout_of(Command::new("rustc").args([
+pub fn toolchain_has(rustc: &Path, target: &str, lib_prefix: &str) -> bool {
+    let Ok(dir) = process::stdout_of(Command::new(rustc).args([
         "--print",
         "target-libdir",
         "--target",
@@ -149,41 +303,13 @@ pub fn default_toolchain_has(target: &str, lib_prefix: &str) -> bool {
     })
 }
 
-/// `rustup target add`, tried at most once per run: once it has timed out
-/// or failed, the machine is offline (or has no rustup) for the next target too.
-#[derive(Default)]
-pub struct Rustup {
-    unavailable: bool,
-}
-
-impl Rustup {
-    /// Tries to install `target`; true if rustup reported success.
-    pub fn add_target(&mut self, ws: &Workspace, target: &str) -> bool {
-        if self.unavailable {
-            return false;
-        }
-        let log = ws
-            .cache_dir
-            .join("logs")
-            .join(format!("rustup-target-add-{target}.log"));
-        let mut cmd = Command::new("rustup");
-        cmd.args(["target", "add", target]);
-        let outcome = process::run_with_timeout(&mut cmd, RUSTUP_TIMEOUT, Some(&log));
-        let verdict = match &outcome {
-            Ok(Some(status)) if status.success() => return true,
-            Ok(Some(status)) => format!("failed ({status}; see {})", log.display()),
-            Ok(None) => format!(
-                "did not finish in {} s (offline?), stopped it",
-                RUSTUP_TIMEOUT.as_secs()
-            ),
-            Err(err) => format!("could not run: {err}"),
-        };
-        say(&format!(
-            "{target}: `rustup target add {target}` {verdict}; trying Debian's Rust"
-        ));
-        self.unavailable = true;
-        false
-    }
+/// Whether rustup's toolchain has the `rust-src` component.
+fn has_rust_src(ws: &Workspace) -> bool {
+    process::stdout_of(Command::new(rustup_rustc(ws)).args(["--print", "sysroot"])).is_ok_and(|sysroot| {
+        Path::new(sysroot.trim())
+            .join("lib/rustlib/src/rust/library/core/Cargo.toml")
+            .is_file()
+    })
 }
 
 impl WasmToolchain {
@@ -266,6 +392,17 @@ fn toml_string(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_route_is_forced_by_name_only() {
+        assert_eq!(Preference::parse(None).unwrap(), Preference::Auto);
+        assert_eq!(Preference::parse(Some("")).unwrap(), Preference::Auto);
+        assert_eq!(Preference::parse(Some("auto")).unwrap(), Preference::Auto);
+        assert_eq!(Preference::parse(Some("rustup")).unwrap(), Preference::Rustup);
+        assert_eq!(Preference::parse(Some(" debian ")).unwrap(), Preference::Debian);
+        let err = Preference::parse(Some("nightly")).unwrap_err().to_string();
+        assert!(err.contains("OASIS_TOOLCHAIN=\"nightly\"") && err.contains("`debian`"), "{err}");
+    }
 
     #[test]
     fn toml_strings_are_escaped() {

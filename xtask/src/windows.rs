@@ -15,9 +15,9 @@ use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result, bail};
 
-use crate::debian::{self, DebianRust};
+use crate::debian;
 use crate::process;
-use crate::setup::{self, Rustup, say};
+use crate::setup::{Route, Setup, say};
 use crate::workspace::Workspace;
 
 /// The Windows target `oasis.exe` is built for: MinGW's, because its linker
@@ -32,14 +32,6 @@ const PACKAGES: &[&str] = &["gcc-mingw-w64-x86-64", "wine", "wine64"];
 
 /// The test-only stand-in for Wine's missing `bcryptprimitives.dll`.
 const PRNG_SHIM_SOURCE: &str = include_str!("../wine/bcryptprimitives.c");
-
-/// Where the Windows std comes from.
-enum Toolchain {
-    /// The default (rustup) toolchain has it.
-    Rustup,
-    /// Debian's rustc builds it from source with `-Zbuild-std`.
-    Debian,
-}
 
 /// A built `oasis.exe` and the Wine set-up to run it.
 pub struct WindowsHost {
@@ -117,7 +109,7 @@ impl Drop for PersistentWineserver<'_> {
 pub fn build(ws: &Workspace) -> Result<WindowsHost> {
     debian::ensure_packages(ws, PACKAGES, WINDOWS_TARGET)?;
     let toolchain = toolchain(ws)?;
-    let exe = build_exe(ws, &toolchain)?;
+    let exe = build_exe(ws, toolchain)?;
     let prefix = prepare_prefix(ws)?;
     Ok(WindowsHost { exe, prefix })
 }
@@ -132,36 +124,16 @@ fn target_dir(ws: &Workspace) -> PathBuf {
     ws.target_dir.join("windows-host")
 }
 
-fn toolchain(ws: &Workspace) -> Result<Toolchain> {
-    if setup::default_toolchain_has(WINDOWS_TARGET, "libstd-") {
-        say(&format!("{WINDOWS_TARGET}: the default toolchain has it"));
-        return Ok(Toolchain::Rustup);
+fn toolchain(ws: &Workspace) -> Result<Route> {
+    let route = Setup::new(ws)?.target(WINDOWS_TARGET, "libstd-", debian::NOSTD_PACKAGES)?;
+    if route == Route::Debian {
+        say(&format!("{WINDOWS_TARGET}: std is built from source (slow the first time, then cached)"));
     }
-    if Rustup::default().add_target(ws, WINDOWS_TARGET)
-        && setup::default_toolchain_has(WINDOWS_TARGET, "libstd-")
-    {
-        say(&format!("{WINDOWS_TARGET}: installed with rustup"));
-        return Ok(Toolchain::Rustup);
-    }
-    debian::ensure_packages(ws, debian::NOSTD_PACKAGES, WINDOWS_TARGET)?;
-    let rust = DebianRust::require()?;
-    say(&format!(
-        "{WINDOWS_TARGET}: Debian rustc {} builds std from source (slow the first time, then cached)",
-        rust.release
-    ));
-    Ok(Toolchain::Debian)
+    Ok(route)
 }
 
-fn build_exe(ws: &Workspace, toolchain: &Toolchain) -> Result<PathBuf> {
-    let mut cmd = match toolchain {
-        Toolchain::Rustup => Command::new(&ws.cargo),
-        Toolchain::Debian => {
-            let mut cmd = Command::new(debian::CARGO);
-            // -Zbuild-std is unstable; Debian's rustc is a stable release.
-            cmd.env("RUSTC", debian::RUSTC).env("RUSTC_BOOTSTRAP", "1");
-            cmd
-        }
-    };
+fn build_exe(ws: &Workspace, route: Route) -> Result<PathBuf> {
+    let mut cmd = route.cargo(ws);
     cmd.args(["build", "--release", "--target", WINDOWS_TARGET, "--target-dir"])
         .arg(target_dir(ws))
         .env(
@@ -169,7 +141,7 @@ fn build_exe(ws: &Workspace, toolchain: &Toolchain) -> Result<PathBuf> {
             MINGW_GCC,
         )
         .current_dir(ws.root.join("host-windows"));
-    if let Toolchain::Debian = toolchain {
+    if route == Route::Debian {
         cmd.arg("-Zbuild-std=std,panic_unwind");
     }
     println!("windows: building host-windows for {WINDOWS_TARGET}");
