@@ -169,7 +169,10 @@ pub fn start_info_addr() -> u64 {
 /// The physical range the kernel image (including bss, page tables and stack) occupies.
 pub fn kernel_range() -> (u64, u64) {
     // Linker-defined symbols: only their addresses are taken.
-    (&raw const __kernel_start as u64, &raw const __kernel_end as u64)
+    (
+        &raw const __kernel_start as u64,
+        &raw const __kernel_end as u64,
+    )
 }
 
 /// The boot page directories (2048 entries, each mapping 2 MiB).
@@ -243,7 +246,9 @@ impl BootInfo {
     pub unsafe fn from_entry() -> Result<BootInfo, &'static str> {
         let addr = start_info_addr();
         if addr == 0 || addr % 8 != 0 {
-            return Err("no hvm_start_info (ebx was 0 or misaligned): was this booted as a PVH guest?");
+            return Err(
+                "no hvm_start_info (ebx was 0 or misaligned): was this booted as a PVH guest?",
+            );
         }
         // SAFETY: the loader placed the structure at `addr` in identity-mapped RAM.
         let info = unsafe { &*(addr as *const StartInfo) };
@@ -290,11 +295,21 @@ impl BootInfo {
         let info_addr = self.info as *const StartInfo as u64;
         let cmdline = self.info.cmdline_paddr;
         let modlist = self.info.modlist_paddr;
-        let memmap = if self.info.version >= 1 { self.info.memmap_paddr } else { 0 };
+        let memmap = if self.info.version >= 1 {
+            self.info.memmap_paddr
+        } else {
+            0
+        };
         [
             (info_addr, info_addr + size_of::<StartInfo>() as u64),
-            (modlist, modlist + self.info.nr_modules as u64 * size_of::<Module>() as u64),
-            (memmap, memmap + self.info.memmap_entries as u64 * size_of::<MemmapEntry>() as u64),
+            (
+                modlist,
+                modlist + self.info.nr_modules as u64 * size_of::<Module>() as u64,
+            ),
+            (
+                memmap,
+                memmap + self.info.memmap_entries as u64 * size_of::<MemmapEntry>() as u64,
+            ),
             (cmdline, cmdline + self.cmdline().len() as u64 + 1),
         ]
     }

@@ -38,8 +38,12 @@ impl Source {
             // only the named registers.
             unsafe {
                 match self {
-                    Source::RdSeed => asm!("rdseed {v}", "setc {ok}", v = out(reg) value, ok = out(reg_byte) ok, options(nomem, nostack)),
-                    Source::RdRand => asm!("rdrand {v}", "setc {ok}", v = out(reg) value, ok = out(reg_byte) ok, options(nomem, nostack)),
+                    Source::RdSeed => {
+                        asm!("rdseed {v}", "setc {ok}", v = out(reg) value, ok = out(reg_byte) ok, options(nomem, nostack))
+                    }
+                    Source::RdRand => {
+                        asm!("rdrand {v}", "setc {ok}", v = out(reg) value, ok = out(reg_byte) ok, options(nomem, nostack))
+                    }
                     Source::None => return None,
                 }
             }
@@ -54,7 +58,11 @@ impl Source {
     /// Fills `buf` with random bytes.
     pub fn fill(self, buf: &mut [u8]) -> Result<(), DriverError> {
         for chunk in buf.chunks_mut(8) {
-            let v = self.next().ok_or_else(|| DriverError(alloc::string::String::from("the CPU has no working RDSEED/RDRAND")))?;
+            let v = self.next().ok_or_else(|| {
+                DriverError(alloc::string::String::from(
+                    "the CPU has no working RDSEED/RDRAND",
+                ))
+            })?;
             chunk.copy_from_slice(&v.to_le_bytes()[..chunk.len()]);
         }
         Ok(())

@@ -28,17 +28,28 @@ pub const MAX_STATUS: u32 = 125;
 
 /// The debug-exit value for an app's exit status.
 pub fn app_status(status: i32) -> u32 {
-    if (0..=MAX_STATUS as i32).contains(&status) { status as u32 } else { MAX_STATUS }
+    if (0..=MAX_STATUS as i32).contains(&status) {
+        status as u32
+    } else {
+        MAX_STATUS
+    }
 }
 
 /// Powers off with `value` (see the table above). Never returns.
 pub fn exit(value: u32) -> ! {
     x86_64::instructions::interrupts::disable();
-    crate::xen::shutdown(if value == 0 { crate::xen::SHUTDOWN_POWEROFF } else { crate::xen::SHUTDOWN_CRASH });
+    crate::xen::shutdown(if value == 0 {
+        crate::xen::SHUTDOWN_POWEROFF
+    } else {
+        crate::xen::SHUTDOWN_CRASH
+    });
     // SAFETY: isa-debug-exit ends the VM; without the device the write is ignored.
     unsafe { Port::<u32>::new(0xf4).write(value) };
     // No exit device: reset by triple fault (an empty IDT, then a breakpoint).
-    let empty = x86_64::structures::DescriptorTablePointer { limit: 0, base: x86_64::VirtAddr::new(0) };
+    let empty = x86_64::structures::DescriptorTablePointer {
+        limit: 0,
+        base: x86_64::VirtAddr::new(0),
+    };
     // SAFETY: deliberately unusable IDT; the next exception shuts the CPU down.
     unsafe {
         x86_64::instructions::tables::lidt(&empty);

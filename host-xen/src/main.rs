@@ -75,7 +75,11 @@ fn run() -> Result<u32, String> {
     // The PIT starts counting now, so that measuring the TSC against it
     // (`clock` below) can use the boot so far instead of a wait of its own.
     // Xen's pvclock needs no measuring, and a PVH guest has no PIT anyway.
-    let pit = if xen::ready() { None } else { time::pit::Pit::start() };
+    let pit = if xen::ready() {
+        None
+    } else {
+        time::pit::Pit::start()
+    };
     // SAFETY: the identity map is live and the loader passed a start info.
     let boot = unsafe { BootInfo::from_entry() }.map_err(str::to_string)?;
     let embedded = package::embedded();
@@ -121,7 +125,8 @@ fn run() -> Result<u32, String> {
         ..RuntimeOptions::default()
     };
     let tick_ms = (1000 / interrupts::TICK_HZ) as u64;
-    let runtime = Runtime::new(EngineProfile::native(), &options, platform.clone(), tick_ms).map_err(|e| e.to_string())?;
+    let runtime = Runtime::new(EngineProfile::native(), &options, platform.clone(), tick_ms)
+        .map_err(|e| e.to_string())?;
     interrupts::EPOCH_ENGINE.call_once(|| runtime.engine().clone());
     if kernel_words(cmdline).any(|w| w == "oasis.test-fault") {
         // For the tests: prove that a CPU exception is reported, not a silent reset.
@@ -137,9 +142,19 @@ fn run() -> Result<u32, String> {
 
     // This kernel cannot compile, and `oasis image` verified the whole package
     // when it built the image: verify what the load uses (Verify::Used).
-    let load_options = LoadOptions { verify: Verify::Used, observe: Some(&mut |step: Step| laps.end(step.name())) };
-    let app = host_core::load::load_with(runtime.engine(), runtime.profile(), false, bytes, "app", load_options)
-        .map_err(|e| alloc::format!("the package: {e}"))?;
+    let load_options = LoadOptions {
+        verify: Verify::Used,
+        observe: Some(&mut |step: Step| laps.end(step.name())),
+    };
+    let app = host_core::load::load_with(
+        runtime.engine(),
+        runtime.profile(),
+        false,
+        bytes,
+        "app",
+        load_options,
+    )
+    .map_err(|e| alloc::format!("the package: {e}"))?;
     if let Clock::Tsc { clock, .. } = platform.clock() {
         // Measure the TSC again over the whole boot so far: more precise, and
         // done before the app can read the clock.
@@ -149,13 +164,20 @@ fn run() -> Result<u32, String> {
     // From here on wasm runs (instantiation may run the module's start
     // function), so its CPU budget must be enforced.
     start_ticking(idle);
-    let cfg = TenantConfig { args, ..TenantConfig::for_app(&app) };
+    let cfg = TenantConfig {
+        args,
+        ..TenantConfig::for_app(&app)
+    };
     let mut tenant = runtime.instantiate(&app, &cfg);
     // The app's first instruction is moments away (init runs its start function).
     laps.end("instantiate");
     // Under Xen, how much of the boot the vCPU spent waiting for a physical
     // CPU (other domains ran): time in the boot figure that is not ours.
-    let boot_runstate = if verbose && xen::ready() { xen::vcpu::runstate().ok() } else { None };
+    let boot_runstate = if verbose && xen::ready() {
+        xen::vcpu::runstate().ok()
+    } else {
+        None
+    };
     let exit = match &mut tenant {
         Ok(tenant) => tenant.run_to_exit(),
         Err(reason) => Exit::Stopped(reason.clone()),
@@ -169,7 +191,11 @@ fn run() -> Result<u32, String> {
             heap >> 20,
             tsc.hz / 1_000_000,
             entropy,
-            if xen::ready() { "Xen (hypercall page set)" } else { "no Xen (QEMU or bare metal)" },
+            if xen::ready() {
+                "Xen (hypercall page set)"
+            } else {
+                "no Xen (QEMU or bare metal)"
+            },
         );
         if let Clock::Tsc { clock, .. } = platform.clock() {
             match clock.rate().1 {
@@ -198,7 +224,11 @@ fn run() -> Result<u32, String> {
     }
     if let Some(rs) = boot_runstate {
         let us = |ns: u64| ns / 1000;
-        kprintln!("boot: vCPU running {} us, runnable (waiting for a CPU) {} us", us(rs.running), us(rs.runnable));
+        kprintln!(
+            "boot: vCPU running {} us, runnable (waiting for a CPU) {} us",
+            us(rs.running),
+            us(rs.runnable)
+        );
     }
     kprintln!("boot: PVH entry to app start {} us", laps.total_us(&tsc));
     Ok(match exit {
@@ -232,7 +262,13 @@ fn clock(pit: Option<(time::pit::Pit, time::pit::Sample)>) -> (Clock, bool) {
     let has_pit = measured.is_some();
     let tsc = measured.unwrap_or_else(|| TscClock::fixed(time::tsc_hz_from_cpuid()));
     let wall_origin_ns = time::rtc::unix_seconds().unwrap_or(0) * 1_000_000_000;
-    (Clock::Tsc { clock: tsc.install(), wall_origin_ns }, has_pit)
+    (
+        Clock::Tsc {
+            clock: tsc.install(),
+            wall_origin_ns,
+        },
+        has_pit,
+    )
 }
 
 /// Sets up the timer that drives the epoch and wakes sleeps, with interrupts
@@ -285,7 +321,10 @@ fn kernel_words(cmdline: &str) -> impl Iterator<Item = &str> {
 
 /// The app's arguments: the words after the first `--`.
 fn app_args(cmdline: &str) -> impl Iterator<Item = &str> {
-    cmdline.split_whitespace().skip_while(|w| *w != "--").skip(1)
+    cmdline
+        .split_whitespace()
+        .skip_while(|w| *w != "--")
+        .skip(1)
 }
 
 #[panic_handler]

@@ -20,7 +20,11 @@ pub struct Descriptor {
 
 #[used]
 #[unsafe(link_section = ".data.oasis_package")]
-static DESCRIPTOR: Descriptor = Descriptor { magic: MAGIC, paddr: 0, size: 0 };
+static DESCRIPTOR: Descriptor = Descriptor {
+    magic: MAGIC,
+    paddr: 0,
+    size: 0,
+};
 
 /// The embedded package's physical range, if `oasis image` put one in.
 pub fn embedded() -> Option<(u64, u64)> {

@@ -39,7 +39,15 @@ static TIMER_PORT: AtomicU32 = AtomicU32::new(0);
 pub fn send(port: u32) -> Result<(), Error> {
     // struct evtchn_send { evtchn_port_t port; }
     // SAFETY: EVTCHNOP_send reads `port`, which outlives the call.
-    unsafe { hypercall(op::EVENT_CHANNEL_OP, EVTCHNOP_SEND, &raw const port as u64, 0) }.map(drop)
+    unsafe {
+        hypercall(
+            op::EVENT_CHANNEL_OP,
+            EVTCHNOP_SEND,
+            &raw const port as u64,
+            0,
+        )
+    }
+    .map(drop)
 }
 
 /// `struct evtchn_bind_virq`.
@@ -65,14 +73,28 @@ pub fn init() -> Result<(), Error> {
     for i in 0..64 {
         shared_info::mask_word(shared, i).store(u64::MAX, Ordering::SeqCst);
     }
-    let mut bind = BindVirq { virq: VIRQ_TIMER, vcpu: 0, port: 0 };
+    let mut bind = BindVirq {
+        virq: VIRQ_TIMER,
+        vcpu: 0,
+        port: 0,
+    };
     // SAFETY: EVTCHNOP_bind_virq reads and writes `bind`, which outlives the call.
-    unsafe { hypercall(op::EVENT_CHANNEL_OP, EVTCHNOP_BIND_VIRQ, &raw mut bind as u64, 0) }?;
+    unsafe {
+        hypercall(
+            op::EVENT_CHANNEL_OP,
+            EVTCHNOP_BIND_VIRQ,
+            &raw mut bind as u64,
+            0,
+        )
+    }?;
     if bind.port == 0 || bind.port >= NR_EVENT_CHANNELS {
         return Err(Error(-34)); // ERANGE: not a port we can see in the bitmaps
     }
     TIMER_PORT.store(bind.port, Ordering::Release);
-    set_hvm_param(HVM_PARAM_CALLBACK_IRQ, CALLBACK_TYPE_VECTOR | UPCALL_VECTOR as u64)?;
+    set_hvm_param(
+        HVM_PARAM_CALLBACK_IRQ,
+        CALLBACK_TYPE_VECTOR | UPCALL_VECTOR as u64,
+    )?;
     unmask(bind.port)
 }
 
@@ -80,7 +102,15 @@ pub fn init() -> Result<(), Error> {
 fn unmask(port: u32) -> Result<(), Error> {
     // struct evtchn_unmask { evtchn_port_t port; }
     // SAFETY: EVTCHNOP_unmask reads `port`, which outlives the call.
-    unsafe { hypercall(op::EVENT_CHANNEL_OP, EVTCHNOP_UNMASK, &raw const port as u64, 0) }.map(drop)
+    unsafe {
+        hypercall(
+            op::EVENT_CHANNEL_OP,
+            EVTCHNOP_UNMASK,
+            &raw const port as u64,
+            0,
+        )
+    }
+    .map(drop)
 }
 
 /// The upcall: takes every pending, unmasked port and dispatches it. Called

@@ -39,7 +39,8 @@ impl Params {
         if (delta as i64) < 0 {
             return self.system_time;
         }
-        self.system_time.saturating_add(scale(delta, self.mul, self.shift))
+        self.system_time
+            .saturating_add(scale(delta, self.mul, self.shift))
     }
 }
 
@@ -48,7 +49,11 @@ impl Params {
 /// ±32: Xen's are single digits, and the clamp keeps the product in range.
 fn scale(delta: u64, mul: u32, shift: i8) -> u64 {
     let shift = shift.clamp(-32, 32);
-    let d = if shift >= 0 { (delta as u128) << shift } else { (delta as u128) >> -shift };
+    let d = if shift >= 0 {
+        (delta as u128) << shift
+    } else {
+        (delta as u128) >> -shift
+    };
     let ns = (d * mul as u128) >> 32;
     u64::try_from(ns).unwrap_or(u64::MAX)
 }
@@ -74,7 +79,10 @@ impl PvClock {
         if !super::has_feature(super::FEAT_HVM_SAFE_PVCLOCK) {
             return None;
         }
-        let clock = PvClock { shared: shared_info::get()?, last: AtomicU64::new(0) };
+        let clock = PvClock {
+            shared: shared_info::get()?,
+            last: AtomicU64::new(0),
+        };
         let p = clock.params();
         // A zero factor would stop the clock; a system time of 0 means Xen
         // never filled the structure in.
@@ -89,7 +97,12 @@ impl PvClock {
     /// Reads the parameters under the version protocol.
     fn params(&self) -> Params {
         let t = self.time_info();
-        let mut p = Params { tsc_timestamp: 0, system_time: 0, mul: 0, shift: 0 };
+        let mut p = Params {
+            tsc_timestamp: 0,
+            system_time: 0,
+            mul: 0,
+            shift: 0,
+        };
         for _ in 0..RETRIES {
             // SAFETY: volatile reads of fields of the mapped page (see `time_info`).
             // The fences keep the field reads between the two version reads.
@@ -136,7 +149,11 @@ impl PvClock {
         }
         let hz = (1_000_000_000u128 << 32) / p.mul as u128;
         let shift = p.shift.clamp(-32, 32);
-        let hz = if shift >= 0 { hz >> shift } else { hz << -shift };
+        let hz = if shift >= 0 {
+            hz >> shift
+        } else {
+            hz << -shift
+        };
         u64::try_from(hz).unwrap_or(0)
     }
 
@@ -175,6 +192,7 @@ impl PvClock {
 
     /// Nanoseconds since the Unix epoch now (0 if Xen gives no wall clock).
     pub fn wall_ns(&self) -> u64 {
-        self.wall_base_ns().map_or(0, |base| base.saturating_add(self.now_ns()))
+        self.wall_base_ns()
+            .map_or(0, |base| base.saturating_add(self.now_ns()))
     }
 }

@@ -110,17 +110,32 @@ pub fn map() -> Result<(), Error> {
         return Ok(());
     }
     let gpfn = (&raw const PAGE as u64) >> 12;
-    let arg = AddToPhysmap { domid: DOMID_SELF, size: 0, space: XENMAPSPACE_SHARED_INFO, idx: 0, gpfn };
+    let arg = AddToPhysmap {
+        domid: DOMID_SELF,
+        size: 0,
+        space: XENMAPSPACE_SHARED_INFO,
+        idx: 0,
+        gpfn,
+    };
     // SAFETY: XENMEM_add_to_physmap reads `arg`; the frame is a page of ours
     // that nothing else uses, so replacing what backs it is harmless.
-    unsafe { hypercall(op::MEMORY_OP, XENMEM_ADD_TO_PHYSMAP, &raw const arg as u64, 0) }?;
+    unsafe {
+        hypercall(
+            op::MEMORY_OP,
+            XENMEM_ADD_TO_PHYSMAP,
+            &raw const arg as u64,
+            0,
+        )
+    }?;
     MAPPED.call_once(|| ());
     Ok(())
 }
 
 /// The shared info page, if mapped.
 pub fn get() -> Option<*mut SharedInfo> {
-    MAPPED.is_completed().then(|| &raw mut PAGE as *mut SharedInfo)
+    MAPPED
+        .is_completed()
+        .then(|| &raw mut PAGE as *mut SharedInfo)
 }
 
 /// vCPU 0's `vcpu_info` (the kernel runs on vCPU 0 only).
@@ -133,7 +148,13 @@ pub fn vcpu0(shared: *mut SharedInfo) -> *mut VcpuInfo {
 pub fn pending_word(shared: *mut SharedInfo, i: usize) -> &'static AtomicU64 {
     // SAFETY: `i` is reduced into the array; the page is mapped for the rest of
     // the kernel's life, 8-byte aligned, and only ever accessed atomically.
-    unsafe { AtomicU64::from_ptr((&raw mut (*shared).evtchn_pending).cast::<u64>().add(i % 64)) }
+    unsafe {
+        AtomicU64::from_ptr(
+            (&raw mut (*shared).evtchn_pending)
+                .cast::<u64>()
+                .add(i % 64),
+        )
+    }
 }
 
 /// Word `i` (< 64) of `evtchn_mask`, as an atomic.
