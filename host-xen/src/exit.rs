@@ -15,9 +15,11 @@
 //! exited with status 0 and `SHUTDOWN_crash` otherwise (the console's
 //! `oasis-xen: exit status N` line has the status). Without either (no device,
 //! or Xen refused) the kernel triple-faults, which `-no-reboot` turns into a
-//! QEMU exit.
+//! QEMU exit. The debug-exit write and the triple fault are the CPU's side
+//! ([`crate::arch::x86_64::exit`]); this module is the kernel's policy, and
+//! the contract the tests read (tests/tests/xen.rs).
 
-use x86_64::instructions::port::Port;
+use crate::arch::x86_64 as arch;
 
 /// The app was stopped by the host.
 pub const STOPPED: u32 = 126;
@@ -43,19 +45,6 @@ pub fn exit(value: u32) -> ! {
     } else {
         crate::xen::SHUTDOWN_CRASH
     });
-    // SAFETY: isa-debug-exit ends the VM; without the device the write is ignored.
-    unsafe { Port::<u32>::new(0xf4).write(value) };
-    // No exit device: reset by triple fault (an empty IDT, then a breakpoint).
-    let empty = x86_64::structures::DescriptorTablePointer {
-        limit: 0,
-        base: x86_64::VirtAddr::new(0),
-    };
-    // SAFETY: deliberately unusable IDT; the next exception shuts the CPU down.
-    unsafe {
-        x86_64::instructions::tables::lidt(&empty);
-        core::arch::asm!("int3", options(nomem, nostack));
-    }
-    loop {
-        x86_64::instructions::hlt();
-    }
+    arch::exit::debug_exit(value);
+    arch::exit::triple_fault()
 }

@@ -5,7 +5,8 @@
 //! one RDTSC and no allocation, so it is always on; fixed capacity, because
 //! the first phases run before the heap exists.
 
-use crate::time::{self, Tsc};
+use crate::arch::x86_64::tsc::rdtsc;
+use crate::time::Tsc;
 
 /// Most phases recorded; later ones are dropped.
 const CAPACITY: usize = 16;
@@ -29,7 +30,7 @@ impl Laps {
 
     /// Ends phase `name` now.
     pub fn end(&mut self, name: &'static str) {
-        let now = time::rdtsc();
+        let now = rdtsc();
         if let Some(slot) = self.ends.get_mut(self.len) {
             *slot = (name, now);
             self.len += 1;

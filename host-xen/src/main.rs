@@ -5,6 +5,17 @@
 //! interrupts — plus the glue that hands them to `host-core`, which owns
 //! everything about apps (package format, ABI, tenants, limits).
 //!
+//! Layout:
+//! - [`arch::x86_64`]: the CPU (boot stub, GDT, IDT, CPUID, TSC, paging,
+//!   port I/O, RDRAND) and the PC platform's fixed PIC, PIT and RTC;
+//! - [`xen`]: the hypervisor's interface (hypercalls, shared info, pvclock,
+//!   vCPU timers, event channels, the PV console);
+//! - [`drivers`]: devices that carry data (the console's UART and debugcon
+//!   today; netfront, blkfront and virtio to come);
+//! - the kernel itself: [`pvh`] (what the loader hands over), [`heap`],
+//!   [`console`], [`time`] (the clock), [`tick`], [`exit`], [`package`], and
+//!   [`platform`], the glue to host-core.
+//!
 //! Kernel command line (`-append` / Xen `cmdline`): everything after a `--`
 //! word is the app's arguments, split on whitespace. Words before it are
 //! reserved for kernel options: `oasis.verbose` prints boot details (the
@@ -18,17 +29,16 @@
 
 extern crate alloc;
 
-mod boot;
+mod arch;
 mod console;
-mod cpu;
-mod entropy;
+mod drivers;
 mod exit;
-mod gdt;
-mod interrupts;
+mod heap;
 mod laps;
-mod mm;
 mod package;
 mod platform;
+mod pvh;
+mod tick;
 mod time;
 mod xen;
 
@@ -40,21 +50,25 @@ use host_core::config::RuntimeOptions;
 use host_core::load::{LoadOptions, Step, Verify};
 use host_core::{EngineProfile, Exit, Runtime, TenantConfig};
 
-use crate::boot::BootInfo;
+use crate::arch::x86_64::{boot, cpu, entropy, gdt, interrupts, mm, pic, pit, rtc};
 use crate::laps::Laps;
 use crate::platform::Idle;
+use crate::pvh::BootInfo;
 use crate::time::{Clock, TscClock};
 
 /// Rust entry point, called by the boot stub on the kernel stack in long mode.
 #[unsafe(no_mangle)]
 extern "C" fn oasis_kmain() -> ! {
     gdt::init();
-    interrupts::init_idt();
+    interrupts::init_idt(&[
+        (pic::TIMER_VECTOR, tick::pit_interrupt),
+        (xen::evtchn::UPCALL_VECTOR, xen::evtchn::upcall_interrupt),
+    ]);
     // Under Xen the PV console replaces COM1, which a PVH guest does not
     // have: programming it would only trap to Xen (eight VM exits) for nothing.
     let pv_console = xen::init() && xen::console::init();
     if !pv_console {
-        console::init();
+        drivers::uart16550::init();
     }
     let guarded = mm::protect_stack_guard();
     if !guarded {
@@ -78,13 +92,13 @@ fn run() -> Result<u32, String> {
     let pit = if xen::ready() {
         None
     } else {
-        time::pit::Pit::start()
+        pit::Pit::start()
     };
     // SAFETY: the identity map is live and the loader passed a start info.
     let boot = unsafe { BootInfo::from_entry() }.map_err(str::to_string)?;
     let embedded = package::embedded();
     let in_use = embedded.map(|(paddr, size)| (paddr, paddr.saturating_add(size)));
-    let heap = mm::init_heap(&boot, in_use.as_slice());
+    let heap = heap::init_heap(&boot, in_use.as_slice());
     if heap == 0 {
         return Err("no usable RAM in the memory map".to_string());
     }
@@ -100,7 +114,7 @@ fn run() -> Result<u32, String> {
         },
     };
     // SAFETY: the range is a loaded segment of our image or a module the loader
-    // placed; the heap was kept off it (mm::init_heap).
+    // placed; the heap was kept off it (heap::init_heap).
     let bytes = unsafe { package::bytes_at(paddr, size) };
     laps.end("machine + heap");
 
@@ -124,10 +138,10 @@ fn run() -> Result<u32, String> {
         custom_code_memory: Some(Arc::new(platform::CodeMemory)),
         ..RuntimeOptions::default()
     };
-    let tick_ms = (1000 / interrupts::TICK_HZ) as u64;
+    let tick_ms = (1000 / tick::TICK_HZ) as u64;
     let runtime = Runtime::new(EngineProfile::native(), &options, platform.clone(), tick_ms)
         .map_err(|e| e.to_string())?;
-    interrupts::EPOCH_ENGINE.call_once(|| runtime.engine().clone());
+    tick::EPOCH_ENGINE.call_once(|| runtime.engine().clone());
     if kernel_words(cmdline).any(|w| w == "oasis.test-fault") {
         // For the tests: prove that a CPU exception is reported, not a silent reset.
         // SAFETY: deliberately reads an unmapped address (64 GiB, above the 4 GiB identity
@@ -215,7 +229,7 @@ fn run() -> Result<u32, String> {
                 ms(rs.runnable),
                 ms(rs.blocked),
                 ms(rs.offline),
-                interrupts::ticks()
+                tick::ticks()
             );
         }
     }
@@ -246,7 +260,7 @@ fn run() -> Result<u32, String> {
 /// The clock: Xen's pvclock under Xen, else the TSC measured against the PIT
 /// (`pit`, started at boot), with the RTC for the wall clock. Also says
 /// whether the PIT works: then it is also the tick source.
-fn clock(pit: Option<(time::pit::Pit, time::pit::Sample)>) -> (Clock, bool) {
+fn clock(pit: Option<(pit::Pit, pit::Sample)>) -> (Clock, bool) {
     if xen::ready() {
         match xen::shared_info::map() {
             Ok(()) => {
@@ -261,7 +275,7 @@ fn clock(pit: Option<(time::pit::Pit, time::pit::Sample)>) -> (Clock, bool) {
     let measured = pit.and_then(|(pit, start)| TscClock::calibrate(pit, start));
     let has_pit = measured.is_some();
     let tsc = measured.unwrap_or_else(|| TscClock::fixed(time::tsc_hz_from_cpuid()));
-    let wall_origin_ns = time::rtc::unix_seconds().unwrap_or(0) * 1_000_000_000;
+    let wall_origin_ns = rtc::unix_seconds().unwrap_or(0) * 1_000_000_000;
     (
         Clock::Tsc {
             clock: tsc.install(),
@@ -276,7 +290,7 @@ fn clock(pit: Option<(time::pit::Pit, time::pit::Sample)>) -> (Clock, bool) {
 /// channel) under Xen.
 fn prepare_ticking(clock: &Clock, has_pit: bool) -> Idle {
     if has_pit {
-        interrupts::init_timer();
+        tick::init_pit();
         return Idle::Pit;
     }
     if let Clock::Xen(_) = clock {
@@ -293,7 +307,7 @@ fn prepare_ticking(clock: &Clock, has_pit: bool) -> Idle {
 /// vCPU (an exit to the hypervisor) even while the guest has interrupts off.
 fn start_ticking(idle: Idle) {
     if idle == Idle::Xen {
-        if let Err(e) = xen::vcpu::set_periodic_timer(interrupts::TICK_NS) {
+        if let Err(e) = xen::vcpu::set_periodic_timer(tick::TICK_NS) {
             kprintln!("cannot start Xen's periodic timer ({e}): CPU budgets are not enforced");
         }
     }

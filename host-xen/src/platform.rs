@@ -5,13 +5,13 @@ use core::sync::atomic::{AtomicPtr, Ordering};
 
 use host_core::platform::{DriverError, Output, Platform};
 
-use crate::entropy;
+use crate::arch::x86_64::entropy;
 use crate::time::Clock;
 
 /// How the kernel waits for a deadline, and what advances the epoch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Idle {
-    /// The PIT ticks at [`TICK_HZ`](crate::interrupts::TICK_HZ) (QEMU): halt
+    /// The PIT ticks at [`TICK_HZ`](crate::tick::TICK_HZ) (QEMU): halt
     /// until the tick after the deadline.
     Pit,
     /// Xen's periodic timer ticks while the app runs; sleeping blocks the
@@ -85,7 +85,7 @@ impl Platform for PvhPlatform {
     fn sleep_until(&self, deadline_ns: u64) {
         match (self.idle, &self.clock) {
             (Idle::Xen, Clock::Xen(pv)) => {
-                crate::xen::vcpu::sleep_until(pv, deadline_ns, crate::interrupts::TICK_NS)
+                crate::xen::vcpu::sleep_until(pv, deadline_ns, crate::tick::TICK_NS)
             }
             (Idle::Pit, _) => {
                 // Halt until the next timer tick (1 ms) until the deadline has passed.

@@ -4,15 +4,16 @@
 //! A Xen PVH guest has neither PIT nor RTC: there the pvclock
 //! ([`crate::xen::pvclock`]) gives both clocks, and it is the clock Xen's
 //! timers use. Elsewhere (QEMU, KVM, bare metal) the TSC is the clock
-//! ([`tsc_clock`]); its rate is measured against PIT channel 2 ([`pit`]),
-//! which is robust under TCG, where the PIT follows the host's clock and
-//! CPUID leaves 0x15/0x16 are often absent (-cpu max has an invariant TSC).
+//! ([`tsc_clock`]); its rate is measured against PIT channel 2
+//! ([`pit`](crate::arch::x86_64::pit)), which is robust under TCG, where the
+//! PIT follows the host's clock and CPUID leaves 0x15/0x16 are often absent
+//! (-cpu max has an invariant TSC).
+//!
+//! This module is the choice between the clocks and the TSC clock's policy
+//! (when to measure, never going backwards); the hardware it reads (TSC, PIT,
+//! RTC) is in [`crate::arch::x86_64`], the pvclock in [`crate::xen`].
 
-pub mod pit;
-pub mod rtc;
 pub mod tsc_clock;
-
-use core::arch::x86_64::_rdtsc;
 
 use crate::xen::pvclock::PvClock;
 
@@ -70,12 +71,6 @@ pub struct Tsc {
     pub hz: u64,
 }
 
-/// Reads the time-stamp counter.
-pub fn rdtsc() -> u64 {
-    // SAFETY: RDTSC exists on every x86_64 CPU and has no memory effects.
-    unsafe { _rdtsc() }
-}
-
 impl Tsc {
     /// A TSC running at `hz` (at least 1).
     pub fn with_hz(hz: u64) -> Tsc {
@@ -92,10 +87,12 @@ impl Tsc {
     }
 }
 
-/// The TSC frequency from CPUID, else a guess that keeps time roughly right
-/// on current hardware (said on the console): for a machine with no PIT.
+/// The TSC frequency from CPUID (Xen's time leaf first, then the CPU's),
+/// else a guess that keeps time roughly right on current hardware (said on
+/// the console): for a machine with no PIT.
 pub fn tsc_hz_from_cpuid() -> u64 {
-    crate::cpu::tsc_hz_from_cpuid().unwrap_or_else(|| {
+    let hz = crate::xen::cpuid_tsc_hz().or_else(crate::arch::x86_64::cpu::tsc_hz_from_cpuid);
+    hz.unwrap_or_else(|| {
         crate::kprintln!("no PIT and no TSC frequency in CPUID: assuming 2000 MHz");
         2_000_000_000
     })

@@ -20,8 +20,9 @@
 
 use x86_64::instructions::interrupts::without_interrupts;
 
-use super::pit::{self, PIT_HZ, Pit, Rate, Sample};
-use super::{Tsc, rdtsc};
+use super::Tsc;
+use crate::arch::x86_64::pit::{self, PIT_HZ, Pit, Rate, Sample};
+use crate::arch::x86_64::tsc::rdtsc;
 
 /// Shortest first measurement: 0.5 ms of PIT ticks.
 const MIN_WINDOW_TICKS: u64 = PIT_HZ / 2000;

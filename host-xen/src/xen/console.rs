@@ -32,7 +32,7 @@ pub fn init() -> bool {
     ) else {
         return false;
     };
-    if pfn == 0 || pfn >= crate::mm::MAPPED_LIMIT >> 12 || port > u32::MAX as u64 {
+    if pfn == 0 || pfn >= crate::arch::x86_64::mm::MAPPED_LIMIT >> 12 || port > u32::MAX as u64 {
         return false; // outside the identity map, or nonsense
     }
     PORT.store(port as u32, Ordering::Relaxed);

@@ -15,8 +15,11 @@
 
 use core::sync::atomic::{AtomicU32, Ordering};
 
+use x86_64::structures::idt::InterruptStackFrame;
+
+use super::hypercall::{hypercall, op};
 use super::shared_info::{self, NR_EVENT_CHANNELS};
-use super::{Error, hypercall, op, set_hvm_param};
+use super::{Error, set_hvm_param};
 
 const EVTCHNOP_BIND_VIRQ: u64 = 1;
 const EVTCHNOP_SEND: u64 = 4;
@@ -113,8 +116,14 @@ fn unmask(port: u32) -> Result<(), Error> {
     .map(drop)
 }
 
+/// The [`UPCALL_VECTOR`] handler (a callback vector, not an APIC interrupt:
+/// no EOI).
+pub extern "x86-interrupt" fn upcall_interrupt(_frame: InterruptStackFrame) {
+    handle_upcall();
+}
+
 /// The upcall: takes every pending, unmasked port and dispatches it. Called
-/// by the [`UPCALL_VECTOR`] handler with interrupts disabled.
+/// by [`upcall_interrupt`] with interrupts disabled.
 ///
 /// `evtchn_upcall_pending` is cleared first, then the selector, then each
 /// port's bit (public/xen.h: the flag is cleared "/before/ checking for
@@ -141,7 +150,7 @@ pub fn handle_upcall() {
                 shared_info::pending_word(shared, word).fetch_and(!(1 << bit), Ordering::SeqCst);
                 let port = (word * 64 + bit) as u32;
                 if port == timer {
-                    crate::interrupts::tick();
+                    crate::tick::xen_timer(port);
                 }
                 // Other ports are masked; one that is not is simply consumed.
             }

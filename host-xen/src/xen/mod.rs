@@ -1,7 +1,8 @@
 //! The little of Xen a PVH guest needs, on the guest side of the public
 //! interface (`xen/include/public/`):
 //!
-//! - [`init`]: the hypercall page, the only way into the hypervisor;
+//! - [`init`]: finds Xen's CPUID leaves and installs the [`mod@hypercall`]
+//!   page, the only way into the hypervisor;
 //! - [`console`]: the PV console ring (output);
 //! - [`shared_info`]: the page Xen shares with every domain (event bitmaps,
 //!   per-vCPU time, the wall clock), mapped with `XENMEM_add_to_physmap`;
@@ -13,28 +14,22 @@
 //! A PVH guest is an HVM guest without emulated devices: its "interrupts
 //! masked" state is the CPU's RFLAGS.IF, not the PV `evtchn_upcall_mask`,
 //! which matters for blocking (see [`vcpu::block`]).
+//!
+//! Everything here is Xen's interface; the PC hardware a PVH guest does not
+//! have is in [`crate::arch`], and the drivers of Xen's PV devices (netfront,
+//! blkfront) are to go in [`crate::drivers`], built on [`evtchn`].
 
 pub mod console;
 pub mod evtchn;
+mod hypercall;
 pub mod pvclock;
 pub mod shared_info;
 pub mod vcpu;
 
-use core::arch::asm;
 use core::fmt;
-use core::sync::atomic::{AtomicBool, Ordering};
 
-use x86_64::registers::model_specific::Msr;
-
-/// Hypercall numbers (public/xen.h `__HYPERVISOR_*`).
-mod op {
-    pub const MEMORY_OP: usize = 12;
-    pub const XEN_VERSION: usize = 17;
-    pub const VCPU_OP: usize = 24;
-    pub const SCHED_OP: usize = 29;
-    pub const EVENT_CHANNEL_OP: usize = 32;
-    pub const HVM_OP: usize = 34;
-}
+use crate::arch::x86_64::cpu;
+use hypercall::{hypercall, op};
 
 const SCHEDOP_SHUTDOWN: u64 = 2;
 /// `SHUTDOWN_poweroff` (public/sched.h).
@@ -55,13 +50,6 @@ const HVMOP_GET_PARAM: u64 = 1;
 /// `DOMID_SELF` (public/xen.h).
 const DOMID_SELF: u16 = 0x7ff0;
 
-#[repr(C, align(4096))]
-struct Page([u8; 4096]);
-
-/// Xen fills this page with one 32-byte call stub per hypercall.
-static mut HYPERCALL_PAGE: Page = Page([0; 4096]);
-static READY: AtomicBool = AtomicBool::new(false);
-
 /// A hypercall's negative return value (a Xen errno, e.g. -22 `EINVAL`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Error(pub i64);
@@ -78,53 +66,45 @@ fn check(rc: i64) -> Result<i64, Error> {
 
 /// Installs the hypercall page if running under Xen; returns whether it did.
 pub fn init() -> bool {
-    let Some(base) = crate::cpu::xen_base() else {
+    let Some(base) = cpuid_base() else {
         return false;
     };
     // Leaf base+2: EAX = number of hypercall pages, EBX = the MSR that installs them.
-    let r = core::arch::x86_64::__cpuid(base + 2);
-    if r.eax == 0 {
+    let (pages, msr, _, _) = cpu::leaf(base + 2, 0);
+    if pages == 0 {
         return false;
     }
-    let page = &raw const HYPERCALL_PAGE as u64;
-    // SAFETY: the MSR Xen named; the page is ours, identity-mapped and executable.
-    unsafe { Msr::new(r.ebx).write(page) };
-    READY.store(true, Ordering::Release);
+    hypercall::install(msr);
     true
 }
 
 /// Whether the hypercall page is installed (we run under Xen).
 pub fn ready() -> bool {
-    READY.load(Ordering::Acquire)
+    hypercall::ready()
 }
 
-/// A hypercall with up to three arguments (x86_64 ABI: RDI, RSI, RDX; result
-/// in RAX). Returns [`Error`] for a negative result, or if not under Xen.
-///
-/// # Safety
-/// The arguments must be what hypercall `op` expects; pointers among them
-/// must be valid for what Xen reads and writes through them.
-unsafe fn hypercall(op: usize, a1: u64, a2: u64, a3: u64) -> Result<i64, Error> {
-    if !ready() {
-        return Err(Error(-38)); // ENOSYS
+/// The first of Xen's CPUID leaves (0x40000000 + n * 0x100), if under Xen:
+/// the hypervisor leaves carry "XenVMMXenVMM".
+fn cpuid_base() -> Option<u32> {
+    // Without the "under a hypervisor" bit there are no hypervisor leaves to scan.
+    if !cpu::under_hypervisor() {
+        return None;
     }
-    let entry = &raw const HYPERCALL_PAGE as u64 + (op * 32) as u64;
-    let ret: i64;
-    // SAFETY: per the function's contract; the stub is Xen's (VMMCALL/VMCALL;
-    // ret). It is a call, so the asm uses the stack (no `nostack`); the
-    // x86_64-unknown-none target has no red zone for it to clobber.
-    unsafe {
-        asm!(
-            "call {entry}",
-            entry = in(reg) entry,
-            inout("rdi") a1 => _,
-            inout("rsi") a2 => _,
-            inout("rdx") a3 => _,
-            lateout("rax") ret,
-            clobber_abi("C"),
-        );
+    (0x4000_0000..0x4001_0000).step_by(0x100).find(|&base| {
+        let (_, b, c, d) = cpu::leaf(base, 0);
+        (b, c, d) == (0x566e_6558, 0x6558_4d4d, 0x4d4d_566e)
+    })
+}
+
+/// The TSC frequency from Xen's time leaf (base + 3, sub-leaf 0: ECX = kHz),
+/// if under Xen and it is reported.
+pub fn cpuid_tsc_hz() -> Option<u64> {
+    let base = cpuid_base()?;
+    if cpu::leaf(base, 0).0 < base + 3 {
+        return None;
     }
-    check(ret)
+    let khz = cpu::leaf(base + 3, 0).2;
+    (khz != 0).then_some(khz as u64 * 1000)
 }
 
 /// The 32 feature bits of submap 0 (`XENVER_get_features`); 0 if unknown.

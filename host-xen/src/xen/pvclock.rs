@@ -18,6 +18,7 @@ use core::ptr::{addr_of, read_volatile};
 use core::sync::atomic::{AtomicU64, Ordering, fence};
 
 use super::shared_info::{self, SharedInfo, VcpuTimeInfo};
+use crate::arch::x86_64::tsc::rdtsc_ordered;
 
 /// How often a reader retries a torn read before it takes what it has.
 const RETRIES: u32 = 10_000;
@@ -129,12 +130,8 @@ impl PvClock {
     /// Xen system time now, in nanoseconds; never decreases.
     pub fn now_ns(&self) -> u64 {
         let p = self.params();
-        // LFENCE: the TSC must not be read before the parameters it is scaled by.
-        // SAFETY: LFENCE and RDTSC exist on every x86_64 CPU; no memory effects.
-        let tsc = unsafe {
-            core::arch::x86_64::_mm_lfence();
-            core::arch::x86_64::_rdtsc()
-        };
+        // The TSC must not be read before the parameters it is scaled by.
+        let tsc = rdtsc_ordered();
         let now = p.ns_at(tsc);
         let before = self.last.fetch_max(now, Ordering::Relaxed);
         now.max(before)

@@ -16,7 +16,8 @@
 use core::mem::offset_of;
 use core::sync::atomic::{AtomicU8, AtomicU64};
 
-use super::{DOMID_SELF, Error, hypercall, op};
+use super::hypercall::{hypercall, op};
+use super::{DOMID_SELF, Error};
 
 const XENMEM_ADD_TO_PHYSMAP: u64 = 7;
 const XENMAPSPACE_SHARED_INFO: u32 = 0;

@@ -11,8 +11,9 @@
 
 use core::arch::asm;
 
+use super::Error;
+use super::hypercall::{hypercall, op};
 use super::pvclock::PvClock;
-use super::{Error, hypercall, op};
 
 const VCPUOP_GET_RUNSTATE_INFO: u64 = 4;
 const VCPUOP_SET_PERIODIC_TIMER: u64 = 6;

@@ -6,7 +6,8 @@
 
 use core::arch::x86_64::{__cpuid, __cpuid_count};
 
-fn leaf(l: u32, sub: u32) -> (u32, u32, u32, u32) {
+/// CPUID leaf `l`, sub-leaf `sub`: (EAX, EBX, ECX, EDX).
+pub fn leaf(l: u32, sub: u32) -> (u32, u32, u32, u32) {
     // CPUID exists on every x86_64 CPU (hence safe); unknown leaves return zeros
     // or the highest basic leaf, which the callers' bit tests tolerate.
     let r = __cpuid_count(l, sub);
@@ -71,31 +72,15 @@ pub fn has_rdseed() -> bool {
     features().ebx7 & (1 << 18) != 0
 }
 
-/// The first of Xen's CPUID leaves (0x40000000 + n * 0x100), if under Xen:
-/// the hypervisor leaves carry "XenVMMXenVMM".
-pub fn xen_base() -> Option<u32> {
-    // Leaf 1 ECX bit 31 says "running under a hypervisor"; without it there
-    // are no hypervisor leaves to scan.
-    if features().ecx1 & (1 << 31) == 0 {
-        return None;
-    }
-    (0x4000_0000..0x4001_0000).step_by(0x100).find(|&base| {
-        let (_, b, c, d) = leaf(base, 0);
-        (b, c, d) == (0x566e_6558, 0x6558_4d4d, 0x4d4d_566e)
-    })
+/// Whether CPUID says we run under a hypervisor (leaf 1 ECX bit 31): only
+/// then are there hypervisor leaves (0x4000_0000 on) to look at.
+pub fn under_hypervisor() -> bool {
+    features().ecx1 & (1 << 31) != 0
 }
 
-/// The TSC frequency from Xen's time leaf (base + 3, sub-leaf 0: ECX = kHz),
-/// else CPUID leaf 0x15 (or the 0x16 base frequency), if reported.
+/// The TSC frequency from CPUID leaf 0x15 (or the 0x16 base frequency), if
+/// reported. (Xen's own time leaf is read by [`crate::xen::cpuid_tsc_hz`].)
 pub fn tsc_hz_from_cpuid() -> Option<u64> {
-    if let Some(base) = xen_base() {
-        if leaf(base, 0).0 >= base + 3 {
-            let khz = leaf(base + 3, 0).2;
-            if khz != 0 {
-                return Some(khz as u64 * 1000);
-            }
-        }
-    }
     let max = max_basic();
     if max >= 0x15 {
         let (den, num, crystal, _) = leaf(0x15, 0);

@@ -1,11 +1,18 @@
-//! PIT channel 2 as the reference clock the TSC is measured against.
+//! The 8254 PIT: channel 0 as the timer tick under QEMU ([`start_periodic`]),
+//! channel 2 as the reference clock the TSC is measured against.
+//!
+//! Like the PIC ([`super::pic`]), it is the PC platform's fixed hardware at
+//! fixed ports rather than a CPU part, and it lives in arch for the same
+//! reason Linux keeps it there (i8253.c): the arch's timekeeping needs it
+//! before any driver could run. The clock built on it is
+//! [`crate::time::tsc_clock`]. A Xen PVH guest has no PIT.
 //!
 //! Channel 2 of the 8254 PIT (the PC speaker's: nothing else in the kernel
 //! uses it) is started once, in mode 0 from 65536, and left running: after its
 //! terminal count it wraps and counts on. That makes it a 16-bit clock of
 //! exactly [`PIT_HZ`] that needs no attention, so the TSC can be measured
 //! against it over any stretch of time in which the kernel does useful work,
-//! instead of over a busy wait (see [`super::tsc_clock`]).
+//! instead of over a busy wait (see [`crate::time::tsc_clock`]).
 //!
 //! Two samples give the ticks between them modulo 65536 (54.9 ms). Until the
 //! first terminal count the channel's output (port 0x61, bit 5) stays low, so
@@ -20,13 +27,14 @@
 
 use x86_64::instructions::port::Port;
 
-use super::rdtsc;
+use super::tsc::rdtsc;
 
 /// The PIT's input clock.
 pub const PIT_HZ: u64 = 1_193_182;
 /// Ticks per wrap of the 16-bit counter.
 const PERIOD: u64 = 1 << 16;
 
+const CHANNEL0: u16 = 0x40;
 const CHANNEL2: u16 = 0x42;
 const COMMAND: u16 = 0x43;
 /// "Port B": bit 0 gates channel 2, bit 1 drives the speaker, bit 5 reads
@@ -34,11 +42,28 @@ const COMMAND: u16 = 0x43;
 const PORT_B: u16 = 0x61;
 /// Channel 2, low then high byte, mode 0 (interrupt on terminal count), binary.
 const MODE0_CHANNEL2: u8 = 0xb0;
+/// Channel 0, low then high byte, mode 2 (rate generator), binary.
+const MODE2_CHANNEL0: u8 = 0x34;
 /// Counter-latch command for channel 2.
 const LATCH_CHANNEL2: u8 = 0x80;
 /// Samples per reading: the one with the narrowest bracket is kept (a bracket
 /// is wide when an interrupt, an SMI or the host's scheduler got in between).
 const TRIES: usize = 3;
+
+/// Starts channel 0 raising IRQ 0 `hz` times a second (see [`super::pic`]).
+/// It shares only the command port with channel 2: call it before interrupts
+/// are enabled, so that no [`Pit`] reading is under way.
+pub fn start_periodic(hz: u32) {
+    let hz = hz as u64;
+    let divisor = (PIT_HZ + hz / 2) / hz;
+    // SAFETY: standard 8254 programming of channel 0, which only the tick
+    // uses; no memory is touched.
+    unsafe {
+        Port::<u8>::new(COMMAND).write(MODE2_CHANNEL0);
+        Port::<u8>::new(CHANNEL0).write(divisor as u8);
+        Port::<u8>::new(CHANNEL0).write((divisor >> 8) as u8);
+    }
+}
 
 /// One reading of channel 2.
 #[derive(Clone, Copy, Debug)]
@@ -100,7 +125,7 @@ impl Pit {
     fn read(&mut self) -> Sample {
         // SAFETY: as in `restart`. `&mut self` keeps the latch-then-read
         // sequence of one caller whole (interrupt handlers reach the PIT only
-        // through the same lock as everything else, see tsc_clock).
+        // through the same lock as everything else, see `crate::time::tsc_clock`).
         unsafe {
             let before = rdtsc();
             Port::<u8>::new(COMMAND).write(LATCH_CHANNEL2);

@@ -1,6 +1,8 @@
 //! Entropy from the CPU: RDSEED (a conditioned hardware source) when present,
 //! else RDRAND (a DRBG reseeded from it). Both are in `-cpu max` and every
 //! x86_64 server of the last decade.
+//!
+//! CPU instructions, not a device, hence here rather than in `drivers/`.
 
 use core::arch::asm;
 
@@ -20,9 +22,9 @@ pub enum Source {
 impl Source {
     /// Picks the best instruction the CPU has.
     pub fn detect() -> Source {
-        if crate::cpu::has_rdseed() {
+        if super::cpu::has_rdseed() {
             Source::RdSeed
-        } else if crate::cpu::has_rdrand() {
+        } else if super::cpu::has_rdrand() {
             Source::RdRand
         } else {
             Source::None

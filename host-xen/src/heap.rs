@@ -1,75 +1,18 @@
-//! Physical memory: the kernel heap over the RAM the memory map reports, and
-//! the guard page below the kernel stack.
+//! The kernel heap, over the RAM the memory map reports.
 //!
-//! Paging is a fixed identity map (boot.rs), so the heap hands out physical
-//! memory directly. Every e820 RAM range below 4 GiB (the mapped part) is given
+//! Paging is a fixed identity map ([`crate::arch::x86_64::mm`]), so the heap
+//! hands out physical memory directly. Every e820 RAM range below 4 GiB (the mapped part) is given
 //! to the allocator, minus the kernel image and whatever the loader or
 //! `oasis image` placed in RAM (start info, command line, modules, the package).
 
 use talc::{ErrOnOom, Span, Talc, Talck};
 
-use crate::boot::{BootInfo, E820_RAM};
+use crate::arch::x86_64::{boot, mm::MAPPED_LIMIT};
+use crate::pvh::{BootInfo, E820_RAM};
 
 #[global_allocator]
 static HEAP: Talck<spin::Mutex<()>, ErrOnOom> = Talc::new(ErrOnOom).lock();
 
-/// Highest address the boot page tables map.
-pub const MAPPED_LIMIT: u64 = 4 << 30;
-/// Page-table entry bits: present, writable, 2 MiB page (in a directory).
-const PRESENT: u64 = 1 << 0;
-const WRITABLE: u64 = 1 << 1;
-const HUGE: u64 = 1 << 7;
-/// The physical-address bits of a 2 MiB directory entry.
-const HUGE_FRAME: u64 = 0x000f_ffff_ffe0_0000;
-
-/// A page table (512 × 4 KiB) for the 2 MiB around the stack guard page.
-#[repr(C, align(4096))]
-struct PageTable([u64; 512]);
-
-static mut GUARD_TABLE: PageTable = PageTable([0; 512]);
-
-/// Unmaps the guard page below the kernel stack; returns whether it did.
-///
-/// The boot map uses 2 MiB pages, so the one holding the guard page is split
-/// into 4 KiB pages that map the same memory, except the guard page, which
-/// is left out. An overflowing stack then page-faults (reported on a stack of
-/// its own, see [`crate::gdt`]) instead of silently overwriting the page
-/// tables below it. Call once, early, with interrupts disabled.
-pub fn protect_stack_guard() -> bool {
-    let (guard, _) = crate::boot::stack_guard();
-    let index = (guard >> 21) as usize;
-    let dirs = crate::boot::page_directories();
-    if guard % 4096 != 0 || index >= 2048 {
-        return false;
-    }
-    // SAFETY: `dirs` is the live boot page directory and `index` is in bounds;
-    // GUARD_TABLE is used for nothing else, and is filled before the directory
-    // entry points at it. Every address except the guard page keeps its
-    // translation, including the stack and code running now; the TLB flush
-    // drops the old 2 MiB translation.
-    unsafe {
-        let entry_ptr = (dirs as *mut u64).add(index);
-        let entry = entry_ptr.read_volatile();
-        let base = entry & HUGE_FRAME;
-        // Only a present identity-mapped 2 MiB page is ours to split (and once).
-        if entry & (PRESENT | HUGE) != PRESENT | HUGE || base != (index as u64) << 21 {
-            return false;
-        }
-        let table = &raw mut GUARD_TABLE.0;
-        for i in 0..512 {
-            let page = base + (i as u64) * 4096;
-            let pte = if page == guard {
-                0
-            } else {
-                page | PRESENT | WRITABLE
-            };
-            (table as *mut u64).add(i).write_volatile(pte);
-        }
-        entry_ptr.write_volatile(table as u64 | PRESENT | WRITABLE);
-        x86_64::instructions::tlb::flush_all();
-    }
-    true
-}
 /// Ranges below 1 MiB hold firmware structures (and the start info under QEMU):
 /// not worth the risk for a few hundred KiB.
 const LOW_LIMIT: u64 = 1 << 20;
@@ -78,7 +21,7 @@ const LOW_LIMIT: u64 = 1 << 20;
 ///
 /// `extra_reserved` are further ranges in use (the embedded package).
 pub fn init_heap(boot: &BootInfo, extra_reserved: &[(u64, u64)]) -> u64 {
-    let (kstart, kend) = crate::boot::kernel_range();
+    let (kstart, kend) = boot::kernel_range();
     let mut reserved: heapless_ranges::Ranges = heapless_ranges::Ranges::new();
     reserved.push((0, LOW_LIMIT));
     reserved.push((kstart, kend));

@@ -1,36 +1,27 @@
-//! The IDT: fault reports for every CPU exception, and the 1 kHz timer tick.
+//! The IDT: fault reports for every CPU exception, and the external vectors
+//! the kernel hands in (the timer tick, Xen's event upcall).
 //!
 //! Wasmtime needs no trap handlers here (traps are explicit checks, see
 //! shared/notes/wasmtime-no-std.md), so every exception is a kernel bug or a
 //! hardware problem: report vector, RIP, CR2 and error code, then exit with
 //! [`exit::FAULT`](crate::exit::FAULT) instead of triple-faulting silently.
-//! Page faults and double faults run on stacks of their own ([`crate::gdt`]),
+//! Page faults and double faults run on stacks of their own ([`super::gdt`]),
 //! so that running off the kernel stack into its guard page is reported too.
 //!
-//! The tick comes from the legacy PIT through the 8259 PIC under QEMU, and
-//! from Xen's periodic timer as an event-channel upcall under Xen (a PVH guest
-//! has no PIT). Each tick advances the engine's epoch (CPU budgets) and wakes
-//! `sleep_until`.
+//! What an external vector does is not the CPU's business: the handlers
+//! come from [`crate::tick`] (the PIT's IRQ 0) and [`crate::xen::evtchn`]
+//! (the upcall), through [`init_idt`].
 
-use core::sync::atomic::{AtomicU64, Ordering};
-
-use x86_64::instructions::port::Port;
 use x86_64::registers::control::Cr2;
 use x86_64::structures::idt::{InterruptDescriptorTable, InterruptStackFrame, PageFaultErrorCode};
 
-use crate::{exit, gdt};
+use super::{boot, gdt, pic};
+use crate::exit;
 
-/// Timer ticks per second; also the epoch tick (1 ms).
-pub const TICK_HZ: u32 = 1000;
-/// The tick period in nanoseconds.
-pub const TICK_NS: u64 = 1_000_000_000 / TICK_HZ as u64;
-const PIT_HZ: u32 = 1_193_182;
-const TIMER_VECTOR: u8 = 32;
+/// A handler for an external (not exception) vector.
+pub type Handler = extern "x86-interrupt" fn(InterruptStackFrame);
 
 static IDT: spin::Once<InterruptDescriptorTable> = spin::Once::new();
-static TICKS: AtomicU64 = AtomicU64::new(0);
-/// The engine whose epoch the tick advances, once the runtime exists.
-pub static EPOCH_ENGINE: spin::Once<wasmtime::Engine> = spin::Once::new();
 
 macro_rules! fault {
     ($name:ident, $vector:expr, $what:expr) => {
@@ -80,33 +71,6 @@ extern "x86-interrupt" fn machine_check(frame: InterruptStackFrame) -> ! {
 
 extern "x86-interrupt" fn spurious(_frame: InterruptStackFrame) {}
 
-/// One timer tick, from whichever source: counts it and advances the epoch.
-pub fn tick() {
-    TICKS.fetch_add(1, Ordering::Relaxed);
-    if let Some(engine) = EPOCH_ENGINE.get() {
-        // An atomic add: safe to call while the interrupted code is inside wasm.
-        engine.increment_epoch();
-    }
-}
-
-/// Timer ticks since boot.
-pub fn ticks() -> u64 {
-    TICKS.load(Ordering::Relaxed)
-}
-
-extern "x86-interrupt" fn pit_timer(_frame: InterruptStackFrame) {
-    tick();
-    // The TSC clock measures its rate once more after a second of ticks.
-    crate::time::tsc_clock::on_tick();
-    // SAFETY: end-of-interrupt to the master PIC, which raised this vector.
-    unsafe { Port::<u8>::new(0x20).write(0x20) };
-}
-
-/// Xen's event upcall (a callback vector, not an APIC interrupt: no EOI).
-extern "x86-interrupt" fn xen_upcall(_frame: InterruptStackFrame) {
-    crate::xen::evtchn::handle_upcall();
-}
-
 fn report(vector: u8, what: &str, frame: &InterruptStackFrame, code: Option<u64>) -> ! {
     let cr2 = Cr2::read_raw();
     let (rip, rsp) = (
@@ -114,12 +78,12 @@ fn report(vector: u8, what: &str, frame: &InterruptStackFrame, code: Option<u64>
         frame.stack_pointer.as_u64(),
     );
     // No allocation here: the fault may have hit inside the allocator, whose lock is held.
-    let (guard_start, guard_end) = crate::boot::stack_guard();
+    let (guard_start, guard_end) = boot::stack_guard();
     let in_guard = |addr: u64| (guard_start..guard_end).contains(&addr);
     if (vector == 14 || vector == 8) && (in_guard(cr2) || in_guard(rsp)) {
         crate::kprintln!(
             "kernel stack overflow: the {} KiB kernel stack ran into its guard page at {guard_start:#x}",
-            crate::boot::STACK_SIZE >> 10
+            boot::STACK_SIZE >> 10
         );
     }
     match code {
@@ -133,9 +97,9 @@ fn report(vector: u8, what: &str, frame: &InterruptStackFrame, code: Option<u64>
     exit::exit(exit::FAULT)
 }
 
-/// Loads the IDT. Call first thing after [`gdt::init`]: without it any fault
-/// resets the machine.
-pub fn init_idt() {
+/// Loads the IDT, with `external` as the handlers of those vectors. Call
+/// first thing after [`gdt::init`]: without it any fault resets the machine.
+pub fn init_idt(external: &[(u8, Handler)]) {
     let idt = IDT.call_once(|| {
         let mut idt = InterruptDescriptorTable::new();
         idt.divide_error.set_handler_fn(divide_error);
@@ -170,40 +134,13 @@ pub fn init_idt() {
         idt.machine_check.set_handler_fn(machine_check);
         idt.simd_floating_point.set_handler_fn(simd_floating_point);
         idt.virtualization.set_handler_fn(virtualization);
-        idt[TIMER_VECTOR].set_handler_fn(pit_timer);
-        idt[crate::xen::evtchn::UPCALL_VECTOR].set_handler_fn(xen_upcall);
-        // The PIC's spurious vectors (IRQ 7 and 15 after remapping).
-        idt[TIMER_VECTOR + 7].set_handler_fn(spurious);
-        idt[TIMER_VECTOR + 15].set_handler_fn(spurious);
+        for &(vector, handler) in external {
+            idt[vector].set_handler_fn(handler);
+        }
+        for vector in pic::SPURIOUS_VECTORS {
+            idt[vector].set_handler_fn(spurious);
+        }
         idt
     });
     idt.load();
-}
-
-/// Remaps the 8259 PICs above the exception vectors, unmasks only IRQ 0, and
-/// starts PIT channel 0 at [`TICK_HZ`]. Interrupts stay disabled; the caller
-/// enables them once the handlers' state exists.
-pub fn init_timer() {
-    let divisor = (PIT_HZ + TICK_HZ / 2) / TICK_HZ;
-    // SAFETY: standard 8259/8254 programming on their legacy ports.
-    unsafe {
-        let mut m_cmd = Port::<u8>::new(0x20);
-        let mut m_data = Port::<u8>::new(0x21);
-        let mut s_cmd = Port::<u8>::new(0xa0);
-        let mut s_data = Port::<u8>::new(0xa1);
-        m_cmd.write(0x11); // ICW1: init, ICW4 follows
-        s_cmd.write(0x11);
-        m_data.write(TIMER_VECTOR); // ICW2: vector offsets
-        s_data.write(TIMER_VECTOR + 8);
-        m_data.write(0x04); // ICW3: slave on IRQ 2
-        s_data.write(0x02);
-        m_data.write(0x01); // ICW4: 8086 mode
-        s_data.write(0x01);
-        m_data.write(0xfe); // mask all but IRQ 0
-        s_data.write(0xff);
-
-        Port::<u8>::new(0x43).write(0x34); // channel 0, lo/hi, mode 2 (rate generator)
-        Port::<u8>::new(0x40).write(divisor as u8);
-        Port::<u8>::new(0x40).write((divisor >> 8) as u8);
-    }
 }

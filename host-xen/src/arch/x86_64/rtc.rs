@@ -1,5 +1,9 @@
 //! The CMOS real-time clock: the wall-clock time at boot where Xen's shared
 //! info does not give it.
+//!
+//! PC platform hardware at fixed ports, read once at boot for the clock, like
+//! the PIT ([`super::pit`]), hence here and not in `drivers/`; Linux keeps it
+//! in arch/x86 too (rtc.c). A Xen PVH guest has none.
 
 use x86_64::instructions::port::Port;
 

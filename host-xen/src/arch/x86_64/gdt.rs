@@ -4,7 +4,7 @@
 //! one of the TSS's seven IST stacks, and the CPU then switches to it before
 //! pushing the exception frame. That is what makes a kernel stack overflow
 //! reportable: the page fault it causes (in the guard page below the stack,
-//! see [`crate::mm::protect_stack_guard`]) could not push its frame onto the
+//! see [`super::mm::protect_stack_guard`]) could not push its frame onto the
 //! exhausted stack, and would escalate to a double fault and then a triple
 //! fault, a silent reset.
 //!
