@@ -94,7 +94,9 @@ fn run() -> Result<u32, String> {
     } else {
         pit::Pit::start()
     };
-    // SAFETY: the identity map is live and the loader passed a start info.
+    // SAFETY: the boot stub built the identity map, a PVH loader started us
+    // (or `from_entry` finds no start info and says so), and the heap, made
+    // below, keeps off the loader's structures (`BootInfo::reserved`).
     let boot = unsafe { BootInfo::from_entry() }.map_err(str::to_string)?;
     let embedded = package::embedded();
     let in_use = embedded.map(|(paddr, size)| (paddr, paddr.saturating_add(size)));
@@ -263,8 +265,8 @@ fn run() -> Result<u32, String> {
 fn clock(pit: Option<(pit::Pit, pit::Sample)>) -> (Clock, bool) {
     if xen::ready() {
         match xen::shared_info::map() {
-            Ok(()) => {
-                if let Some(pv) = xen::pvclock::PvClock::new() {
+            Ok(shared) => {
+                if let Some(pv) = xen::pvclock::PvClock::new(shared) {
                     return (Clock::Xen(pv), false);
                 }
                 kprintln!("Xen's pvclock is unusable: falling back to the TSC");

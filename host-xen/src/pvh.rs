@@ -55,6 +55,10 @@ pub const E820_RAM: u32 = 1;
 const START_INFO_MAGIC: u32 = 0x336e_c578;
 
 /// Validated view of what the loader handed over.
+///
+/// Made only by [`BootInfo::from_entry`], whose contract vouches for the
+/// addresses in the start info: that is what lets the methods below read
+/// through them in safe functions.
 pub struct BootInfo {
     info: &'static StartInfo,
 }
@@ -63,15 +67,20 @@ impl BootInfo {
     /// Reads the start info at the address the entry stub saved.
     ///
     /// # Safety
-    /// Call once the identity map is live; the loader must have put a start info there.
+    /// Call once the identity map is live, in a kernel a PVH loader started:
+    /// the start info at the saved address, and the module list, memory map
+    /// and command line it points to, must be valid for reads for the rest of
+    /// the kernel's life and never written (the heap keeps off them, see
+    /// [`BootInfo::reserved`]).
     pub unsafe fn from_entry() -> Result<BootInfo, &'static str> {
         let addr = start_info_addr();
-        if addr == 0 || addr % 8 != 0 {
+        if addr == 0 || !addr.is_multiple_of(8) {
             return Err(
                 "no hvm_start_info (ebx was 0 or misaligned): was this booted as a PVH guest?",
             );
         }
-        // SAFETY: the loader placed the structure at `addr` in identity-mapped RAM.
+        // SAFETY: per the contract, the loader placed the structure at `addr`
+        // (aligned, checked above) in identity-mapped RAM nothing writes.
         let info = unsafe { &*(addr as *const StartInfo) };
         if info.magic != START_INFO_MAGIC {
             return Err("hvm_start_info has a bad magic number");
@@ -81,7 +90,8 @@ impl BootInfo {
 
     /// The modules (`-initrd`), empty if none.
     pub fn modules(&self) -> &'static [Module] {
-        slice_at(self.info.modlist_paddr, self.info.nr_modules)
+        // SAFETY: the loader's module list, valid per `from_entry`'s contract.
+        unsafe { slice_at(self.info.modlist_paddr, self.info.nr_modules) }
     }
 
     /// The e820-style memory map; empty on version 0 start infos (which have none).
@@ -89,7 +99,8 @@ impl BootInfo {
         if self.info.version < 1 {
             return &[];
         }
-        slice_at(self.info.memmap_paddr, self.info.memmap_entries)
+        // SAFETY: the loader's memory map, valid per `from_entry`'s contract.
+        unsafe { slice_at(self.info.memmap_paddr, self.info.memmap_entries) }
     }
 
     /// The kernel command line (`-append`), empty if none or not UTF-8.
@@ -98,8 +109,9 @@ impl BootInfo {
         if addr == 0 {
             return "";
         }
-        // SAFETY: a NUL-terminated string the loader placed in identity-mapped RAM;
-        // capped at 64 KiB so a missing terminator cannot run off into the unknown.
+        // SAFETY: a NUL-terminated string the loader placed in identity-mapped
+        // RAM (`from_entry`'s contract); capped at 64 KiB so a missing
+        // terminator cannot run off into the unknown.
         let bytes = unsafe {
             let p = addr as *const u8;
             let mut len = 0;
@@ -136,10 +148,16 @@ impl BootInfo {
     }
 }
 
-fn slice_at<T>(addr: u64, count: u32) -> &'static [T] {
-    if addr == 0 || count == 0 || addr % align_of::<T>() as u64 != 0 {
+/// `count` (at most 1024) `T`s at physical address `addr`; empty for a null
+/// or misaligned address.
+///
+/// # Safety
+/// A non-null, aligned `addr` must hold `count` valid `T`s in identity-mapped
+/// memory that nothing writes for the rest of the kernel's life.
+unsafe fn slice_at<T>(addr: u64, count: u32) -> &'static [T] {
+    if addr == 0 || count == 0 || !addr.is_multiple_of(align_of::<T>() as u64) {
         return &[];
     }
-    // SAFETY: the loader promises `count` entries at `addr` (identity-mapped).
+    // SAFETY: per the function's contract (and at most `count` entries).
     unsafe { core::slice::from_raw_parts(addr as *const T, count.min(1024) as usize) }
 }

@@ -74,7 +74,7 @@ pub fn init() -> Result<(), Error> {
     // Mask everything first: the guest owns the mask bits (only unmasking
     // needs Xen, to deliver what became pending meanwhile).
     for i in 0..64 {
-        shared_info::mask_word(shared, i).store(u64::MAX, Ordering::SeqCst);
+        shared.mask_word(i).store(u64::MAX, Ordering::SeqCst);
     }
     let mut bind = BindVirq {
         virq: VIRQ_TIMER,
@@ -133,21 +133,22 @@ pub fn handle_upcall() {
     let Some(shared) = shared_info::get() else {
         return;
     };
-    let vcpu = shared_info::vcpu0(shared);
     let timer = TIMER_PORT.load(Ordering::Acquire);
-    shared_info::upcall_pending(vcpu).store(0, Ordering::SeqCst);
+    shared.vcpu0_upcall_pending().store(0, Ordering::SeqCst);
     // Bounded: Xen could keep setting bits faster than we clear them.
     for _ in 0..16 {
-        let sel = shared_info::pending_sel(vcpu).swap(0, Ordering::SeqCst);
+        let sel = shared.vcpu0_pending_sel().swap(0, Ordering::SeqCst);
         if sel == 0 {
             return;
         }
         for word in bits(sel) {
-            let ready = shared_info::pending_word(shared, word).load(Ordering::SeqCst)
-                & !shared_info::mask_word(shared, word).load(Ordering::SeqCst);
+            let ready = shared.pending_word(word).load(Ordering::SeqCst)
+                & !shared.mask_word(word).load(Ordering::SeqCst);
             for bit in bits(ready) {
                 // Clear before acting, so a new event during the action is kept.
-                shared_info::pending_word(shared, word).fetch_and(!(1 << bit), Ordering::SeqCst);
+                shared
+                    .pending_word(word)
+                    .fetch_and(!(1 << bit), Ordering::SeqCst);
                 let port = (word * 64 + bit) as u32;
                 if port == timer {
                     crate::tick::xen_timer(port);
