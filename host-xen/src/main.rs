@@ -296,8 +296,10 @@ fn prepare_ticking(clock: &Clock, has_pit: bool) -> Idle {
         return Idle::Pit;
     }
     if let Clock::Xen(_) = clock {
-        match xen::evtchn::init() {
-            Ok(()) => return Idle::Xen,
+        let timer = xen::evtchn::init()
+            .and_then(|()| xen::evtchn::bind_virq(xen::evtchn::VIRQ_TIMER, tick::xen_timer));
+        match timer {
+            Ok(_) => return Idle::Xen,
             Err(e) => kprintln!("cannot route Xen's timer events ({e})"),
         }
     }

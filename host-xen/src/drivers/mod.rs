@@ -14,7 +14,9 @@
 //! `phy::Device` plus a wait for the next frame) and is handed to host-core's
 //! smoltcp stack, which owns the sockets; a block driver implements the block
 //! trait host-core defines for storage. Queues, rings, interrupts and device
-//! memory stay here.
+//! memory stay here; under Xen a driver's event handler goes into the
+//! event-channel dispatch table ([`crate::xen::evtchn::set_handler`]) and
+//! must not allocate.
 
 pub mod debugcon;
 pub mod uart16550;

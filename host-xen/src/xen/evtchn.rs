@@ -9,11 +9,17 @@
 //! long as `evtchn_upcall_pending` is set and RFLAGS.IF allows. It is not
 //! an APIC interrupt, so it needs no EOI.
 //!
-//! The kernel uses one port, bound to `VIRQ_TIMER` (the vCPU's timers, see
-//! [`super::vcpu`]). Every other port is masked, so that the console daemon's
+//! The upcall dispatches each pending port through a table with one slot per
+//! port ([`set_handler`]): a plain function pointer, looked up by index with
+//! one atomic load, so the interrupt path neither allocates nor locks. The
+//! kernel binds one port today, `VIRQ_TIMER` (the vCPU's timers, see
+//! [`super::vcpu`]), whose handler is [`crate::tick::xen_timer`]; drivers
+//! (netfront, blkfront, xenstore) register theirs the same way. Every port
+//! without a handler stays masked, so that the console daemon's
 //! notifications, say, never interrupt us.
 
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::ptr;
+use core::sync::atomic::{AtomicPtr, Ordering};
 
 use x86_64::structures::idt::InterruptStackFrame;
 
@@ -25,7 +31,7 @@ const EVTCHNOP_BIND_VIRQ: u64 = 1;
 const EVTCHNOP_SEND: u64 = 4;
 const EVTCHNOP_UNMASK: u64 = 9;
 /// `VIRQ_TIMER` (public/xen.h): per-vCPU "timebase update, and/or requested timeout".
-const VIRQ_TIMER: u32 = 0;
+pub const VIRQ_TIMER: u32 = 0;
 
 const HVM_PARAM_CALLBACK_IRQ: u32 = 0;
 /// `HVM_PARAM_CALLBACK_TYPE_VECTOR`, in bits 63:56 of the parameter.
@@ -35,8 +41,37 @@ const CALLBACK_TYPE_VECTOR: u64 = 2 << 56;
 /// exception vectors and the PIC's range).
 pub const UPCALL_VECTOR: u8 = 0xf3;
 
-/// The `VIRQ_TIMER` port (0 = none yet; port 0 is never a valid binding).
-static TIMER_PORT: AtomicU32 = AtomicU32::new(0);
+/// What runs for an event on a port, with the port's number: called from the
+/// upcall, with interrupts disabled, on top of whatever was interrupted. It
+/// must not block, nor allocate (the interrupted code may hold the heap's
+/// lock), nor take a lock the interrupted code may hold.
+pub type Handler = fn(port: u32);
+
+/// One slot per port of the 2-level ABI, indexed by port: a [`Handler`] as a
+/// pointer (there is no atomic function pointer), null for none. Only
+/// [`set_handler`] stores into it, and only `Handler`s.
+static HANDLERS: [AtomicPtr<()>; NR_EVENT_CHANNELS as usize] =
+    [const { AtomicPtr::new(ptr::null_mut()) }; NR_EVENT_CHANNELS as usize];
+
+/// Runs `handler` for every event on `port` from now on, replacing any
+/// earlier one. Does not unmask the port: register first, then unmask, so
+/// that no event on it goes unhandled.
+pub fn set_handler(port: u32, handler: Handler) -> Result<(), Error> {
+    let slot = HANDLERS.get(port as usize).ok_or(Error(-34))?; // ERANGE
+    slot.store(handler as *mut (), Ordering::Release);
+    Ok(())
+}
+
+/// The handler registered for `port`, if any.
+fn handler(port: usize) -> Option<Handler> {
+    let p = HANDLERS.get(port)?.load(Ordering::Acquire);
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: a non-null slot holds what `set_handler` stored, a `Handler`
+    // cast to a data pointer; casting it back gives the same function pointer.
+    Some(unsafe { core::mem::transmute::<*mut (), Handler>(p) })
+}
 
 /// Sends an event on `port` (`EVTCHNOP_send`).
 pub fn send(port: u32) -> Result<(), Error> {
@@ -61,9 +96,8 @@ struct BindVirq {
     port: u32,
 }
 
-/// Routes events to [`UPCALL_VECTOR`] and binds `VIRQ_TIMER` of vCPU 0 to an
-/// unmasked port; all other ports are masked. Interrupts must be disabled:
-/// the vector may fire as soon as the upcall is set.
+/// Masks every port and routes events to [`UPCALL_VECTOR`]. Interrupts
+/// must be disabled: the vector may fire as soon as a port is unmasked.
 pub fn init() -> Result<(), Error> {
     let Some(shared) = shared_info::get() else {
         return Err(Error(-19)); // ENODEV: no shared info page
@@ -76,8 +110,17 @@ pub fn init() -> Result<(), Error> {
     for i in 0..64 {
         shared.mask_word(i).store(u64::MAX, Ordering::SeqCst);
     }
+    set_hvm_param(
+        HVM_PARAM_CALLBACK_IRQ,
+        CALLBACK_TYPE_VECTOR | UPCALL_VECTOR as u64,
+    )
+}
+
+/// Binds `virq` of vCPU 0 to a new port, registers `handler` for it and
+/// unmasks it; returns the port. Call after [`init`].
+pub fn bind_virq(virq: u32, handler: Handler) -> Result<u32, Error> {
     let mut bind = BindVirq {
-        virq: VIRQ_TIMER,
+        virq,
         vcpu: 0,
         port: 0,
     };
@@ -93,12 +136,9 @@ pub fn init() -> Result<(), Error> {
     if bind.port == 0 || bind.port >= NR_EVENT_CHANNELS {
         return Err(Error(-34)); // ERANGE: not a port we can see in the bitmaps
     }
-    TIMER_PORT.store(bind.port, Ordering::Release);
-    set_hvm_param(
-        HVM_PARAM_CALLBACK_IRQ,
-        CALLBACK_TYPE_VECTOR | UPCALL_VECTOR as u64,
-    )?;
-    unmask(bind.port)
+    set_handler(bind.port, handler)?;
+    unmask(bind.port)?;
+    Ok(bind.port)
 }
 
 /// Unmasks `port` through Xen, which re-raises it if it became pending.
@@ -133,7 +173,6 @@ pub fn handle_upcall() {
     let Some(shared) = shared_info::get() else {
         return;
     };
-    let timer = TIMER_PORT.load(Ordering::Acquire);
     shared.vcpu0_upcall_pending().store(0, Ordering::SeqCst);
     // Bounded: Xen could keep setting bits faster than we clear them.
     for _ in 0..16 {
@@ -149,11 +188,12 @@ pub fn handle_upcall() {
                 shared
                     .pending_word(word)
                     .fetch_and(!(1 << bit), Ordering::SeqCst);
-                let port = (word * 64 + bit) as u32;
-                if port == timer {
-                    crate::tick::xen_timer(port);
+                let port = word * 64 + bit;
+                if let Some(handler) = handler(port) {
+                    handler(port as u32);
                 }
-                // Other ports are masked; one that is not is simply consumed.
+                // A port without a handler stays masked; one that is not
+                // anyway is simply consumed.
             }
         }
     }
