@@ -26,6 +26,11 @@
 #![no_std]
 #![no_main]
 #![feature(abi_x86_interrupt)]
+// Every unsafe operation sits in its own `unsafe` block, with a `// SAFETY:`
+// comment that says why it holds; every `unsafe fn` says what its caller
+// must uphold (`# Safety`).
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks)]
 
 extern crate alloc;
 
@@ -57,6 +62,8 @@ use crate::pvh::BootInfo;
 use crate::time::{Clock, TscClock};
 
 /// Rust entry point, called by the boot stub on the kernel stack in long mode.
+// SAFETY: no other symbol of the kernel is named `oasis_kmain`; the stub
+// calls it with the C ABI it is declared with.
 #[unsafe(no_mangle)]
 extern "C" fn oasis_kmain() -> ! {
     gdt::init();
@@ -134,6 +141,10 @@ fn run() -> Result<u32, String> {
         kprintln!("no timer interrupt: CPU budgets are not enforced and idle waits spin");
     }
     let platform = Arc::new(platform::PvhPlatform::new(clock, idle, entropy));
+    #[allow(
+        clippy::needless_update,
+        reason = "RuntimeOptions has more fields when host-core's `pooling` feature is on"
+    )]
     let options = RuntimeOptions {
         compiler: false,
         detect_host_feature: Some(cpu::detect_feature),
@@ -310,10 +321,10 @@ fn prepare_ticking(clock: &Clock, has_pit: bool) -> Idle {
 /// starts only now: before, nothing needs it, and each expiry interrupts the
 /// vCPU (an exit to the hypervisor) even while the guest has interrupts off.
 fn start_ticking(idle: Idle) {
-    if idle == Idle::Xen {
-        if let Err(e) = xen::vcpu::set_periodic_timer(tick::TICK_NS) {
-            kprintln!("cannot start Xen's periodic timer ({e}): CPU budgets are not enforced");
-        }
+    if idle == Idle::Xen
+        && let Err(e) = xen::vcpu::set_periodic_timer(tick::TICK_NS)
+    {
+        kprintln!("cannot start Xen's periodic timer ({e}): CPU budgets are not enforced");
     }
     if idle != Idle::Spin {
         x86_64::instructions::interrupts::enable();

@@ -19,6 +19,8 @@ pub struct Descriptor {
 }
 
 #[used]
+// SAFETY: an ordinary data section (link.ld puts `.data.*` in `.data`), for
+// plain initialized data.
 #[unsafe(link_section = ".data.oasis_package")]
 static DESCRIPTOR: Descriptor = Descriptor {
     magic: MAGIC,

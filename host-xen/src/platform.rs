@@ -135,6 +135,8 @@ impl wasmtime::CustomCodeMemory for CodeMemory {
 static TLS: [AtomicPtr<u8>; 4] = [const { AtomicPtr::new(core::ptr::null_mut()) }; 4];
 
 /// Called by Wasmtime on every entry into and exit from wasm.
+// SAFETY: the symbol Wasmtime's no_std build declares, with its signature;
+// nothing else defines it.
 #[unsafe(no_mangle)]
 extern "C" fn wasmtime_tls_get(slot: usize) -> *mut u8 {
     TLS.get(slot)
@@ -142,6 +144,7 @@ extern "C" fn wasmtime_tls_get(slot: usize) -> *mut u8 {
 }
 
 /// See [`wasmtime_tls_get`].
+// SAFETY: as for `wasmtime_tls_get`.
 #[unsafe(no_mangle)]
 extern "C" fn wasmtime_tls_set(slot: usize, ptr: *mut u8) {
     if let Some(p) = TLS.get(slot) {

@@ -25,11 +25,15 @@ struct Page([u8; 4096]);
 static mut HYPERCALL_PAGE: Page = Page([0; 4096]);
 static READY: AtomicBool = AtomicBool::new(false);
 
-/// Asks Xen to fill the hypercall page, through the MSR that CPUID leaf
-/// base + 2 named.
-pub fn install(msr: u32) {
+/// Asks Xen to fill the hypercall page, through the MSR that Xen's CPUID
+/// leaf base + 2 named.
+///
+/// # Safety
+/// `msr` must be that MSR: any other would be written with the page's address.
+pub unsafe fn install(msr: u32) {
     let page = &raw const HYPERCALL_PAGE as u64;
-    // SAFETY: the MSR Xen named; the page is ours, identity-mapped and executable.
+    // SAFETY: the MSR Xen named (the caller's contract), which makes Xen
+    // write the call stubs into the page: ours, identity-mapped, executable.
     unsafe { Msr::new(msr).write(page) };
     READY.store(true, Ordering::Release);
 }
