@@ -47,3 +47,38 @@ pub trait Platform: Send + Sync + 'static {
         let _ = self.write_output(tenant, Output::Stderr, line.as_bytes());
     }
 }
+
+/// Keeps the engine's epoch advancing while guest code runs.
+///
+/// CPU budgets are epoch deadlines, so the epoch must tick during every call
+/// into the guest, and need not tick at any other time: a host whose ticker
+/// stops while no guest runs costs nothing while its tenants wait. The
+/// runtime brackets every call into the guest (and leaves the bracket while
+/// the host sleeps on a guest's behalf) with [`enter`](Self::enter) and
+/// [`leave`](Self::leave); calls may nest and may come from several threads.
+pub trait EpochTicker: Send + Sync {
+    /// Guest code is about to run: the epoch must tick from now on.
+    fn enter(&self);
+    /// A call that [`enter`](Self::enter) announced has returned.
+    fn leave(&self);
+}
+
+/// A call into the guest, announced to an [`EpochTicker`] for as long as it lives.
+pub(crate) struct GuestCall(Option<alloc::sync::Arc<dyn EpochTicker>>);
+
+impl GuestCall {
+    pub(crate) fn enter(ticker: Option<&alloc::sync::Arc<dyn EpochTicker>>) -> GuestCall {
+        if let Some(ticker) = ticker {
+            ticker.enter();
+        }
+        GuestCall(ticker.cloned())
+    }
+}
+
+impl Drop for GuestCall {
+    fn drop(&mut self) {
+        if let Some(ticker) = &self.0 {
+            ticker.leave();
+        }
+    }
+}

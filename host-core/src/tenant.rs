@@ -15,7 +15,7 @@ use crate::config::{self, ConfigError, EngineProfile, RuntimeOptions};
 use crate::limits::{Limits, MemoryLimitExceeded, MemoryLimiter};
 use crate::load::{self, AppKind, LoadError, LoadedApp};
 use crate::net::{self, NetGrants, Network, SocketId};
-use crate::platform::Platform;
+use crate::platform::{EpochTicker, GuestCall, Platform};
 use alloc::collections::BTreeMap;
 
 /// Deadline far enough away to mean "no CPU budget" without overflowing the epoch.
@@ -25,6 +25,8 @@ const NO_BUDGET_TICKS: u64 = 1 << 62;
 pub struct TenantState {
     pub(crate) name: String,
     pub(crate) platform: Arc<dyn Platform>,
+    /// Told when guest code runs, so that the epoch ticks only then.
+    pub(crate) ticker: Option<Arc<dyn EpochTicker>>,
     pub(crate) grants: Grants,
     pub(crate) caps: CapTable,
     pub(crate) argv: Vec<Vec<u8>>,
@@ -267,6 +269,7 @@ pub struct Runtime {
     can_compile: bool,
     profile: EngineProfile,
     platform: Arc<dyn Platform>,
+    ticker: Option<Arc<dyn EpochTicker>>,
     epoch_tick_ms: u64,
 }
 
@@ -293,7 +296,16 @@ impl Runtime {
         let config = config::engine_config(&profile, options)?;
         let engine = Engine::new(&config).map_err(|e| RuntimeError::Engine(load::one_line(&e)))?;
         let can_compile = options.compiler && cfg!(feature = "compiler");
-        Ok(Runtime { engine, network: None, can_compile, profile, platform, epoch_tick_ms: epoch_tick_ms.max(1) })
+        Ok(Runtime { engine, network: None, can_compile, profile, platform, ticker: None, epoch_tick_ms: epoch_tick_ms.max(1) })
+    }
+
+    /// Announces every call into the guest of tenants created from now on to
+    /// `ticker`, which then needs to tick only during those calls. Without
+    /// one, the host must tick the epoch all the time (or, like the PVH
+    /// kernel, around the calls itself).
+    pub fn with_ticker(mut self, ticker: Arc<dyn EpochTicker>) -> Runtime {
+        self.ticker = Some(ticker);
+        self
     }
 
     /// Gives tenants created from now on this network (ABI.md section 7).
@@ -347,6 +359,7 @@ impl Runtime {
         let state = TenantState {
             name: cfg.name.clone(),
             platform: self.platform.clone(),
+            ticker: self.ticker.clone(),
             grants: granted,
             caps: CapTable::new(),
             argv,
@@ -371,9 +384,11 @@ impl Runtime {
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
         store.set_epoch_deadline(budget_ticks);
-        let instance = app
-            .pre
-            .instantiate(&mut store)
+        // Instantiation runs the module's start function, if it has one.
+        let call = GuestCall::enter(self.ticker.as_ref());
+        let instance = app.pre.instantiate(&mut store);
+        drop(call);
+        let instance = instance
             .map_err(|e| classify(e, cfg.limits.cpu_ms_per_call).unwrap_or_else(StopReason::Instantiate))?;
         let memory = instance.get_memory(&mut store, "memory");
         store.data_mut().memory = memory;
@@ -438,12 +453,18 @@ impl Tenant {
         self.store.data().net.as_ref().map_or(0, |n| n.sockets)
     }
 
-    fn arm_budget(&mut self) {
+    /// Starts a call into the guest: its CPU budget from now, and the epoch
+    /// ticking until the returned guard is dropped.
+    fn arm_budget(&mut self) -> GuestCall {
         let state = self.store.data_mut();
+        // Ticking first: a ticker that was stopped may restart its count,
+        // which must not eat into the budget set below.
+        let call = GuestCall::enter(state.ticker.as_ref());
         state.call_started_ns = state.platform.monotonic_ns();
         state.call_slept_ns = 0;
         let ticks = state.budget_ticks;
         self.store.set_epoch_deadline(ticks);
+        call
     }
 
     /// Runs the app's initialisation (`_initialize`, then `_start`). A command app
@@ -457,8 +478,10 @@ impl Tenant {
             let Ok(func) = self.instance.get_typed_func::<(), ()>(&mut self.store, entry) else {
                 continue;
             };
-            self.arm_budget();
-            if let Err(e) = func.call(&mut self.store, ()) {
+            let call = self.arm_budget();
+            let result = func.call(&mut self.store, ());
+            drop(call);
+            if let Err(e) = result {
                 return self.finish(e);
             }
         }
@@ -479,8 +502,10 @@ impl Tenant {
         let Some(poll) = self.poll.clone() else {
             return Step::Done;
         };
-        self.arm_budget();
-        match poll.call(&mut self.store, now_ns as i64) {
+        let call = self.arm_budget();
+        let result = poll.call(&mut self.store, now_ns as i64);
+        drop(call);
+        match result {
             Ok(POLL_NO_DEADLINE) => {
                 // Waiting for events is fine while a socket could deliver one.
                 if self.store.data().net.as_ref().is_some_and(|n| n.sockets > 0) {

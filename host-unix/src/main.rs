@@ -8,7 +8,7 @@
 mod epoch;
 
 fn main() {
-    host_core::process::set_epoch_ticker(epoch::start);
+    host_core::process::set_epoch_source(epoch::start);
     let status = host_core::process::cli::main(std::env::args_os());
     std::process::exit(status);
 }

@@ -387,8 +387,15 @@ fn poll_oneoff(c: &mut Caller<'_, TenantState>, sin: i32, sout: i32, n: i32, nou
         if let Some(earliest) = subs.iter().filter_map(|s| s.deadline).min() {
             let platform = c.data().platform.clone();
             let before = platform.monotonic_ns();
+            // Asleep, the guest runs no code: the epoch may stop ticking.
+            if let Some(ticker) = &c.data().ticker {
+                ticker.leave();
+            }
             while platform.monotonic_ns() < earliest {
                 platform.sleep_until(earliest);
+            }
+            if let Some(ticker) = &c.data().ticker {
+                ticker.enter();
             }
             // Time asleep is not the guest's CPU time: give it back.
             let slept = platform.monotonic_ns().saturating_sub(before);

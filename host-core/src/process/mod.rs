@@ -3,8 +3,10 @@
 //! is per platform; everything here uses portable std APIs.
 
 pub mod build;
+pub mod epoch;
 pub mod group;
 pub mod net;
+pub mod new;
 pub mod prefix;
 pub mod switch;
 #[cfg(target_os = "linux")]
@@ -22,8 +24,7 @@ use crate::config::{EngineProfile, RuntimeOptions};
 use crate::platform::{DriverError, Output, Platform};
 use crate::tenant::{Runtime, RuntimeError};
 
-/// Epoch tick of the process hosts: the resolution of CPU budgets.
-pub const EPOCH_TICK: Duration = Duration::from_millis(1);
+pub use epoch::{EPOCH_TICK, Ticker, stop_thread_tickers};
 
 /// Drivers on top of std: the process's clocks, the OS entropy source, stdout/stderr.
 #[derive(Debug)]
@@ -93,7 +94,8 @@ impl Platform for StdPlatform {
     }
 }
 
-/// A runtime for this machine with std drivers and a running epoch ticker.
+/// A runtime for this machine with std drivers and an epoch ticker that
+/// ticks while guest code runs ([`epoch`]).
 ///
 /// `pooling_tenants` turns on the pooling allocator for hosts that instantiate
 /// often (daemons, benchmarks); a one-shot `oasis run` does not need it.
@@ -107,68 +109,21 @@ pub fn native_runtime(pooling_tenants: Option<u32>, compiler: bool) -> Result<Ru
 pub fn native_runtime_on(platform: Arc<dyn Platform>, pooling_tenants: Option<u32>, compiler: bool) -> Result<Runtime, RuntimeError> {
     let options = RuntimeOptions { pooling_tenants, compiler, ..RuntimeOptions::default() };
     let runtime = Runtime::new(EngineProfile::native(), &options, platform, EPOCH_TICK.as_millis() as u64)?;
-    match EPOCH_TICKER.get() {
-        Some(start) => start(runtime.engine().clone()),
-        None => start_thread_ticker(runtime.engine().clone()),
+    let ticker = Ticker::new(runtime.engine().clone());
+    let started = EPOCH_SOURCE.get().is_some_and(|start| start(&ticker));
+    if !started {
+        epoch::start_thread_source(&ticker);
     }
-    Ok(runtime)
+    Ok(runtime.with_ticker(ticker))
 }
 
-/// How the platform advances the epoch, if it has something better than the
+/// How the platform ticks the epoch, if it has something better than the
 /// portable ticker thread (host-unix uses a timer signal: no thread to start).
-static EPOCH_TICKER: std::sync::OnceLock<fn(wasmtime::Engine)> = std::sync::OnceLock::new();
+static EPOCH_SOURCE: std::sync::OnceLock<fn(&Arc<Ticker>) -> bool> = std::sync::OnceLock::new();
 
-/// Installs the platform's epoch ticker; call before [`cli::main`]. It must
-/// call `increment_epoch` about every [`EPOCH_TICK`] for the life of the process.
-pub fn set_epoch_ticker(start: fn(wasmtime::Engine)) {
-    let _ = EPOCH_TICKER.set(start);
-}
-
-/// Advances `engine`'s epoch once per elapsed [`EPOCH_TICK`] for the life of
-/// the process. Ticks follow the clock, not the number of wake-ups: a sleep can
-/// last far longer than asked (about 15 ms on Windows, or on a loaded machine),
-/// and budgets must still mean milliseconds. A weak reference lets the thread
-/// end once the engine is dropped; [`stop_thread_tickers`] ends it sooner.
-pub fn start_thread_ticker(engine: wasmtime::Engine) {
-    let weak = engine.weak();
-    drop(engine);
-    let spawned = std::thread::Builder::new()
-        .name("oasis-epoch".into())
-        .stack_size(64 << 10)
-        .spawn(move || {
-            let start = Instant::now();
-            let mut ticks: u128 = 0;
-            while !TICKERS_STOP.load(std::sync::atomic::Ordering::Relaxed) {
-                let Some(engine) = weak.upgrade() else { break };
-                let due = start.elapsed().as_nanos() / EPOCH_TICK.as_nanos();
-                while ticks < due {
-                    engine.increment_epoch();
-                    ticks += 1;
-                }
-                drop(engine);
-                std::thread::sleep(EPOCH_TICK);
-            }
-        });
-    match spawned {
-        Ok(thread) => TICKERS.lock().unwrap_or_else(|e| e.into_inner()).push(thread),
-        // Without a ticker, CPU budgets cannot fire; say so rather than die.
-        Err(e) => eprintln!("oasis: warning: no epoch thread ({e}): CPU budgets are not enforced"),
-    }
-}
-
-/// The ticker threads started, for [`stop_thread_tickers`].
-static TICKERS: std::sync::Mutex<Vec<std::thread::JoinHandle<()>>> = std::sync::Mutex::new(Vec::new());
-static TICKERS_STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-/// Ends the ticker threads and waits for them; call just before the process
-/// exits, when no app code runs any more. A process that exits with a thread
-/// still running does no harm on Unix or Windows, but Wine sometimes reports
-/// such a thread on stderr (`wine client error: …`), or loses the exit status,
-/// when it tears it down mid-sleep.
-pub fn stop_thread_tickers() {
-    TICKERS_STOP.store(true, std::sync::atomic::Ordering::Relaxed);
-    let threads = std::mem::take(&mut *TICKERS.lock().unwrap_or_else(|e| e.into_inner()));
-    for thread in threads {
-        let _ = thread.join();
-    }
+/// Installs the platform's tick source; call before [`cli::main`]. `start`
+/// gives the ticker a [`TickSource`](epoch::TickSource) and returns true, or
+/// returns false (it cannot serve this ticker), and the portable thread is used.
+pub fn set_epoch_source(start: fn(&Arc<Ticker>) -> bool) {
+    let _ = EPOCH_SOURCE.set(start);
 }
