@@ -17,6 +17,12 @@
 //!
 //! Unknown keys are errors, not warnings: a typo in `limits` must not silently
 //! leave a tenant without the limit the operator meant.
+//!
+//! One rule for what an app asks for, whether it comes as a bare module or as
+//! a package: without a `capabilities` key it asks for the basic set
+//! ([`Grants::basic`]: `console`, `clock`, `entropy`), exactly what a bare
+//! module gets; a `capabilities` list asks for that list and nothing else
+//! (`capabilities = []`: nothing). The operator narrows either with `--deny`.
 
 use alloc::collections::BTreeMap;
 use alloc::string::{String, ToString};
@@ -40,7 +46,8 @@ pub struct ManifestFile {
     /// Oasis ABI version the module speaks.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub abi: Option<u32>,
-    /// Capability kinds the app asks for.
+    /// Capability kinds the app asks for; absent means the basic set, as for a
+    /// bare module (see the module docs), `[]` means none.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub capabilities: Option<Vec<String>>,
     /// Default limits.
@@ -189,7 +196,9 @@ impl ManifestFile {
         if abi != oasis_abi::ABI_VERSION {
             return Err(ManifestError::UnsupportedAbi(abi));
         }
-        let capabilities = self.capabilities.unwrap_or_default();
+        // Absent is not empty: a package made without a manifest must get what its
+        // bare module gets, or packaging alone would take the app's console away.
+        let capabilities = self.capabilities.unwrap_or_else(basic_capabilities);
         if let Some(bad) = capabilities.iter().find(|c| !oasis_abi::kind::ALL.contains(&c.as_str())) {
             return Err(ManifestError::UnknownCapability(bad.clone()));
         }
@@ -241,7 +250,7 @@ impl Manifest {
             name: clean,
             version: "0.0.0".to_string(),
             abi: oasis_abi::ABI_VERSION,
-            capabilities: Grants::basic().kinds().map(String::from).collect(),
+            capabilities: basic_capabilities(),
             limits: Limits::default(),
             env: BTreeMap::new(),
             net: NetNeeds::default(),
@@ -274,6 +283,11 @@ impl Manifest {
     pub fn to_toml(&self) -> String {
         toml::to_string(&self.to_file()).expect("a validated manifest always serialises")
     }
+}
+
+/// What an app asks for when nothing says otherwise: the basic grants, by name.
+fn basic_capabilities() -> Vec<String> {
+    Grants::basic().kinds().map(String::from).collect()
 }
 
 /// TOML errors span several lines with a source excerpt; CLI errors are one line.
@@ -355,6 +369,29 @@ connect = ["db.local:5432"]
         let m = frag.or(base).validate().unwrap();
         assert_eq!((m.name.as_str(), m.version.as_str()), ("x", "2"));
         assert_eq!(m.capabilities, ["console"]);
+    }
+
+    #[test]
+    fn absent_capabilities_mean_what_a_bare_module_gets() {
+        let head = "name=\"a\"\nversion=\"1\"\nabi=1\n";
+        let bare = Manifest::for_bare_module("a");
+        assert_eq!(bare.capabilities, ["clock", "console", "entropy"]);
+        let absent = Manifest::parse(head).unwrap();
+        assert_eq!(absent.capabilities, bare.capabilities);
+        assert_eq!(absent.requested(), Grants::basic());
+        // A list means exactly that list: it narrows (or widens) the basic set.
+        assert!(Manifest::parse(&format!("{head}capabilities=[]")).unwrap().capabilities.is_empty());
+        let narrow = Manifest::parse(&format!("{head}capabilities=[\"clock\"]")).unwrap();
+        assert!(narrow.requested().allows("clock") && !narrow.requested().allows("console"));
+        // An `oasis.toml` with only limits still leaves the capabilities at the basic set,
+        // and the sealed manifest says so explicitly, so it reads back the same.
+        let fragment = ManifestFile::parse("[limits]\nmemory=\"8MiB\"").unwrap();
+        let base = ManifestFile { name: Some("x".into()), version: Some("2".into()), abi: Some(1), ..Default::default() };
+        let sealed = fragment.or(base).validate().unwrap();
+        assert_eq!(sealed.capabilities, bare.capabilities);
+        assert!(sealed.to_toml().contains("capabilities = ["), "{}", sealed.to_toml());
+        let empty = Manifest { capabilities: Vec::new(), ..sealed };
+        assert!(Manifest::parse(&empty.to_toml()).unwrap().capabilities.is_empty());
     }
 
     #[test]
