@@ -33,6 +33,8 @@ enum Command {
     Build(BuildArgs),
     /// Make a bootable x86_64 PVH image (QEMU, Xen) of a package.
     Image(ImageArgs),
+    /// Create an app crate (reactor, command or http) that `oasis build` builds at once.
+    New(super::new::NewArgs),
 }
 
 /// `oasis run`.
@@ -196,6 +198,7 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
                 Command::Inspect(a) => super::pack::inspect(a),
                 Command::Build(a) => super::build::build(a),
                 Command::Image(a) => super::image::image(a),
+                Command::New(a) => super::new::new(a),
             },
         },
     };
