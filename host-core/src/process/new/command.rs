@@ -7,7 +7,9 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let who = std::env::args().nth(1).unwrap_or_else(|| "world".to_string());
+    let who = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "world".to_string());
     println!("Hello, {who}!");
     match log_greeting(&who) {
         Ok(()) => ExitCode::SUCCESS,

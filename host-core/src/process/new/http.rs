@@ -21,7 +21,9 @@ async fn main() -> oasis::Result<()> {
     println!("listening on app port {port}");
     http::serve(listener, |req: Request| async move {
         match (req.method.as_str(), req.path()) {
-            ("GET" | "HEAD", "/") => Response::text(concat!("Hello from ", env!("CARGO_PKG_NAME"), "!\n")),
+            ("GET" | "HEAD", "/") => {
+                Response::text(concat!("Hello from ", env!("CARGO_PKG_NAME"), "!\n"))
+            }
             _ => Response::not_found(),
         }
     })
