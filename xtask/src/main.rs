@@ -13,13 +13,15 @@
 //! - `check-no-std` proves `host-core` still builds without an OS;
 //! - `kernel` builds the PVH kernel (host-xen) that `oasis image` embeds apps in;
 //! - `windows` cross-builds `oasis.exe` and prepares Wine to run it;
-//! - `bench` runs the benchmarks against their peers.
+//! - `bench` runs the benchmarks against their peers;
+//! - `install` puts `oasis` and its SDK into a prefix, for apps outside this repository.
 
 mod apps;
 mod bench;
 mod build;
 mod debian;
 mod demo;
+mod install;
 mod kernel;
 mod nostd;
 mod process;
@@ -52,6 +54,8 @@ Commands:
   test-xen          build, then boot hello, clock and spin as PVH domUs under real Xen 4.17 in QEMU (slow)
   windows           cross-build `oasis.exe` (host-windows) and prepare a Wine prefix to run it
   bench             build, bring the peers (wasmtime CLI, native hello), run the benchmarks
+  install [--prefix DIR]  set up, build the host, copy `oasis`, the PVH kernel if built and
+                    the SDK into DIR (default ~/.local): bin/oasis, share/oasis/sdk
 
 Environment:
   OASIS_CACHE       cache directory (default: $XDG_CACHE_HOME/oasis or ~/.cache/oasis)
@@ -132,6 +136,7 @@ fn run(args: Vec<String>) -> Result<()> {
             no_args("bench")?;
             bench::bench(&Workspace::from_env()?)
         }
+        "install" => install::install(&Workspace::from_env()?, rest),
         "help" | "-h" | "--help" => {
             print!("{USAGE}");
             Ok(())
