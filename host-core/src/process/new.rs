@@ -131,12 +131,10 @@ pub fn new(args: NewArgs) -> CliResult {
     Ok(0)
 }
 
-fn kind_name(kind: Kind) -> &'static str {
-    match kind {
-        Kind::Reactor => "reactor",
-        Kind::Command => "command",
-        Kind::Http => "http",
-    }
+/// The kind as `--kind` spells it.
+fn kind_name(kind: Kind) -> String {
+    kind.to_possible_value()
+        .map_or_else(String::new, |v| v.get_name().to_string())
 }
 
 /// Names Cargo or Rust would refuse for a package or binary, or that would
