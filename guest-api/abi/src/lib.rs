@@ -2,14 +2,16 @@
 //!
 //! `guest-api/ABI.md` is the specification; this crate is its machine-readable
 //! half. The guest SDK (`oasis`) and the host side (`host-core`) both depend on
-//! it, so a status code or an import name cannot drift between the two.
+//! it, so a status code or an import name cannot drift between the two. The
+//! imports and their types are one table, [`for_each_import!`], from which the
+//! guest's bindings and the host's definitions and load-time check are made.
 #![no_std]
+
+mod imports;
+pub use imports::{IMPORT_MODULE, IMPORTS, ImportSig, ValType, find_import, import};
 
 /// The ABI version this crate describes.
 pub const ABI_VERSION: u32 = 1;
-
-/// The import module every `oasis_v1` host function lives in.
-pub const IMPORT_MODULE: &str = "oasis_v1";
 
 /// Prefix shared by every versioned import module and export (`oasis_v1`, `oasis_v1_poll`).
 pub const VERSIONED_PREFIX: &str = "oasis_v";
@@ -22,65 +24,6 @@ pub const EXPORT_POLL: &str = "oasis_v1_poll";
 
 /// Value `oasis_v1_poll` returns when no timer is due: wake me on events only.
 pub const POLL_NO_DEADLINE: i64 = -1;
-
-/// Names of the functions imported from [`IMPORT_MODULE`].
-pub mod import {
-    /// `(name_ptr, name_len, handle_out) -> status`
-    pub const CAP_OPEN: &str = "cap_open";
-    /// `(handle) -> status`
-    pub const CAP_CLOSE: &str = "cap_close";
-    /// `(handle, ptr, len) -> status`
-    pub const CONSOLE_WRITE: &str = "console_write";
-    /// `(handle, ns_out) -> status`
-    pub const CLOCK_NOW: &str = "clock_now";
-    /// `(handle, ptr, len) -> status`
-    pub const ENTROPY_FILL: &str = "entropy_fill";
-    /// `(name_ptr, name_len, addrs_out, cap, count_out) -> status`
-    pub const NET_LOOKUP: &str = "net_lookup";
-    /// `(port, handle_out) -> status`
-    pub const TCP_LISTEN: &str = "tcp_listen";
-    /// `(listener, handle_out, peer_out) -> status`
-    pub const TCP_ACCEPT: &str = "tcp_accept";
-    /// `(addr_ptr, handle_out) -> status`
-    pub const TCP_CONNECT: &str = "tcp_connect";
-    /// `(handle, ptr, len, n_out) -> status`
-    pub const SOCK_READ: &str = "sock_read";
-    /// `(handle, ptr, len, n_out) -> status`
-    pub const SOCK_WRITE: &str = "sock_write";
-    /// `(handle, how) -> status`
-    pub const SOCK_SHUTDOWN: &str = "sock_shutdown";
-    /// `(handle, which, addr_out) -> status`
-    pub const SOCK_ADDR: &str = "sock_addr";
-    /// `(port, handle_out) -> status`
-    pub const UDP_BIND: &str = "udp_bind";
-    /// `(handle, ptr, len, addr_ptr, n_out) -> status`
-    pub const UDP_SEND_TO: &str = "udp_send_to";
-    /// `(handle, ptr, len, n_out, addr_out) -> status`
-    pub const UDP_RECV_FROM: &str = "udp_recv_from";
-    /// `(buf_ptr, cap, count_out) -> status`
-    pub const POLL_EVENTS: &str = "poll_events";
-
-    /// Every import a v1 host provides.
-    pub const ALL: &[&str] = &[
-        CAP_OPEN,
-        CAP_CLOSE,
-        CONSOLE_WRITE,
-        CLOCK_NOW,
-        ENTROPY_FILL,
-        NET_LOOKUP,
-        TCP_LISTEN,
-        TCP_ACCEPT,
-        TCP_CONNECT,
-        SOCK_READ,
-        SOCK_WRITE,
-        SOCK_SHUTDOWN,
-        SOCK_ADDR,
-        UDP_BIND,
-        UDP_SEND_TO,
-        UDP_RECV_FROM,
-        POLL_EVENTS,
-    ];
-}
 
 /// Capability kinds, the unit an operator grants.
 pub mod kind {
