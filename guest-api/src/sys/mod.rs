@@ -6,6 +6,10 @@
 //! top and is what apps should use; these bindings exist for the SDK itself and
 //! for the rare app that needs to step outside it.
 //!
+//! The `oasis_v1` functions are made from the ABI's one table,
+//! `oasis_abi::for_each_import!`, which the host checks modules against too:
+//! a name or a type here cannot differ from the host's.
+//!
 //! On targets other than `wasm32` the functions are stand-ins (the `oasis_v1`
 //! ones answer `UNSUPPORTED`), so the crate still builds for `cargo doc`,
 //! IDEs and the executor's unit tests. Apps only run on `wasm32`.

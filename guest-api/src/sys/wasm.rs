@@ -1,57 +1,23 @@
 //! The real imports, resolved by the host at instantiation.
 
-// The `oasis_v1` import module, with ABI.md's signatures. Every function
-// returns a status (`oasis_abi::Status` as `i32`); out-pointers are written
-// only on `OK`.
-#[link(wasm_import_module = "oasis_v1")]
-unsafe extern "C" {
-    /// Opens the capability named by the UTF-8 string at `name_ptr`; writes the
-    /// `u32` handle at `handle_out`.
-    pub fn cap_open(name_ptr: i32, name_len: i32, handle_out: i32) -> i32;
-    /// Closes a handle.
-    pub fn cap_close(handle: i32) -> i32;
-    /// Appends `len` bytes at `ptr` to a log stream.
-    pub fn console_write(handle: i32, ptr: i32, len: i32) -> i32;
-    /// Writes the clock's current time as `u64` nanoseconds at `ns_out`.
-    pub fn clock_now(handle: i32, ns_out: i32) -> i32;
-    /// Fills `len` bytes (at most 65536) at `ptr` with random bytes.
-    pub fn entropy_fill(handle: i32, ptr: i32, len: i32) -> i32;
-
-    // Networking (ABI.md section 7). Addresses are 20-byte records
-    // (`crate::net::encode_addr`); every call is non-blocking.
-
-    /// Resolves the name at `name_ptr`; writes up to `cap` 20-byte addresses
-    /// (port 0) at `addrs_out` and their count (`u32`) at `count_out`.
-    pub fn net_lookup(
-        name_ptr: i32,
-        name_len: i32,
-        addrs_out: i32,
-        cap: i32,
-        count_out: i32,
-    ) -> i32;
-    /// Opens a listening TCP socket on app port `port`; writes its handle.
-    pub fn tcp_listen(port: i32, handle_out: i32) -> i32;
-    /// Takes a connection: writes its handle and the peer's address.
-    pub fn tcp_accept(listener: i32, handle_out: i32, peer_out: i32) -> i32;
-    /// Starts connecting to the address at `addr_ptr`; writes the handle at once.
-    pub fn tcp_connect(addr_ptr: i32, handle_out: i32) -> i32;
-    /// Reads up to `len` bytes; writes the count (`u32`, 0 = end of stream).
-    pub fn sock_read(handle: i32, ptr: i32, len: i32, n_out: i32) -> i32;
-    /// Writes up to `len` bytes; writes the count taken (`u32`).
-    pub fn sock_write(handle: i32, ptr: i32, len: i32, n_out: i32) -> i32;
-    /// Shuts down reading (0), writing (1) or both (2).
-    pub fn sock_shutdown(handle: i32, how: i32) -> i32;
-    /// Writes the local (0) or peer (1) address.
-    pub fn sock_addr(handle: i32, which: i32, addr_out: i32) -> i32;
-    /// Opens a UDP socket on app port `port`; writes its handle.
-    pub fn udp_bind(port: i32, handle_out: i32) -> i32;
-    /// Sends one datagram to the address at `addr_ptr`; writes the count sent.
-    pub fn udp_send_to(handle: i32, ptr: i32, len: i32, addr_ptr: i32, n_out: i32) -> i32;
-    /// Receives one datagram (truncated to `len`); writes its size and source.
-    pub fn udp_recv_from(handle: i32, ptr: i32, len: i32, n_out: i32, addr_out: i32) -> i32;
-    /// Takes up to `cap` 8-byte readiness events; writes their count (`u32`).
-    pub fn poll_events(buf_ptr: i32, cap: i32, count_out: i32) -> i32;
+/// Declares the `oasis_v1` imports from the ABI's one table
+/// (`oasis_abi::for_each_import!`), with its names, types and docs.
+macro_rules! declare_imports {
+    (module = $module:literal;
+     $( $(#[$meta:meta])* $konst:ident: fn $name:ident($($param:ident: $ty:ident),*) -> $ret:ident; )*) => {
+        // Every function returns a status (`oasis_abi::Status` as `i32`);
+        // out-pointers are written only on `OK`. Networking calls never block.
+        #[link(wasm_import_module = $module)]
+        unsafe extern "C" {
+            $(
+                $(#[$meta])*
+                pub fn $name($($param: $ty),*) -> $ret;
+            )*
+        }
+    };
 }
+
+oasis_abi::for_each_import!(declare_imports);
 
 // The signatures match the ones Rust's std imports (through the `wasi` crate):
 // wasm-ld refuses two imports of one function with different types.
