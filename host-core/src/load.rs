@@ -295,6 +295,56 @@ fn wrong_version(v: &str) -> LoadError {
     ))
 }
 
+/// Checks one import from `oasis_v1` against the ABI's table
+/// ([`oasis_abi::IMPORTS`]): the name must be there, with exactly its type.
+///
+/// Wasmtime would refuse a wrong type when linking too, but in its own words;
+/// this says which import, the type the module declared and the ABI's.
+fn check_oasis_import(name: &str, ty: &ExternType) -> Result<(), LoadError> {
+    let Some(sig) = oasis_abi::find_import(name) else {
+        return Err(LoadError::Abi(format!(
+            "module imports {IMPORT_MODULE}.{name}, which this host does not provide: rebuild against this host's guest-api or upgrade oasis"
+        )));
+    };
+    let actual = match ty {
+        ExternType::Func(f) => {
+            if types_are(f.params(), sig.params) && types_are(f.results(), sig.results) {
+                return Ok(());
+            }
+            format!("with type {}", func_type_text(f))
+        }
+        ExternType::Global(_) => "as a global".to_string(),
+        ExternType::Table(_) => "as a table".to_string(),
+        ExternType::Memory(_) => "as a memory".to_string(),
+        ExternType::Tag(_) => "as a tag".to_string(),
+    };
+    Err(LoadError::Abi(format!(
+        "module imports {IMPORT_MODULE}.{name} {actual}, but {IMPORT_MODULE}.{name} has type {}: rebuild the app against this host's guest-api",
+        sig.signature()
+    )))
+}
+
+/// Whether `types` are exactly the ABI's `want`, one for one.
+fn types_are(types: impl ExactSizeIterator<Item = ValType>, want: &[oasis_abi::ValType]) -> bool {
+    types.len() == want.len()
+        && types.zip(want).all(|(t, w)| match w {
+            oasis_abi::ValType::I32 => matches!(t, ValType::I32),
+            oasis_abi::ValType::I64 => matches!(t, ValType::I64),
+        })
+}
+
+/// A function type as ABI.md writes one, without parameter names: `(i32, i64) -> i32`.
+fn func_type_text(f: &wasmtime::FuncType) -> String {
+    let list = |types: &mut dyn Iterator<Item = ValType>| types.map(|t| t.to_string()).collect::<Vec<_>>().join(", ");
+    let params = list(&mut f.params());
+    let results = list(&mut f.results());
+    match f.results().len() {
+        0 => format!("({params})"),
+        1 => format!("({params}) -> {results}"),
+        _ => format!("({params}) -> ({results})"),
+    }
+}
+
 /// Checks imports and exports against ABI.md section 1; returns the app kind.
 pub fn check_abi(module: &Module, manifest: &Manifest) -> Result<AppKind, LoadError> {
     let mut speaks_oasis = false;
@@ -308,12 +358,8 @@ pub fn check_abi(module: &Module, manifest: &Manifest) -> Result<AppKind, LoadEr
             }
         } else if m == IMPORT_MODULE {
             speaks_oasis = true;
-            if !oasis_abi::import::ALL.contains(&n) {
-                return Err(LoadError::Abi(format!(
-                    "module imports {m}.{n}, which this host does not provide: rebuild against this host's guest-api or upgrade oasis"
-                )));
-            }
-        } else if let Some(v) = version_of(m) {
+            check_oasis_import(n, &import.ty())?;
+        } else if let Some(v) = version_of(m).filter(|v| *v != "1") {
             return Err(wrong_version(v));
         } else {
             return Err(LoadError::Abi(format!(
@@ -390,6 +436,73 @@ mod tests {
     fn engine(profile: &EngineProfile, compiler: bool) -> Engine {
         let options = RuntimeOptions { compiler, ..RuntimeOptions::default() };
         Engine::new(&crate::config::engine_config(profile, &options).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn oasis_imports_must_have_the_tables_type() {
+        use wasmtime::{FuncType, MemoryType};
+        let engine = engine(&EngineProfile::native(), false);
+        let func = |params: &[ValType], results: &[ValType]| {
+            ExternType::Func(FuncType::new(&engine, params.iter().cloned(), results.iter().cloned()))
+        };
+        let abi = |types: &[oasis_abi::ValType]| -> Vec<ValType> {
+            types
+                .iter()
+                .map(|t| match t {
+                    oasis_abi::ValType::I32 => ValType::I32,
+                    oasis_abi::ValType::I64 => ValType::I64,
+                })
+                .collect()
+        };
+        for sig in oasis_abi::IMPORTS {
+            let ty = func(&abi(sig.params), &abi(sig.results));
+            assert!(check_oasis_import(sig.name, &ty).is_ok(), "{}", sig.name);
+        }
+
+        let refused = |ty: ExternType| check_oasis_import("clock_now", &ty).unwrap_err().to_string();
+        // Constants, not variables: `ValType` is not `Copy`.
+        const I32: ValType = ValType::I32;
+        const I64: ValType = ValType::I64;
+        assert_eq!(
+            refused(func(&[I32], &[I32])),
+            "module imports oasis_v1.clock_now with type (i32) -> i32, but oasis_v1.clock_now has type (handle: i32, ns_out: i32) -> i32: rebuild the app against this host's guest-api"
+        );
+        assert!(refused(func(&[I32, I64], &[I32])).contains("with type (i32, i64) -> i32, but"));
+        assert!(refused(func(&[I32, I32], &[])).contains("with type (i32, i32), but"));
+        assert!(refused(func(&[I32, I32], &[I32, I32])).contains("with type (i32, i32) -> (i32, i32), but"));
+        assert!(refused(func(&[I32, I32], &[I64])).contains("with type (i32, i32) -> i64, but"));
+        assert!(refused(ExternType::Memory(MemoryType::new(1, None))).starts_with("module imports oasis_v1.clock_now as a memory, but"));
+
+        let unknown = check_oasis_import("cap_frobnicate", &func(&[], &[I32])).unwrap_err().to_string();
+        assert!(unknown.contains("oasis_v1.cap_frobnicate, which this host does not provide"), "{unknown}");
+    }
+
+    #[test]
+    #[cfg(feature = "compiler")]
+    fn loading_refuses_an_oasis_import_of_the_wrong_type() {
+        let profile = EngineProfile::native();
+        let engine = engine(&profile, true);
+        let module = |import: &str| {
+            wat::parse_str(format!(
+                r#"(module {import} (memory (export "memory") 1) (func (export "_start")))"#
+            ))
+            .unwrap()
+        };
+        let good = module(r#"(import "oasis_v1" "clock_now" (func (param i32 i32) (result i32)))"#);
+        assert!(load(&engine, &profile, true, &good, "t").is_ok());
+
+        let bad = module(r#"(import "oasis_v1" "clock_now" (func (param i64 i32) (result i32)))"#);
+        let err = load(&engine, &profile, true, &bad, "t").unwrap_err();
+        assert!(matches!(err, LoadError::Abi(_)), "{err}");
+        assert!(
+            err.to_string().contains("oasis_v1.clock_now with type (i64, i32) -> i32, but oasis_v1.clock_now has type (handle: i32, ns_out: i32) -> i32"),
+            "{err}"
+        );
+
+        // `oasis_v1_…` is no version of its own: the ordinary "only two modules" message.
+        let odd = module(r#"(import "oasis_v1_extra" "f" (func))"#);
+        let err = load(&engine, &profile, true, &odd, "t").unwrap_err().to_string();
+        assert!(err.contains("Oasis apps may import only"), "{err}");
     }
 
     #[test]

@@ -12,7 +12,7 @@ pub mod wasi;
 
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
-use wasmtime::{Engine, FuncType, IntoFunc, Linker, Module, Val};
+use wasmtime::{Caller, Engine, FuncType, IntoFunc, Linker, Module, Val};
 
 use crate::tenant::TenantState;
 
@@ -79,7 +79,33 @@ impl Definer<'_> {
     }
 }
 
+/// Makes one method of [`Definer`] per `oasis_v1` import, named after it, that
+/// defines it with the table's type (`oasis_abi::for_each_import!`): the host
+/// function's parameter and result types come from the table, so a host
+/// closure of any other type does not compile.
+macro_rules! define_oasis_imports {
+    (module = $module:literal;
+     $( $(#[$meta:meta])* $konst:ident: fn $name:ident($($param:ident: $ty:ident),*) -> $ret:ident; )*) => {
+        impl Definer<'_> {
+            $(
+                #[doc = concat!("Defines `", $module, ".", stringify!($name), "`, if wanted, with the table's type.")]
+                pub(crate) fn $name(
+                    &mut self,
+                    func: impl Fn(Caller<'_, TenantState>, $($ty),*) -> $ret + Send + Sync + 'static,
+                ) -> wasmtime::Result<()> {
+                    self.wrap($module, oasis_abi::import::$konst, func)
+                }
+            )*
+        }
+    };
+}
+
+oasis_abi::for_each_import!(define_oasis_imports);
+
 /// Asked for by `proc_exit`: ends the current call into the guest with this status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("app exited with status {0}")]
 pub struct ExitRequest(pub i32);
+
+#[cfg(test)]
+mod tests;

@@ -9,8 +9,7 @@ use alloc::format;
 use alloc::vec::Vec;
 use core::net::{IpAddr, SocketAddr};
 use oasis_abi::net::{ADDR_LEN, ADDR_LOCAL, ADDR_PEER, EVENT_LEN, READABLE, WRITABLE};
-use oasis_abi::{IMPORT_MODULE, Status, import, kind};
-use wasmtime::Caller;
+use oasis_abi::{Status, kind};
 
 use super::Definer;
 use super::memory;
@@ -111,7 +110,7 @@ fn stream_socket(st: &mut TenantState, handle: i32) -> Result<SocketId, Status> 
 }
 
 pub(crate) fn add_to_linker(linker: &mut Definer<'_>) -> wasmtime::Result<()> {
-    linker.wrap(IMPORT_MODULE, import::TCP_LISTEN, |mut c: Caller<'_, TenantState>, port: i32, out: i32| {
+    linker.tcp_listen(|mut c, port, out| {
         with_memory(&mut c, |mem, st| {
             memory::check(mem, out, 4)?;
             let port = port_of(port)?;
@@ -123,7 +122,7 @@ pub(crate) fn add_to_linker(linker: &mut Definer<'_>) -> wasmtime::Result<()> {
         })
     })?;
 
-    linker.wrap(IMPORT_MODULE, import::TCP_ACCEPT, |mut c: Caller<'_, TenantState>, listener: i32, out: i32, peer_out: i32| {
+    linker.tcp_accept(|mut c, listener, out, peer_out| {
         with_memory(&mut c, |mem, st| {
             memory::check(mem, out, 4)?;
             memory::check(mem, peer_out, ADDR_LEN as u32)?;
@@ -140,7 +139,7 @@ pub(crate) fn add_to_linker(linker: &mut Definer<'_>) -> wasmtime::Result<()> {
         })
     })?;
 
-    linker.wrap(IMPORT_MODULE, import::TCP_CONNECT, |mut c: Caller<'_, TenantState>, addr_ptr: i32, out: i32| {
+    linker.tcp_connect(|mut c, addr_ptr, out| {
         with_memory(&mut c, |mem, st| {
             memory::check(mem, out, 4)?;
             let to = read_addr(mem, addr_ptr)?;
@@ -156,7 +155,7 @@ pub(crate) fn add_to_linker(linker: &mut Definer<'_>) -> wasmtime::Result<()> {
         })
     })?;
 
-    linker.wrap(IMPORT_MODULE, import::SOCK_READ, |mut c: Caller<'_, TenantState>, h: i32, ptr: i32, len: i32, n_out: i32| {
+    linker.sock_read(|mut c, h, ptr, len, n_out| {
         with_memory(&mut c, |mem, st| {
             memory::check(mem, n_out, 4)?;
             let socket = stream_socket(st, h)?;
@@ -169,7 +168,7 @@ pub(crate) fn add_to_linker(linker: &mut Definer<'_>) -> wasmtime::Result<()> {
         })
     })?;
 
-    linker.wrap(IMPORT_MODULE, import::SOCK_WRITE, |mut c: Caller<'_, TenantState>, h: i32, ptr: i32, len: i32, n_out: i32| {
+    linker.sock_write(|mut c, h, ptr, len, n_out| {
         with_memory(&mut c, |mem, st| {
             memory::check(mem, n_out, 4)?;
             let socket = stream_socket(st, h)?;
@@ -181,7 +180,7 @@ pub(crate) fn add_to_linker(linker: &mut Definer<'_>) -> wasmtime::Result<()> {
         })
     })?;
 
-    linker.wrap(IMPORT_MODULE, import::SOCK_SHUTDOWN, |mut c: Caller<'_, TenantState>, h: i32, how: i32| {
+    linker.sock_shutdown(|mut c, h, how| {
         with_memory(&mut c, |_, st| {
             if !(0..=2).contains(&how) {
                 return Err(Status::Invalid);
@@ -191,7 +190,7 @@ pub(crate) fn add_to_linker(linker: &mut Definer<'_>) -> wasmtime::Result<()> {
         })
     })?;
 
-    linker.wrap(IMPORT_MODULE, import::SOCK_ADDR, |mut c: Caller<'_, TenantState>, h: i32, which: i32, out: i32| {
+    linker.sock_addr(|mut c, h, which, out| {
         with_memory(&mut c, |mem, st| {
             memory::check(mem, out, ADDR_LEN as u32)?;
             let cap_view = match st.caps.get_mut(h as u32)? {
@@ -214,7 +213,7 @@ pub(crate) fn add_to_linker(linker: &mut Definer<'_>) -> wasmtime::Result<()> {
         })
     })?;
 
-    linker.wrap(IMPORT_MODULE, import::UDP_BIND, |mut c: Caller<'_, TenantState>, port: i32, out: i32| {
+    linker.udp_bind(|mut c, port, out| {
         with_memory(&mut c, |mem, st| {
             memory::check(mem, out, 4)?;
             let port = port_of(port)?;
@@ -226,106 +225,94 @@ pub(crate) fn add_to_linker(linker: &mut Definer<'_>) -> wasmtime::Result<()> {
         })
     })?;
 
-    linker.wrap(
-        IMPORT_MODULE,
-        import::UDP_SEND_TO,
-        |mut c: Caller<'_, TenantState>, h: i32, ptr: i32, len: i32, addr_ptr: i32, n_out: i32| {
-            with_memory(&mut c, |mem, st| {
-                memory::check(mem, n_out, 4)?;
-                let to = read_addr(mem, addr_ptr)?;
-                let (socket, known_peer) = match st.caps.get_mut(h as u32)? {
-                    Capability::Udp { socket, peers, .. } => (*socket, peers.contains(&to)),
-                    _ => return Err(Status::WrongKind),
-                };
-                let n = net(st)?;
-                if !known_peer && !n.grants.may_connect(to, n.resolved.make_contiguous()) {
-                    st.log_refusal(&format!("UDP send to {to} refused: not allowed (--allow-connect HOST:PORT)"));
+    linker.udp_send_to(|mut c, h, ptr, len, addr_ptr, n_out| {
+        with_memory(&mut c, |mem, st| {
+            memory::check(mem, n_out, 4)?;
+            let to = read_addr(mem, addr_ptr)?;
+            let (socket, known_peer) = match st.caps.get_mut(h as u32)? {
+                Capability::Udp { socket, peers, .. } => (*socket, peers.contains(&to)),
+                _ => return Err(Status::WrongKind),
+            };
+            let n = net(st)?;
+            if !known_peer && !n.grants.may_connect(to, n.resolved.make_contiguous()) {
+                st.log_refusal(&format!("UDP send to {to} refused: not allowed (--allow-connect HOST:PORT)"));
+                return Err(Status::NotGranted);
+            }
+            let network = n.network.clone();
+            let r = network.send_to(socket, memory::bytes(mem, ptr, len)?, to);
+            let sent = ready_or_register(st, socket, h as u32, WRITABLE, r)?;
+            memory::write_u32(mem, n_out, sent as u32)?;
+            Ok(())
+        })
+    })?;
+
+    linker.udp_recv_from(|mut c, h, ptr, len, n_out, addr_out| {
+        with_memory(&mut c, |mem, st| {
+            memory::check(mem, n_out, 4)?;
+            memory::check(mem, addr_out, ADDR_LEN as u32)?;
+            let socket = match st.caps.get_mut(h as u32)? {
+                Capability::Udp { socket, .. } => *socket,
+                _ => return Err(Status::WrongKind),
+            };
+            let network = net(st)?.network.clone();
+            let r = network.recv_from(socket, memory::bytes_mut(mem, ptr, len)?);
+            let (got, from) = ready_or_register(st, socket, h as u32, READABLE, r)?;
+            if let Ok(Capability::Udp { peers, .. }) = st.caps.get_mut(h as u32) {
+                if !peers.contains(&from) {
+                    if peers.len() == MAX_UDP_PEERS {
+                        peers.pop_front();
+                    }
+                    peers.push_back(from);
+                }
+            }
+            memory::write_u32(mem, n_out, got as u32)?;
+            write_addr(mem, addr_out, from)
+        })
+    })?;
+
+    linker.net_lookup(|mut c, name_ptr, name_len, out, cap, count_out| {
+        with_memory(&mut c, |mem, st| {
+            memory::check(mem, count_out, 4)?;
+            let cap = (cap as u32).min(MAX_LOOKUP_ADDRS);
+            memory::check(mem, out, cap * ADDR_LEN as u32)?;
+            let name = core::str::from_utf8(memory::bytes(mem, name_ptr, name_len)?).map_err(|_| Status::Invalid)?;
+            let n = net(st)?;
+            let ips: Vec<IpAddr> = if let Ok(ip) = name.parse::<IpAddr>() {
+                alloc::vec![ip]
+            } else {
+                if !n.grants.may_lookup(name) {
+                    st.log_refusal(&format!("lookup of `{name}` refused: no --allow-connect pattern names it"));
                     return Err(Status::NotGranted);
                 }
-                let network = n.network.clone();
-                let r = network.send_to(socket, memory::bytes(mem, ptr, len)?, to);
-                let sent = ready_or_register(st, socket, h as u32, WRITABLE, r)?;
-                memory::write_u32(mem, n_out, sent as u32)?;
-                Ok(())
-            })
-        },
-    )?;
-
-    linker.wrap(
-        IMPORT_MODULE,
-        import::UDP_RECV_FROM,
-        |mut c: Caller<'_, TenantState>, h: i32, ptr: i32, len: i32, n_out: i32, addr_out: i32| {
-            with_memory(&mut c, |mem, st| {
-                memory::check(mem, n_out, 4)?;
-                memory::check(mem, addr_out, ADDR_LEN as u32)?;
-                let socket = match st.caps.get_mut(h as u32)? {
-                    Capability::Udp { socket, .. } => *socket,
-                    _ => return Err(Status::WrongKind),
+                let ips = match n.network.lookup(name) {
+                    Ok(ips) => ips,
+                    // A reason only the operator can act on (no DNS server
+                    // configured): say it in the host's log; to the app
+                    // the name is simply unreachable, as when it is unknown.
+                    Err(NetError::Other(why)) => {
+                        st.log_refusal(&why);
+                        return Err(Status::Unreachable);
+                    }
+                    Err(e) => return Err(e.status()),
                 };
-                let network = net(st)?.network.clone();
-                let r = network.recv_from(socket, memory::bytes_mut(mem, ptr, len)?);
-                let (got, from) = ready_or_register(st, socket, h as u32, READABLE, r)?;
-                if let Ok(Capability::Udp { peers, .. }) = st.caps.get_mut(h as u32) {
-                    if !peers.contains(&from) {
-                        if peers.len() == MAX_UDP_PEERS {
-                            peers.pop_front();
-                        }
-                        peers.push_back(from);
+                for ip in &ips {
+                    if n.resolved.len() == MAX_RESOLVED {
+                        n.resolved.pop_front();
                     }
+                    n.resolved.push_back((name.to_ascii_lowercase(), *ip));
                 }
-                memory::write_u32(mem, n_out, got as u32)?;
-                write_addr(mem, addr_out, from)
-            })
-        },
-    )?;
+                ips
+            };
+            let count = ips.len().min(cap as usize);
+            for (i, ip) in ips.iter().take(count).enumerate() {
+                write_addr(mem, out + (i * ADDR_LEN) as i32, SocketAddr::new(*ip, 0))?;
+            }
+            memory::write_u32(mem, count_out, count as u32)?;
+            Ok(())
+        })
+    })?;
 
-    linker.wrap(
-        IMPORT_MODULE,
-        import::NET_LOOKUP,
-        |mut c: Caller<'_, TenantState>, name_ptr: i32, name_len: i32, out: i32, cap: i32, count_out: i32| {
-            with_memory(&mut c, |mem, st| {
-                memory::check(mem, count_out, 4)?;
-                let cap = (cap as u32).min(MAX_LOOKUP_ADDRS);
-                memory::check(mem, out, cap * ADDR_LEN as u32)?;
-                let name = core::str::from_utf8(memory::bytes(mem, name_ptr, name_len)?).map_err(|_| Status::Invalid)?;
-                let n = net(st)?;
-                let ips: Vec<IpAddr> = if let Ok(ip) = name.parse::<IpAddr>() {
-                    alloc::vec![ip]
-                } else {
-                    if !n.grants.may_lookup(name) {
-                        st.log_refusal(&format!("lookup of `{name}` refused: no --allow-connect pattern names it"));
-                        return Err(Status::NotGranted);
-                    }
-                    let ips = match n.network.lookup(name) {
-                        Ok(ips) => ips,
-                        // A reason only the operator can act on (no DNS server
-                        // configured): say it in the host's log; to the app
-                        // the name is simply unreachable, as when it is unknown.
-                        Err(NetError::Other(why)) => {
-                            st.log_refusal(&why);
-                            return Err(Status::Unreachable);
-                        }
-                        Err(e) => return Err(e.status()),
-                    };
-                    for ip in &ips {
-                        if n.resolved.len() == MAX_RESOLVED {
-                            n.resolved.pop_front();
-                        }
-                        n.resolved.push_back((name.to_ascii_lowercase(), *ip));
-                    }
-                    ips
-                };
-                let count = ips.len().min(cap as usize);
-                for (i, ip) in ips.iter().take(count).enumerate() {
-                    write_addr(mem, out + (i * ADDR_LEN) as i32, SocketAddr::new(*ip, 0))?;
-                }
-                memory::write_u32(mem, count_out, count as u32)?;
-                Ok(())
-            })
-        },
-    )?;
-
-    linker.wrap(IMPORT_MODULE, import::POLL_EVENTS, |mut c: Caller<'_, TenantState>, buf: i32, cap: i32, count_out: i32| {
+    linker.poll_events(|mut c, buf, cap, count_out| {
         with_memory(&mut c, |mem, st| {
             memory::check(mem, count_out, 4)?;
             let cap = cap as u32;

@@ -1,7 +1,7 @@
 //! The `oasis_v1` imports (ABI.md section 3).
 
 use alloc::vec::Vec;
-use oasis_abi::{ENTROPY_MAX_PER_CALL, IMPORT_MODULE, Status, import};
+use oasis_abi::{ENTROPY_MAX_PER_CALL, Status};
 use wasmtime::Caller;
 
 use super::Definer;
@@ -39,7 +39,7 @@ pub(crate) fn with_memory(
 }
 
 pub(crate) fn add_to_linker(linker: &mut Definer<'_>) -> wasmtime::Result<()> {
-    linker.wrap(IMPORT_MODULE, import::CAP_OPEN, |mut c: Caller<'_, TenantState>, ptr: i32, len: i32, out: i32| {
+    linker.cap_open(|mut c, ptr, len, out| {
         with_memory(&mut c, |mem, st| {
             let name = core::str::from_utf8(memory::bytes(mem, ptr, len)?).map_err(|_| Status::Invalid)?;
             memory::check(mem, out, 4)?;
@@ -53,7 +53,7 @@ pub(crate) fn add_to_linker(linker: &mut Definer<'_>) -> wasmtime::Result<()> {
         })
     })?;
 
-    linker.wrap(IMPORT_MODULE, import::CAP_CLOSE, |mut c: Caller<'_, TenantState>, handle: i32| {
+    linker.cap_close(|mut c, handle| {
         with_memory(&mut c, |_, st| {
             let cap = st.caps.remove(handle as u32)?;
             st.release(cap, Some(handle as u32));
@@ -61,7 +61,7 @@ pub(crate) fn add_to_linker(linker: &mut Definer<'_>) -> wasmtime::Result<()> {
         })
     })?;
 
-    linker.wrap(IMPORT_MODULE, import::CONSOLE_WRITE, |mut c: Caller<'_, TenantState>, handle: i32, ptr: i32, len: i32| {
+    linker.console_write(|mut c, handle, ptr, len| {
         with_memory(&mut c, |mem, st| {
             let data = memory::bytes(mem, ptr, len)?;
             let Capability::Console { stream, pending } = st.caps.get_mut(handle as u32)? else {
@@ -72,7 +72,7 @@ pub(crate) fn add_to_linker(linker: &mut Definer<'_>) -> wasmtime::Result<()> {
         })
     })?;
 
-    linker.wrap(IMPORT_MODULE, import::CLOCK_NOW, |mut c: Caller<'_, TenantState>, handle: i32, out: i32| {
+    linker.clock_now(|mut c, handle, out| {
         with_memory(&mut c, |mem, st| {
             let Capability::Clock(kind) = st.caps.get_mut(handle as u32)? else {
                 return Err(Status::WrongKind);
@@ -86,7 +86,7 @@ pub(crate) fn add_to_linker(linker: &mut Definer<'_>) -> wasmtime::Result<()> {
         })
     })?;
 
-    linker.wrap(IMPORT_MODULE, import::ENTROPY_FILL, |mut c: Caller<'_, TenantState>, handle: i32, ptr: i32, len: i32| {
+    linker.entropy_fill(|mut c, handle, ptr, len| {
         with_memory(&mut c, |mem, st| {
             if len as u32 as usize > ENTROPY_MAX_PER_CALL {
                 return Err(Status::Invalid);
