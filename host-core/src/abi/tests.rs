@@ -1,12 +1,89 @@
-//! The ABI table (`oasis_abi::for_each_import!`) against the host's linker:
-//! it must define exactly what the table says, in both directions.
+//! The ABI table (`oasis_abi::for_each_import!`) against the two things that
+//! could drift from it: the host's linker, and `guest-api/ABI.md`, the
+//! specification people read. Both must say exactly what the table says, in
+//! both directions.
 
-#[cfg(feature = "compiler")]
 use alloc::string::{String, ToString};
-#[cfg(feature = "compiler")]
 use alloc::vec::Vec;
-#[cfg(feature = "compiler")]
-use oasis_abi::{IMPORT_MODULE, IMPORTS, find_import};
+use oasis_abi::{IMPORT_MODULE, IMPORTS, Status, find_import};
+
+const ABI_MD: &str = include_str!("../../../guest-api/ABI.md");
+
+/// Header of every table of `oasis_v1` imports (sections 3 and 7).
+const IMPORT_TABLE: &str = "| function | signature | meaning |";
+/// Header of the status-code table (section 3).
+const STATUS_TABLE: &str = "| value | name | meaning |";
+
+/// The rows of every table of `doc` whose header line is `header`: each row's
+/// cells, trimmed, without the code backticks. A table ends at the first line
+/// that is not a row.
+fn table_rows(doc: &str, header: &str) -> Vec<Vec<String>> {
+    let mut rows = Vec::new();
+    let mut lines = doc.lines().map(str::trim);
+    while let Some(line) = lines.next() {
+        if line != header {
+            continue;
+        }
+        let separator = lines.next().unwrap_or("");
+        assert!(separator.starts_with("| ---"), "ABI.md: a table `{header}` without its separator line");
+        for row in lines.by_ref().take_while(|l| l.starts_with('|')) {
+            let inner = row.trim_start_matches('|').trim_end_matches('|');
+            rows.push(inner.split('|').map(|c| c.trim().trim_matches('`').to_string()).collect());
+        }
+    }
+    rows
+}
+
+#[test]
+fn the_table_reader_reads_rows_and_stops_after_the_table() {
+    let doc = "text\n\n| a | b |\n| --- | --- |\n| `x` | `(p: i32) -> i32` |\n| y | z |\n\n| c | d |\n| `w` | v |\n";
+    assert_eq!(table_rows(doc, "| a | b |"), [["x", "(p: i32) -> i32"], ["y", "z"]]);
+}
+
+#[test]
+fn abi_md_import_tables_match_the_table() {
+    let rows = table_rows(ABI_MD, IMPORT_TABLE);
+    assert!(!rows.is_empty(), "ABI.md has no `{IMPORT_TABLE}` table");
+    let mut seen: Vec<&str> = Vec::new();
+    for row in &rows {
+        let [name, signature, ..] = row.as_slice() else {
+            panic!("ABI.md: an import row with fewer than 3 cells: {row:?}");
+        };
+        let Some(sig) = find_import(name) else {
+            panic!("ABI.md lists {IMPORT_MODULE}.{name}, which oasis_abi::for_each_import! does not have");
+        };
+        assert_eq!(
+            *signature,
+            sig.signature().to_string(),
+            "ABI.md's type of {IMPORT_MODULE}.{name} (left) is not the table's (right)"
+        );
+        assert!(!seen.contains(&sig.name), "ABI.md lists {IMPORT_MODULE}.{name} twice");
+        seen.push(sig.name);
+    }
+    for sig in IMPORTS {
+        assert!(seen.contains(&sig.name), "ABI.md does not list {IMPORT_MODULE}.{} {}", sig.name, sig.signature());
+    }
+}
+
+#[test]
+fn abi_md_status_table_matches_status() {
+    let mut values = Vec::new();
+    for row in table_rows(ABI_MD, STATUS_TABLE) {
+        let [value, name, ..] = row.as_slice() else {
+            panic!("ABI.md: a status row with fewer than 3 cells: {row:?}");
+        };
+        let raw: i32 = value.parse().unwrap_or_else(|_| panic!("ABI.md: status value `{value}` is not a number"));
+        let Some(status) = Status::from_raw(raw) else {
+            panic!("ABI.md lists status {raw} `{name}`, which oasis_abi::Status does not have");
+        };
+        assert_eq!(name, status.name(), "ABI.md's name of status {raw} (left) is not the code's (right)");
+        assert!(!values.contains(&raw), "ABI.md lists status {raw} twice");
+        values.push(raw);
+    }
+    // The codes are dense from 0, so this many rows means every code is there.
+    let known = (0..).take_while(|raw| Status::from_raw(*raw).is_some()).count();
+    assert_eq!(values.len(), known, "ABI.md's status table has {} codes, oasis_abi::Status {known}", values.len());
+}
 
 /// Every `oasis_v1` function the host's full linker defines, with its type,
 /// must be the table's, and the table's every import must be defined.
