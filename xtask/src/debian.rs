@@ -32,6 +32,9 @@ pub const WASM_PACKAGES: &[&str] = &[
 ];
 /// What building core/alloc for x86_64-unknown-none needs (no linker, no libc).
 pub const NOSTD_PACKAGES: &[&str] = &["rustc-web", "cargo-web", "rust-web-src"];
+/// What building the PVH kernel needs: the same, and rustc's linker for
+/// x86_64-unknown-none, `rust-lld` (from `lld-22`).
+pub const KERNEL_PACKAGES: &[&str] = &["rustc-web", "cargo-web", "rust-web-src", "lld-22"];
 
 /// Wasmtime 48 needs this rustc or newer (bookworm's plain `rustc` is older).
 const MIN_MINOR: u32 = 95;

@@ -211,7 +211,7 @@ impl<'a> Setup<'a> {
                 return Ok(Route::Rustup);
             }
         }
-        self.debian(purpose, debian::NOSTD_PACKAGES)
+        self.debian(purpose, debian::KERNEL_PACKAGES)
     }
 
     fn wasm32_wasip1(&mut self) -> Result<WasmToolchain> {
