@@ -19,7 +19,9 @@ pub const RUSTC: &str = "/usr/bin/rustc";
 pub const RUST_SRC: &str = "/usr/lib/rustlib/src/rust/library";
 /// wasi-libc (`wasi-libc`): crt1-*.o, libc.a, … for wasm32-wasip1 links.
 pub const WASI_LIBC: &str = "/usr/lib/wasm32-wasi";
-/// The wasm linker rustc calls for wasm32-wasip1 (from `lld-22`).
+/// The linker rustc calls for wasm32-wasip1 and x86_64-unknown-none: a link
+/// to `lld-22` from `rust-web-llvm` (which rustc-web only recommends, so
+/// `--no-install-recommends` leaves it out unless named).
 pub const RUST_LLD: &str = "/usr/bin/rust-lld";
 
 /// What building wasm32-wasip1 apps with Debian's Rust needs.
@@ -28,13 +30,14 @@ pub const WASM_PACKAGES: &[&str] = &[
     "cargo-web",
     "rust-web-src",
     "wasi-libc",
+    "rust-web-llvm",
     "lld-22",
 ];
 /// What building core/alloc for x86_64-unknown-none needs (no linker, no libc).
 pub const NOSTD_PACKAGES: &[&str] = &["rustc-web", "cargo-web", "rust-web-src"];
 /// What building the PVH kernel needs: the same, and rustc's linker for
-/// x86_64-unknown-none, `rust-lld` (from `lld-22`).
-pub const KERNEL_PACKAGES: &[&str] = &["rustc-web", "cargo-web", "rust-web-src", "lld-22"];
+/// x86_64-unknown-none, [`RUST_LLD`].
+pub const KERNEL_PACKAGES: &[&str] = &["rustc-web", "cargo-web", "rust-web-src", "rust-web-llvm", "lld-22"];
 
 /// Wasmtime 48 needs this rustc or newer (bookworm's plain `rustc` is older).
 const MIN_MINOR: u32 = 95;
