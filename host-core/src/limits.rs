@@ -84,7 +84,7 @@ pub fn display_size(bytes: u64) -> String {
         fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             for (shift, unit) in [(30, "GiB"), (20, "MiB"), (10, "KiB")] {
                 if self.0 >= 1 << shift {
-                    return if self.0 % (1 << shift) == 0 {
+                    return if self.0.is_multiple_of(1 << shift) {
                         write!(f, "{}{unit}", self.0 >> shift)
                     } else {
                         // Not a whole number of units: one decimal says enough.

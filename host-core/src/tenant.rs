@@ -120,10 +120,10 @@ impl TenantState {
             }
             return;
         }
-        if let Capability::Console { stream, pending } = cap {
-            if !pending.is_empty() {
-                let _ = self.platform.write_output(&self.name, crate::Output::Log { stream: &stream }, &pending);
-            }
+        if let Capability::Console { stream, pending } = cap
+            && !pending.is_empty()
+        {
+            let _ = self.platform.write_output(&self.name, crate::Output::Log { stream: &stream }, &pending);
         }
     }
 

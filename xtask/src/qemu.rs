@@ -22,10 +22,10 @@ pub fn ensure(ws: &Workspace) -> Result<String> {
     if let Ok(version) = version() {
         return Ok(version);
     }
-    if is_bookworm() {
-        if let Err(err) = install_from_backports(ws) {
-            crate::setup::say(&format!("QEMU from bookworm-backports failed ({err:#}); using Debian's own"));
-        }
+    if is_bookworm()
+        && let Err(err) = install_from_backports(ws)
+    {
+        crate::setup::say(&format!("QEMU from bookworm-backports failed ({err:#}); using Debian's own"));
     }
     if version().is_err() {
         debian::ensure_packages(ws, &["qemu-system-x86"], "the PVH kernel tests (QEMU)")?;

@@ -40,10 +40,8 @@ async fn main() -> oasis::Result<()> {
         let stale = raw.as_raw();
         raw.close()?;
         // SAFETY: no memory is passed.
-        println!(
-            "stale handle: {}",
-            status_name(unsafe { sys::cap_close(stale) })
-        );
+        let closed = unsafe { sys::cap_close(stale) };
+        println!("stale handle: {}", status_name(closed));
         let text = b"not a console\n";
         // SAFETY: the host reads at most `text.len()` bytes of `text`, which is live.
         let wrong = unsafe {

@@ -64,7 +64,7 @@ impl Definer<'_> {
     }
 
     /// `Linker::func_new`, if wanted.
-    pub(crate) fn new(
+    pub(crate) fn func_new(
         &mut self,
         module: &str,
         name: &str,

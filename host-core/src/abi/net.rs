@@ -257,13 +257,13 @@ pub(crate) fn add_to_linker(linker: &mut Definer<'_>) -> wasmtime::Result<()> {
             let network = net(st)?.network.clone();
             let r = network.recv_from(socket, memory::bytes_mut(mem, ptr, len)?);
             let (got, from) = ready_or_register(st, socket, h as u32, READABLE, r)?;
-            if let Ok(Capability::Udp { peers, .. }) = st.caps.get_mut(h as u32) {
-                if !peers.contains(&from) {
-                    if peers.len() == MAX_UDP_PEERS {
-                        peers.pop_front();
-                    }
-                    peers.push_back(from);
+            if let Ok(Capability::Udp { peers, .. }) = st.caps.get_mut(h as u32)
+                && !peers.contains(&from)
+            {
+                if peers.len() == MAX_UDP_PEERS {
+                    peers.pop_front();
                 }
+                peers.push_back(from);
             }
             memory::write_u32(mem, n_out, got as u32)?;
             write_addr(mem, addr_out, from)

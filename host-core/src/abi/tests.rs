@@ -121,7 +121,9 @@ fn linker_defines_exactly_the_table() {
 
     let rt = Runtime::new(EngineProfile::native(), &RuntimeOptions::default(), Arc::new(Silent), 1).unwrap();
     let host = super::linker(rt.engine()).unwrap();
-    let found: Arc<Mutex<Vec<(String, Vec<ValType>, Vec<ValType>)>>> = Arc::default();
+    /// An `oasis_v1` definition: name, parameters, results.
+    type Definition = (String, Vec<ValType>, Vec<ValType>);
+    let found: Arc<Mutex<Vec<Definition>>> = Arc::default();
 
     let mut probing = host.clone();
     let (linker, out) = (host.clone(), found.clone());

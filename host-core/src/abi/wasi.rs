@@ -316,7 +316,7 @@ pub(crate) fn add_to_linker(linker: &mut Definer<'_>) -> wasmtime::Result<()> {
     })?;
 
     for (name, sig) in DENIED {
-        linker.new(MODULE, name, |engine| signature(engine, sig), |_, _, results: &mut [Val]| {
+        linker.func_new(MODULE, name, |engine| signature(engine, sig), |_, _, results: &mut [Val]| {
             results[0] = Val::I32(errno::NOTCAPABLE);
             Ok(())
         })?;
@@ -383,25 +383,25 @@ fn poll_oneoff(c: &mut Caller<'_, TenantState>, sin: i32, sout: i32, n: i32, nou
         return decoded;
     }
     let has_fd = subs.iter().any(|s| s.deadline.is_none());
-    if !has_fd {
-        if let Some(earliest) = subs.iter().filter_map(|s| s.deadline).min() {
-            let platform = c.data().platform.clone();
-            let before = platform.monotonic_ns();
-            // Asleep, the guest runs no code: the epoch may stop ticking.
-            if let Some(ticker) = &c.data().ticker {
-                ticker.leave();
-            }
-            while platform.monotonic_ns() < earliest {
-                platform.sleep_until(earliest);
-            }
-            if let Some(ticker) = &c.data().ticker {
-                ticker.enter();
-            }
-            // Time asleep is not the guest's CPU time: give it back.
-            let slept = platform.monotonic_ns().saturating_sub(before);
-            if let Some(ticks) = c.data_mut().credit_sleep(slept, before) {
-                wasmtime::AsContextMut::as_context_mut(c).set_epoch_deadline(ticks);
-            }
+    if !has_fd
+        && let Some(earliest) = subs.iter().filter_map(|s| s.deadline).min()
+    {
+        let platform = c.data().platform.clone();
+        let before = platform.monotonic_ns();
+        // Asleep, the guest runs no code: the epoch may stop ticking.
+        if let Some(ticker) = &c.data().ticker {
+            ticker.leave();
+        }
+        while platform.monotonic_ns() < earliest {
+            platform.sleep_until(earliest);
+        }
+        if let Some(ticker) = &c.data().ticker {
+            ticker.enter();
+        }
+        // Time asleep is not the guest's CPU time: give it back.
+        let slept = platform.monotonic_ns().saturating_sub(before);
+        if let Some(ticks) = c.data_mut().credit_sleep(slept, before) {
+            wasmtime::AsContextMut::as_context_mut(c).set_epoch_deadline(ticks);
         }
     }
     wasi(c, |mem, st| {

@@ -167,6 +167,6 @@ mod tests {
         for bad in ["nope", "a b:80", ":80", "host:port"] {
             assert!(ConnectPattern::parse(bad).is_err(), "{bad}");
         }
-        assert!(NetGrants::default().may_connect("127.0.0.1:1".parse().unwrap(), &[]) == false, "nothing by default");
+        assert!(!NetGrants::default().may_connect("127.0.0.1:1".parse().unwrap(), &[]), "nothing by default");
     }
 }

@@ -280,7 +280,7 @@ impl<D: NetDevice> Network for SmolNetwork<D> {
         let mut guard = self.stack.lock();
         let st = &mut *guard;
         let port = st.next_port;
-        st.next_port = if port + 1 >= EPHEMERAL.end { EPHEMERAL.start } else { port + 1 };
+        st.next_port = port.checked_add(1).filter(|next| EPHEMERAL.contains(next)).unwrap_or(EPHEMERAL.start);
         let mut s = new_tcp();
         s.connect(st.iface.context(), remote, port).map_err(|_| NetError::Unreachable)?;
         let handle = st.sockets.add(s);

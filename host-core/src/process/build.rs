@@ -42,13 +42,13 @@ pub fn cache_dir() -> Option<PathBuf> {
 
 /// Finds a toolchain for wasm32-wasip1, or explains how to get one.
 pub fn find_toolchain() -> CliResult<WasmToolchain> {
-    if let Some(path) = cache_dir().map(|d| d.join("wasm32-wasip1.toml")) {
-        if path.exists() {
-            let text = std::fs::read_to_string(&path).map_err(|e| UserError(format!("{}: {e}", path.display())))?;
-            return toml::from_str(&text).map_err(|e| {
-                UserError(format!("{}: {} (delete it and run `cargo xtask setup`)", path.display(), e.message()))
-            });
-        }
+    if let Some(path) = cache_dir().map(|d| d.join("wasm32-wasip1.toml"))
+        && path.exists()
+    {
+        let text = std::fs::read_to_string(&path).map_err(|e| UserError(format!("{}: {e}", path.display())))?;
+        return toml::from_str(&text).map_err(|e| {
+            UserError(format!("{}: {} (delete it and run `cargo xtask setup`)", path.display(), e.message()))
+        });
     }
     let libdir = Command::new("rustc")
         .args(["--print", "target-libdir", "--target", WASM_TARGET])

@@ -210,12 +210,12 @@ mod tests {
         let (mut sent, mut got) = (0, Vec::new());
         let mut buf = vec![0u8; 65536];
         pump(&server, &client, || {
-            if sent < data.len() {
-                if let Ok(n) = client.write(conn, &data[sent..]) {
-                    sent += n;
-                    if sent == data.len() {
-                        client.shutdown(conn, 1).unwrap();
-                    }
+            if sent < data.len()
+                && let Ok(n) = client.write(conn, &data[sent..])
+            {
+                sent += n;
+                if sent == data.len() {
+                    client.shutdown(conn, 1).unwrap();
                 }
             }
             match server.read(srv_conn, &mut buf) {
