@@ -95,7 +95,8 @@ fn ms(d: Duration) -> String {
 
 fn cold_start(runs: usize) -> Result<(), String> {
     let oasis = env_path("OASIS_BIN").ok_or("OASIS_BIN is not set: run `cargo xtask bench`")?;
-    let artifacts = env_path("OASIS_TEST_ARTIFACTS").ok_or("OASIS_TEST_ARTIFACTS is not set: run `cargo xtask bench`")?;
+    let artifacts =
+        env_path("OASIS_TEST_ARTIFACTS").ok_or("OASIS_TEST_ARTIFACTS is not set: run `cargo xtask bench`")?;
     let pkg = artifacts.join("hello.oasis");
     let wasm = artifacts.join("hello.wasm");
     println!("== cold start of `hello` as a whole process (median of {runs} runs) ==");
@@ -115,10 +116,15 @@ fn cold_start(runs: usize) -> Result<(), String> {
                 "wasmtime run --allow-precompiled hello.cwasm".into(),
                 time_process(&wasmtime, &["run", "--allow-precompiled", cwasm.to_str().unwrap()], runs)?,
             ));
-            rows.push(("wasmtime run hello.wasm (compiles)".into(), time_process(&wasmtime, &["run", wasm.to_str().unwrap()], runs)?));
+            rows.push((
+                "wasmtime run hello.wasm (compiles)".into(),
+                time_process(&wasmtime, &["run", wasm.to_str().unwrap()], runs)?,
+            ));
             let _ = std::fs::remove_file(cwasm);
         }
-        None => println!("(peer skipped: wasmtime CLI not found; `cargo xtask bench` installs wasmtime-cli@48.0.8 into the cache)"),
+        None => println!(
+            "(peer skipped: wasmtime CLI not found; `cargo xtask bench` installs wasmtime-cli@48.0.8 into the cache)"
+        ),
     }
     match env_path("OASIS_BENCH_NATIVE_HELLO") {
         Some(native) => rows.push(("native hello (same Rust source)".into(), time_process(&native, &[], runs)?)),
@@ -193,7 +199,9 @@ fn startup_phases(runs: usize) -> Result<(), String> {
         }
     }
     println!("== phases of a one-shot run, in-process (exit-code app, median of {runs}) ==");
-    for (name, mut times) in ["engine + linker", "load package (AOT)", "instantiate", "run to exit"].into_iter().zip(phases) {
+    for (name, mut times) in
+        ["engine + linker", "load package (AOT)", "instantiate", "run to exit"].into_iter().zip(phases)
+    {
         times.sort();
         println!("{name:<24} {:>8.1} us", percentile(&times, 0.5).as_secs_f64() * 1e6);
     }
@@ -210,7 +218,8 @@ fn smoltcp_bulk(total: usize, mtu: usize) -> Result<(), String> {
 
     let sw = Switch::with_mtu(mtu);
     let stack = |last: u8| {
-        let config = StackConfig { mac: [2, 0, 0, 0, 0, last], ip: Ipv4Addr::new(10, 0, 0, last), prefix: 24, gateway: None };
+        let config =
+            StackConfig { mac: [2, 0, 0, 0, 0, last], ip: Ipv4Addr::new(10, 0, 0, last), prefix: 24, gateway: None };
         SmolNetwork::new(sw.port(), config, Arc::new(StdPlatform::new()))
     };
     let (rx, tx) = (stack(1), stack(2));
@@ -332,7 +341,11 @@ fn tap_http(oasis: &Path, http: &Path, secs: u32) -> Result<Wrk, String> {
     let ns = format!("oasis-bench-{}", std::process::id());
     let ip = |args: &[&str]| -> Result<(), String> {
         let out = Command::new("ip").args(args).output().map_err(|e| format!("ip: {e}"))?;
-        if out.status.success() { Ok(()) } else { Err(format!("ip {args:?}: {}", String::from_utf8_lossy(&out.stderr).trim())) }
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!("ip {args:?}: {}", String::from_utf8_lossy(&out.stderr).trim()))
+        }
     };
     ip(&["netns", "add", &ns])?;
     let result = (|| {
@@ -351,7 +364,18 @@ fn tap_http(oasis: &Path, http: &Path, secs: u32) -> Result<Wrk, String> {
         let mut ready = false;
         for _ in 0..100 {
             let probe = Command::new("ip")
-                .args(["netns", "exec", &ns, "curl", "-s", "-o", "/dev/null", "--max-time", "1", "http://10.78.0.2:8080/"])
+                .args([
+                    "netns",
+                    "exec",
+                    &ns,
+                    "curl",
+                    "-s",
+                    "-o",
+                    "/dev/null",
+                    "--max-time",
+                    "1",
+                    "http://10.78.0.2:8080/",
+                ])
                 .status();
             if probe.is_ok_and(|s| s.success()) {
                 ready = true;
@@ -359,7 +383,11 @@ fn tap_http(oasis: &Path, http: &Path, secs: u32) -> Result<Wrk, String> {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        let measured = if ready { wrk_in(Some(&ns), "http://10.78.0.2:8080/", secs) } else { Err("the tap server never answered".into()) };
+        let measured = if ready {
+            wrk_in(Some(&ns), "http://10.78.0.2:8080/", secs)
+        } else {
+            Err("the tap server never answered".into())
+        };
         let _ = server.kill();
         let _ = server.wait();
         measured
@@ -472,13 +500,18 @@ fn idle_cpu(secs: u64) -> Result<(), String> {
         measured
     };
     let port = free_port();
-    let oasis_pct = measure(Command::new(&oasis).args(["run", http.to_str().unwrap(), "-p", &format!("127.0.0.1:{port}:8080")]), port)?;
+    let oasis_pct = measure(
+        Command::new(&oasis).args(["run", http.to_str().unwrap(), "-p", &format!("127.0.0.1:{port}:8080")]),
+        port,
+    )?;
     let port = free_port();
     let native_pct = measure(Command::new(me).args(["native-http", &port.to_string()]), port)?;
     println!("== idle CPU: a server waiting for connections for {secs} s (after one request) ==");
     println!("oasis run http.oasis (--net socket)          {oasis_pct:>7.3}% of a core");
     println!("native server, same logic (mio + httparse)   {native_pct:>7.3}% of a core");
-    println!("(goal: oasis under 0.1% of a core; /proc counts CPU time in 10 ms steps, so 0.000% means under 10 ms in {secs} s)");
+    println!(
+        "(goal: oasis under 0.1% of a core; /proc counts CPU time in 10 ms steps, so 0.000% means under 10 ms in {secs} s)"
+    );
     Ok(())
 }
 
@@ -494,7 +527,17 @@ fn main() {
     }
     let runs: usize = std::env::var("OASIS_BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(30);
     let mut failed = false;
-    for result in [cold_start(runs), xen::boot(runs.min(10)), startup_phases(runs), instantiate_latency(2000), smoltcp_bulk(1 << 30, 65535), smoltcp_bulk(256 << 20, 1500), http_hello(5), idle_cpu(10), windows::compare(runs.min(20), 5)] {
+    for result in [
+        cold_start(runs),
+        xen::boot(runs.min(10)),
+        startup_phases(runs),
+        instantiate_latency(2000),
+        smoltcp_bulk(1 << 30, 65535),
+        smoltcp_bulk(256 << 20, 1500),
+        http_hello(5),
+        idle_cpu(10),
+        windows::compare(runs.min(20), 5),
+    ] {
         if let Err(e) = result {
             eprintln!("bench: {e}");
             failed = true;

@@ -38,7 +38,12 @@ pub fn compare(runs: usize, http_secs: u32) -> Result<(), String> {
     let windows = time_process(wine, &wine_args(&exe, &["run", hello]), runs)?;
     let wine_only = time_process(wine, &wine_args(&exe, &["--version"]), runs)?;
     println!("{:<48} {:>10}", "oasis run hello.oasis (Linux)", ms(unix));
-    println!("{:<48} {:>10}   this/linux = {:.1}x", "wine oasis.exe run hello.oasis", ms(windows), windows.as_secs_f64() / unix.as_secs_f64());
+    println!(
+        "{:<48} {:>10}   this/linux = {:.1}x",
+        "wine oasis.exe run hello.oasis",
+        ms(windows),
+        windows.as_secs_f64() / unix.as_secs_f64()
+    );
     println!(
         "{:<48} {:>10}   (Wine's process start-up; run minus this = {})",
         "wine oasis.exe --version",

@@ -20,7 +20,8 @@ use super::{env_path, ms, percentile};
 /// every stdout line). The child's whole output is read to its end.
 fn first_line(cmd: &mut Command) -> Result<(Duration, Vec<String>), String> {
     let start = Instant::now();
-    let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().map_err(|e| e.to_string())?;
+    let mut child =
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().map_err(|e| e.to_string())?;
     let mut first = None;
     let mut lines = Vec::new();
     for line in BufReader::new(child.stdout.take().unwrap()).lines() {
@@ -36,11 +37,13 @@ fn first_line(cmd: &mut Command) -> Result<(Duration, Vec<String>), String> {
 
 fn qemu(image: &Path) -> Command {
     let mut cmd = Command::new("qemu-system-x86_64");
-    cmd.args(["-accel", "tcg", "-cpu", "max", "-m", "256M", "-display", "none", "-monitor", "none", "-serial", "stdio"])
-        .args(["-no-reboot", "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04", "-kernel"])
-        .arg(image)
-        // Boot details, printed after the app has run: the timings leave them out.
-        .args(["-append", "oasis.verbose"]);
+    cmd.args([
+        "-accel", "tcg", "-cpu", "max", "-m", "256M", "-display", "none", "-monitor", "none", "-serial", "stdio",
+    ])
+    .args(["-no-reboot", "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04", "-kernel"])
+    .arg(image)
+    // Boot details, printed after the app has run: the timings leave them out.
+    .args(["-append", "oasis.verbose"]);
     cmd
 }
 
@@ -107,10 +110,24 @@ pub fn boot(runs: usize) -> Result<(), String> {
     println!("== `hello` as a PVH image in QEMU (TCG) vs `oasis run` (median of {runs}) ==");
     println!("{:<48} {:>10.1} KiB   (goal <= 4096 KiB)", "image size (kernel + package)", image_size as f64 / 1024.0);
     println!("{:<48} {:>10.1} KiB", "  of which the kernel", kernel_size as f64 / 1024.0);
-    println!("{:<48} {:>10.1} KiB   image/this = {:.2}x", "oasis binary (host-unix)", oasis_size as f64 / 1024.0, image_size as f64 / oasis_size.max(1) as f64);
+    println!(
+        "{:<48} {:>10.1} KiB   image/this = {:.2}x",
+        "oasis binary (host-unix)",
+        oasis_size as f64 / 1024.0,
+        image_size as f64 / oasis_size.max(1) as f64
+    );
     println!("{:<48} {:>10}", "QEMU start -> first app line", ms(q));
-    println!("{:<48} {:>10}   qemu/this = {:.2}x", "oasis run start -> first app line", ms(p), q.as_secs_f64() / p.as_secs_f64());
-    println!("{:<48} {:>10}   (goal <= 20 ms on hardware; TCG is slower)", "guest: PVH entry -> app start (TSC)", ms(g));
+    println!(
+        "{:<48} {:>10}   qemu/this = {:.2}x",
+        "oasis run start -> first app line",
+        ms(p),
+        q.as_secs_f64() / p.as_secs_f64()
+    );
+    println!(
+        "{:<48} {:>10}   (goal <= 20 ms on hardware; TCG is slower)",
+        "guest: PVH entry -> app start (TSC)",
+        ms(g)
+    );
     let mut by_order: Vec<_> = phase_times.into_iter().collect();
     by_order.sort_by_key(|(_, (i, _))| *i);
     for (name, (_, mut times)) in by_order {

@@ -38,9 +38,7 @@ impl Handle {
         match Status::from_raw(status) {
             Some(Status::Ok) => {}
             Some(Status::NotGranted) => {
-                return Err(Error::NotGranted {
-                    name: name.to_owned(),
-                });
+                return Err(Error::NotGranted { name: name.to_owned() });
             }
             Some(Status::Invalid) => {
                 return Err(Error::Invalid(Cow::Owned(format!(
@@ -50,8 +48,7 @@ impl Handle {
             _ => return Err(Error::check(status).unwrap_err()),
         }
         // A host that answers OK with handle 0 breaks ABI.md section 2.
-        let raw = NonZeroU32::new(raw)
-            .ok_or(Error::Invalid(Cow::Borrowed("the host returned handle 0")))?;
+        let raw = NonZeroU32::new(raw).ok_or(Error::Invalid(Cow::Borrowed("the host returned handle 0")))?;
         Ok(Handle { raw })
     }
 

@@ -45,9 +45,7 @@ impl Console {
 
     /// Opens the default stream, `app`.
     pub fn open_default() -> Result<Console> {
-        Ok(Console {
-            handle: Handle::open(name::CONSOLE)?,
-        })
+        Ok(Console { handle: Handle::open(name::CONSOLE)? })
     }
 
     /// Appends `bytes` to the stream. The host holds bytes after the last

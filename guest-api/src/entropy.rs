@@ -22,9 +22,7 @@ impl Entropy {
     ///
     /// [`Error::NotGranted`] when `entropy` was not granted.
     pub fn open() -> Result<Entropy> {
-        Ok(Entropy {
-            handle: Handle::open(oasis_abi::name::ENTROPY)?,
-        })
+        Ok(Entropy { handle: Handle::open(oasis_abi::name::ENTROPY)? })
     }
 
     /// Fills `buf` with random bytes, in as many calls as the ABI's

@@ -88,9 +88,7 @@ impl Error {
             Status::Ok => unreachable!("handled above"),
             // Without a name there is nothing better to say; `cap_open` is the
             // only call that answers this, and it fills the name in.
-            Status::NotGranted => Error::NotGranted {
-                name: String::new(),
-            },
+            Status::NotGranted => Error::NotGranted { name: String::new() },
             Status::BadHandle => Error::BadHandle,
             Status::WrongKind => Error::WrongKind,
             Status::NotReady => Error::NotReady,
@@ -194,9 +192,7 @@ impl From<&str> for Error {
 impl From<Error> for std::io::Error {
     fn from(e: Error) -> std::io::Error {
         let kind = match e {
-            Error::NotGranted { .. } | Error::NetNotGranted { .. } => {
-                std::io::ErrorKind::PermissionDenied
-            }
+            Error::NotGranted { .. } | Error::NetNotGranted { .. } => std::io::ErrorKind::PermissionDenied,
             Error::NotReady => std::io::ErrorKind::WouldBlock,
             Error::Invalid(_) => std::io::ErrorKind::InvalidInput,
             Error::Closed => std::io::ErrorKind::BrokenPipe,
@@ -231,14 +227,9 @@ mod tests {
 
     #[test]
     fn not_granted_names_the_kind_to_grant() {
-        let e = Error::NotGranted {
-            name: "clock:wall".into(),
-        };
+        let e = Error::NotGranted { name: "clock:wall".into() };
         let text = e.to_string();
-        assert!(
-            text.starts_with("capability \"clock:wall\" was not granted"),
-            "{text}"
-        );
+        assert!(text.starts_with("capability \"clock:wall\" was not granted"), "{text}");
         assert!(text.contains("list \"clock\" in the manifest"), "{text}");
     }
 
@@ -259,10 +250,7 @@ mod tests {
             action: "listen on port 8080".into(),
             hint: "publish it with oasis run -p HOST_PORT:8080".into(),
         };
-        assert_eq!(
-            e.to_string(),
-            "listen on port 8080 was not granted: publish it with oasis run -p HOST_PORT:8080"
-        );
+        assert_eq!(e.to_string(), "listen on port 8080 was not granted: publish it with oasis run -p HOST_PORT:8080");
         assert_eq!(e.status(), Some(Status::NotGranted));
         assert_eq!(std::io::Error::from(e).kind(), K::PermissionDenied);
     }
@@ -273,9 +261,6 @@ mod tests {
             Err("no such user")?
         }
         assert_eq!(fails().unwrap_err().to_string(), "no such user");
-        assert_eq!(
-            Error::msg(format_args!("{} apples", 3)).to_string(),
-            "3 apples"
-        );
+        assert_eq!(Error::msg(format_args!("{} apples", 3)).to_string(), "3 apples");
     }
 }

@@ -91,7 +91,9 @@ impl Capability {
     /// The network socket behind this capability, if it is one.
     pub fn socket(&self) -> Option<crate::net::SocketId> {
         match self {
-            Capability::TcpListener { socket, .. } | Capability::TcpStream { socket, .. } | Capability::Udp { socket, .. } => Some(*socket),
+            Capability::TcpListener { socket, .. }
+            | Capability::TcpStream { socket, .. }
+            | Capability::Udp { socket, .. } => Some(*socket),
             _ => None,
         }
     }

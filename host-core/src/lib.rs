@@ -29,9 +29,9 @@ pub mod manifest;
 pub mod net;
 pub mod package;
 pub mod platform;
-pub mod tenant;
 #[cfg(feature = "process")]
 pub mod process;
+pub mod tenant;
 
 pub use config::{EngineProfile, WASMTIME_VERSION};
 pub use limits::Limits;

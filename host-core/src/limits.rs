@@ -39,7 +39,9 @@ pub enum LimitError {
     #[error("memory limit {0} is out of range: it must be between 64KiB and 4GiB")]
     MemoryRange(String),
     /// The CPU budget is out of range.
-    #[error("cpu-ms-per-call {0} is out of range: a manifest may ask for 1 to 3600000; only the operator can turn the budget off (--cpu-ms-per-call 0)")]
+    #[error(
+        "cpu-ms-per-call {0} is out of range: a manifest may ask for 1 to 3600000; only the operator can turn the budget off (--cpu-ms-per-call 0)"
+    )]
     CpuRange(u64),
 }
 

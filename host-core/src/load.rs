@@ -39,7 +39,9 @@ pub enum LoadError {
         expected: String,
     },
     /// No code for this target and no compiler.
-    #[error("the package has no AOT code for {0} and this host cannot compile: rebuild it with `oasis package --target {0}`")]
+    #[error(
+        "the package has no AOT code for {0} and this host cannot compile: rebuild it with `oasis package --target {0}`"
+    )]
     NoAot(String),
     /// The module is not valid WebAssembly, or Wasmtime refused it.
     #[error("invalid module: {0}")]
@@ -352,9 +354,7 @@ pub fn check_abi(module: &Module, manifest: &Manifest) -> Result<AppKind, LoadEr
         let (m, n) = (import.module(), import.name());
         if m == WASI_MODULE {
             if !wasi::is_wasi_p1(n) {
-                return Err(LoadError::Abi(format!(
-                    "module imports {m}.{n}, which is not a WASI preview-1 function"
-                )));
+                return Err(LoadError::Abi(format!("module imports {m}.{n}, which is not a WASI preview-1 function")));
             }
         } else if m == IMPORT_MODULE {
             speaks_oasis = true;
@@ -384,9 +384,12 @@ pub fn check_abi(module: &Module, manifest: &Manifest) -> Result<AppKind, LoadEr
                 has_memory = true;
             }
             "_start" | "_initialize" => {
-                let is_unit_fn = matches!(export.ty(), ExternType::Func(f) if f.params().len() == 0 && f.results().len() == 0);
+                let is_unit_fn =
+                    matches!(export.ty(), ExternType::Func(f) if f.params().len() == 0 && f.results().len() == 0);
                 if !is_unit_fn {
-                    return Err(LoadError::Abi(format!("export `{n}` must be a function with no parameters or results")));
+                    return Err(LoadError::Abi(format!(
+                        "export `{n}` must be a function with no parameters or results"
+                    )));
                 }
                 has_entry = true;
             }
@@ -471,7 +474,10 @@ mod tests {
         assert!(refused(func(&[I32, I32], &[])).contains("with type (i32, i32), but"));
         assert!(refused(func(&[I32, I32], &[I32, I32])).contains("with type (i32, i32) -> (i32, i32), but"));
         assert!(refused(func(&[I32, I32], &[I64])).contains("with type (i32, i32) -> i64, but"));
-        assert!(refused(ExternType::Memory(MemoryType::new(1, None))).starts_with("module imports oasis_v1.clock_now as a memory, but"));
+        assert!(
+            refused(ExternType::Memory(MemoryType::new(1, None)))
+                .starts_with("module imports oasis_v1.clock_now as a memory, but")
+        );
 
         let unknown = check_oasis_import("cap_frobnicate", &func(&[], &[I32])).unwrap_err().to_string();
         assert!(unknown.contains("oasis_v1.cap_frobnicate, which this host does not provide"), "{unknown}");
@@ -483,10 +489,8 @@ mod tests {
         let profile = EngineProfile::native();
         let engine = engine(&profile, true);
         let module = |import: &str| {
-            wat::parse_str(format!(
-                r#"(module {import} (memory (export "memory") 1) (func (export "_start")))"#
-            ))
-            .unwrap()
+            wat::parse_str(format!(r#"(module {import} (memory (export "memory") 1) (func (export "_start")))"#))
+                .unwrap()
         };
         let good = module(r#"(import "oasis_v1" "clock_now" (func (param i32 i32) (result i32)))"#);
         assert!(load(&engine, &profile, true, &good, "t").is_ok());

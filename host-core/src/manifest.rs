@@ -214,7 +214,9 @@ impl ManifestFile {
             limits.cpu_ms_per_call = cpu;
         }
         limits.validate()?;
-        if let Some((bad, _)) = self.env.iter().find(|(k, v)| k.is_empty() || k.contains('=') || k.contains('\0') || v.contains('\0')) {
+        if let Some((bad, _)) =
+            self.env.iter().find(|(k, v)| k.is_empty() || k.contains('=') || k.contains('\0') || v.contains('\0'))
+        {
             return Err(ManifestError::BadEnv(bad.clone()));
         }
         for pattern in &self.net.connect {
@@ -365,7 +367,8 @@ connect = ["db.local:5432"]
     #[test]
     fn fragments_merge() {
         let frag = ManifestFile::parse("capabilities=[\"console\"]").unwrap();
-        let base = ManifestFile { name: Some("x".into()), version: Some("2".into()), abi: Some(1), ..Default::default() };
+        let base =
+            ManifestFile { name: Some("x".into()), version: Some("2".into()), abi: Some(1), ..Default::default() };
         let m = frag.or(base).validate().unwrap();
         assert_eq!((m.name.as_str(), m.version.as_str()), ("x", "2"));
         assert_eq!(m.capabilities, ["console"]);
@@ -386,7 +389,8 @@ connect = ["db.local:5432"]
         // An `oasis.toml` with only limits still leaves the capabilities at the basic set,
         // and the sealed manifest says so explicitly, so it reads back the same.
         let fragment = ManifestFile::parse("[limits]\nmemory=\"8MiB\"").unwrap();
-        let base = ManifestFile { name: Some("x".into()), version: Some("2".into()), abi: Some(1), ..Default::default() };
+        let base =
+            ManifestFile { name: Some("x".into()), version: Some("2".into()), abi: Some(1), ..Default::default() };
         let sealed = fragment.or(base).validate().unwrap();
         assert_eq!(sealed.capabilities, bare.capabilities);
         assert!(sealed.to_toml().contains("capabilities = ["), "{}", sealed.to_toml());

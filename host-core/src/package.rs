@@ -265,7 +265,10 @@ pub fn peek_aot_fingerprint<'a>(bytes: &'a [u8], target: &str) -> Option<&'a str
 
 /// Reads the header and section table (always verified) and the sections;
 /// `verify(kind, name)` says whose data to verify. The others get empty data.
-fn read_sections<'a>(bytes: &'a [u8], verify: &dyn Fn(SectionKind, &str) -> bool) -> Result<Vec<Section<'a>>, PackageError> {
+fn read_sections<'a>(
+    bytes: &'a [u8],
+    verify: &dyn Fn(SectionKind, &str) -> bool,
+) -> Result<Vec<Section<'a>>, PackageError> {
     if bytes.len() < MAGIC.len() || &bytes[..MAGIC.len()] != MAGIC {
         return Err(PackageError::BadMagic);
     }
@@ -283,7 +286,12 @@ fn read_sections<'a>(bytes: &'a [u8], verify: &dyn Fn(SectionKind, &str) -> bool
         return Err(PackageError::Malformed(alloc::format!("{count} sections (at most {MAX_SECTIONS})")));
     }
     let table = bytes
-        .get(HEADER_LEN..HEADER_LEN.checked_add(table_len).ok_or(PackageError::Truncated("the section table is incomplete"))?)
+        .get(
+            HEADER_LEN
+                ..HEADER_LEN
+                    .checked_add(table_len)
+                    .ok_or(PackageError::Truncated("the section table is incomplete"))?,
+        )
         .ok_or(PackageError::Truncated("the section table is incomplete"))?;
     if crc32(table) != table_crc {
         return Err(PackageError::Corrupted("the section table".to_string()));
@@ -305,18 +313,24 @@ fn read_sections<'a>(bytes: &'a [u8], verify: &dyn Fn(SectionKind, &str) -> bool
         let len = read_u64(table, at + 16);
         let crc = read_u32(table, at + 24);
         let name_start = at + ENTRY_FIXED_LEN;
-        let name_bytes = table.get(name_start..name_start.checked_add(name_len).ok_or_else(malformed)?).ok_or_else(malformed)?;
+        let name_bytes =
+            table.get(name_start..name_start.checked_add(name_len).ok_or_else(malformed)?).ok_or_else(malformed)?;
         let name = core::str::from_utf8(name_bytes)
             .map_err(|_| PackageError::Malformed(alloc::format!("section {i} has a name that is not UTF-8")))?;
         at = align_up(name_start + name_len, 8);
-        let kind = SectionKind::from_raw(raw_kind)
-            .ok_or_else(|| PackageError::Malformed(alloc::format!("section {i} has unknown kind {raw_kind} (made by a newer oasis?)")))?;
-        let end = offset.checked_add(len).ok_or_else(|| PackageError::Malformed(alloc::format!("section {i} has an impossible length")))?;
+        let kind = SectionKind::from_raw(raw_kind).ok_or_else(|| {
+            PackageError::Malformed(alloc::format!("section {i} has unknown kind {raw_kind} (made by a newer oasis?)"))
+        })?;
+        let end = offset
+            .checked_add(len)
+            .ok_or_else(|| PackageError::Malformed(alloc::format!("section {i} has an impossible length")))?;
         if end > bytes.len() as u64 {
             return Err(PackageError::Truncated("a section extends past the end of the file"));
         }
         if offset < data_end {
-            return Err(PackageError::Malformed(alloc::format!("section {i} overlaps the table or an earlier section")));
+            return Err(PackageError::Malformed(alloc::format!(
+                "section {i} overlaps the table or an earlier section"
+            )));
         }
         data_end = end;
         let data = if verify(kind, name) {
@@ -376,11 +390,7 @@ impl PackageBuilder {
     /// Serialises the package.
     pub fn build(&self) -> Vec<u8> {
         let mut table = Vec::new();
-        let table_len: usize = self
-            .sections
-            .iter()
-            .map(|(_, name, _)| align_up(ENTRY_FIXED_LEN + name.len(), 8))
-            .sum();
+        let table_len: usize = self.sections.iter().map(|(_, name, _)| align_up(ENTRY_FIXED_LEN + name.len(), 8)).sum();
         let mut offset = align_up(HEADER_LEN + table_len, DATA_ALIGN);
         let mut data = Vec::new();
         for (i, (kind, name, bytes)) in self.sections.iter().enumerate() {
@@ -446,10 +456,7 @@ mod tests {
         let bytes = sample();
         for len in 0..bytes.len() {
             let err = Package::parse(&bytes[..len]).unwrap_err();
-            assert!(
-                matches!(err, PackageError::BadMagic | PackageError::Truncated(_)),
-                "truncated to {len}: {err}"
-            );
+            assert!(matches!(err, PackageError::BadMagic | PackageError::Truncated(_)), "truncated to {len}: {err}");
         }
     }
 

@@ -232,7 +232,9 @@ impl core::fmt::Display for StopReason {
                 "CPU budget exceeded: one call into the app ran longer than {ms} ms (an endless loop? raise it with --cpu-ms-per-call)"
             ),
             StopReason::MemoryLimit(m) => f.write_str(m),
-            StopReason::Idle => f.write_str("app is idle with nothing to wake it: its main task waits for an event that cannot come"),
+            StopReason::Idle => {
+                f.write_str("app is idle with nothing to wake it: its main task waits for an event that cannot come")
+            }
             StopReason::Instantiate(m) => write!(f, "app could not be instantiated: {m}"),
             StopReason::Protocol(m) => write!(f, "app broke the Oasis ABI: {m}"),
         }
@@ -296,7 +298,15 @@ impl Runtime {
         let config = config::engine_config(&profile, options)?;
         let engine = Engine::new(&config).map_err(|e| RuntimeError::Engine(load::one_line(&e)))?;
         let can_compile = options.compiler && cfg!(feature = "compiler");
-        Ok(Runtime { engine, network: None, can_compile, profile, platform, ticker: None, epoch_tick_ms: epoch_tick_ms.max(1) })
+        Ok(Runtime {
+            engine,
+            network: None,
+            can_compile,
+            profile,
+            platform,
+            ticker: None,
+            epoch_tick_ms: epoch_tick_ms.max(1),
+        })
     }
 
     /// Announces every call into the guest of tenants created from now on to
@@ -341,7 +351,8 @@ impl Runtime {
 
     /// Creates a tenant of `app` (instantiated, not yet initialised).
     pub fn instantiate(&self, app: &LoadedApp, cfg: &TenantConfig) -> Result<Tenant, StopReason> {
-        let granted = Grants::new(app.manifest.capabilities.iter().map(String::as_str).filter(|k| cfg.allowed.allows(k)));
+        let granted =
+            Grants::new(app.manifest.capabilities.iter().map(String::as_str).filter(|k| cfg.allowed.allows(k)));
         let mut argv = Vec::with_capacity(cfg.args.len() + 1);
         argv.push(app.manifest.name.as_bytes().to_vec());
         argv.extend(cfg.args.iter().map(|a| a.as_bytes().to_vec()));
@@ -388,8 +399,8 @@ impl Runtime {
         let call = GuestCall::enter(self.ticker.as_ref());
         let instance = app.pre.instantiate(&mut store);
         drop(call);
-        let instance = instance
-            .map_err(|e| classify(e, cfg.limits.cpu_ms_per_call).unwrap_or_else(StopReason::Instantiate))?;
+        let instance =
+            instance.map_err(|e| classify(e, cfg.limits.cpu_ms_per_call).unwrap_or_else(StopReason::Instantiate))?;
         let memory = instance.get_memory(&mut store, "memory");
         store.data_mut().memory = memory;
         let poll = match app.kind {
@@ -400,14 +411,7 @@ impl Runtime {
             ),
             AppKind::Command => None,
         };
-        Ok(Tenant {
-            store,
-            instance,
-            poll,
-            cpu_ms: cfg.limits.cpu_ms_per_call,
-            initialised: false,
-            exit: None,
-        })
+        Ok(Tenant { store, instance, poll, cpu_ms: cfg.limits.cpu_ms_per_call, initialised: false, exit: None })
     }
 }
 
@@ -569,7 +573,9 @@ impl Tenant {
     fn finish(&mut self, error: wasmtime::Error) -> Step {
         let exit = match error.downcast_ref::<ExitRequest>() {
             Some(ExitRequest(status)) => Exit::Status(*status),
-            None => Exit::Stopped(classify(error, self.cpu_ms).unwrap_or_else(|m| StopReason::Trap { message: m, backtrace: Vec::new() })),
+            None => Exit::Stopped(
+                classify(error, self.cpu_ms).unwrap_or_else(|m| StopReason::Trap { message: m, backtrace: Vec::new() }),
+            ),
         };
         self.end(exit)
     }
@@ -715,9 +721,18 @@ mod tests {
     fn cap_open_statuses() {
         let all = ["console", "clock", "entropy"];
         assert_eq!(status_of("(call $open (i32.const 0) (i32.const 7) (i32.const 200))", &all), 0);
-        assert_eq!(status_of("(call $open (i32.const 16) (i32.const 7) (i32.const 200))", &["console"]), Status::NotGranted as i32);
-        assert_eq!(status_of("(call $open (i32.const 32) (i32.const 16) (i32.const 200))", &all), Status::Invalid as i32);
-        assert_eq!(status_of("(call $open (i32.const 65530) (i32.const 100) (i32.const 200))", &all), Status::Fault as i32);
+        assert_eq!(
+            status_of("(call $open (i32.const 16) (i32.const 7) (i32.const 200))", &["console"]),
+            Status::NotGranted as i32
+        );
+        assert_eq!(
+            status_of("(call $open (i32.const 32) (i32.const 16) (i32.const 200))", &all),
+            Status::Invalid as i32
+        );
+        assert_eq!(
+            status_of("(call $open (i32.const 65530) (i32.const 100) (i32.const 200))", &all),
+            Status::Fault as i32
+        );
         assert_eq!(status_of("(call $open (i32.const 0) (i32.const 7) (i32.const -2))", &all), Status::Fault as i32);
         assert_eq!(status_of("(call $close (i32.const 1))", &all), Status::BadHandle as i32);
         // Writing to a clock handle is the wrong kind.
@@ -826,7 +841,11 @@ mod tests {
                 (call $exit (i32.add
                     (i32.mul (call $write (i32.const 1) (i32.const 100) (i32.const 2) (i32.const 200)) (i32.const 1000))
                     (call $write (i32.const 1) (i32.const 100) (i32.const 5000) (i32.const 200))))))"#;
-        assert_eq!(run(&rt, wat, &[], Limits::default()), Exit::Status(21 * 1000 + 28), "EFAULT, then EINVAL for 5000 iovecs");
+        assert_eq!(
+            run(&rt, wat, &[], Limits::default()),
+            Exit::Status(21 * 1000 + 28),
+            "EFAULT, then EINVAL for 5000 iovecs"
+        );
         assert!(rec.lines.lock().unwrap().is_empty(), "nothing may be written when an iovec is bad");
     }
 
@@ -888,7 +907,9 @@ mod tests {
         let wat = r#"(module (memory (export "memory") 1)
             (func $deliberately_crash unreachable)
             (func (export "_start") call $deliberately_crash))"#;
-        let Exit::Stopped(StopReason::Trap { message, backtrace }) = run(&rt, wat, &[], Limits::default()) else { panic!() };
+        let Exit::Stopped(StopReason::Trap { message, backtrace }) = run(&rt, wat, &[], Limits::default()) else {
+            panic!()
+        };
         assert!(message.contains("unreachable"), "{message}");
         assert!(backtrace[0].contains("deliberately_crash"), "{backtrace:?}");
     }

@@ -67,10 +67,7 @@ pub fn start(ticker: &Arc<Ticker>) -> bool {
         libc::sigaction(libc::SIGALRM, &action, std::ptr::null_mut()) == 0
     };
     if !installed {
-        eprintln!(
-            "oasis: warning: no timer signal ({}): CPU budgets use a thread",
-            std::io::Error::last_os_error()
-        );
+        eprintln!("oasis: warning: no timer signal ({}): CPU budgets use a thread", std::io::Error::last_os_error());
         return false;
     }
     // Armed by the first call into a guest (or at once if one already runs).

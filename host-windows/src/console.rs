@@ -9,9 +9,7 @@
 //! output goes straight to the process's stdout/stderr (no host buffer).
 
 use windows_sys::Win32::Foundation::{FALSE, TRUE};
-use windows_sys::Win32::System::Console::{
-    CTRL_BREAK_EVENT, CTRL_C_EVENT, CTRL_CLOSE_EVENT, SetConsoleCtrlHandler,
-};
+use windows_sys::Win32::System::Console::{CTRL_BREAK_EVENT, CTRL_C_EVENT, CTRL_CLOSE_EVENT, SetConsoleCtrlHandler};
 use windows_sys::core::BOOL;
 
 /// The status of a run ended by Ctrl-C, as a Unix shell reports it.

@@ -30,21 +30,13 @@ pub const MAX_STATUS: u32 = 125;
 
 /// The debug-exit value for an app's exit status.
 pub fn app_status(status: i32) -> u32 {
-    if (0..=MAX_STATUS as i32).contains(&status) {
-        status as u32
-    } else {
-        MAX_STATUS
-    }
+    if (0..=MAX_STATUS as i32).contains(&status) { status as u32 } else { MAX_STATUS }
 }
 
 /// Powers off with `value` (see the table above). Never returns.
 pub fn exit(value: u32) -> ! {
     x86_64::instructions::interrupts::disable();
-    crate::xen::shutdown(if value == 0 {
-        crate::xen::SHUTDOWN_POWEROFF
-    } else {
-        crate::xen::SHUTDOWN_CRASH
-    });
+    crate::xen::shutdown(if value == 0 { crate::xen::SHUTDOWN_POWEROFF } else { crate::xen::SHUTDOWN_CRASH });
     arch::exit::debug_exit(value);
     arch::exit::triple_fault()
 }

@@ -65,10 +65,7 @@ mod heapless_ranges {
 
     impl Ranges {
         pub const fn new() -> Ranges {
-            Ranges {
-                items: [(0, 0); CAP],
-                len: 0,
-            }
+            Ranges { items: [(0, 0); CAP], len: 0 }
         }
 
         /// Adds a range; empty ones are ignored. Beyond capacity the range is

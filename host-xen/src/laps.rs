@@ -21,11 +21,7 @@ pub struct Laps {
 impl Laps {
     /// Phases counted from TSC value `start` (the PVH entry).
     pub fn new(start: u64) -> Laps {
-        Laps {
-            start,
-            ends: [("", 0); CAPACITY],
-            len: 0,
-        }
+        Laps { start, ends: [("", 0); CAPACITY], len: 0 }
     }
 
     /// Ends phase `name` now.
@@ -39,9 +35,7 @@ impl Laps {
 
     /// TSC value at the end of the last phase (the start if none ended yet).
     pub fn last(&self) -> u64 {
-        self.len
-            .checked_sub(1)
-            .map_or(self.start, |i| self.ends[i].1)
+        self.len.checked_sub(1).map_or(self.start, |i| self.ends[i].1)
     }
 
     /// Microseconds from the start to the end of the last phase.
@@ -57,11 +51,7 @@ impl Laps {
         let mut from = self.start;
         for (i, &(name, end)) in self.ends[..self.len].iter().enumerate() {
             let sep = if i == 0 { "" } else { ", " };
-            let _ = write!(
-                out,
-                "{sep}{name} {}",
-                tsc.cycles_to_ns(end.wrapping_sub(from)) / 1000
-            );
+            let _ = write!(out, "{sep}{name} {}", tsc.cycles_to_ns(end.wrapping_sub(from)) / 1000);
             from = end;
         }
         let _ = writeln!(out);

@@ -96,11 +96,7 @@ fn run() -> Result<u32, String> {
     // The PIT starts counting now, so that measuring the TSC against it
     // (`clock` below) can use the boot so far instead of a wait of its own.
     // Xen's pvclock needs no measuring, and a PVH guest has no PIT anyway.
-    let pit = if xen::ready() {
-        None
-    } else {
-        pit::Pit::start()
-    };
+    let pit = if xen::ready() { None } else { pit::Pit::start() };
     // SAFETY: the boot stub built the identity map, a PVH loader started us
     // (or `from_entry` finds no start info and says so), and the heap, made
     // below, keeps off the loader's structures (`BootInfo::reserved`).
@@ -115,13 +111,17 @@ fn run() -> Result<u32, String> {
     let verbose = kernel_words(cmdline).any(|w| w == "oasis.verbose");
     let args: Vec<String> = app_args(cmdline).map(str::to_string).collect();
 
-    let (paddr, size) = match embedded {
-        Some(range) => range,
-        None => match boot.modules().first() {
-            Some(m) => (m.paddr, m.size),
-            None => return Err("no app: build the image with `oasis image`, or pass a package as the first PVH module (-initrd)".to_string()),
-        },
-    };
+    let (paddr, size) =
+        match embedded {
+            Some(range) => range,
+            None => match boot.modules().first() {
+                Some(m) => (m.paddr, m.size),
+                None => return Err(
+                    "no app: build the image with `oasis image`, or pass a package as the first PVH module (-initrd)"
+                        .to_string(),
+                ),
+            },
+        };
     // SAFETY: the range is a loaded segment of our image or a module the loader
     // placed; the heap was kept off it (heap::init_heap).
     let bytes = unsafe { package::bytes_at(paddr, size) };
@@ -152,8 +152,8 @@ fn run() -> Result<u32, String> {
         ..RuntimeOptions::default()
     };
     let tick_ms = (1000 / tick::TICK_HZ) as u64;
-    let runtime = Runtime::new(EngineProfile::native(), &options, platform.clone(), tick_ms)
-        .map_err(|e| e.to_string())?;
+    let runtime =
+        Runtime::new(EngineProfile::native(), &options, platform.clone(), tick_ms).map_err(|e| e.to_string())?;
     tick::EPOCH_ENGINE.call_once(|| runtime.engine().clone());
     if kernel_words(cmdline).any(|w| w == "oasis.test-fault") {
         // For the tests: prove that a CPU exception is reported, not a silent reset.
@@ -169,19 +169,9 @@ fn run() -> Result<u32, String> {
 
     // This kernel cannot compile, and `oasis image` verified the whole package
     // when it built the image: verify what the load uses (Verify::Used).
-    let load_options = LoadOptions {
-        verify: Verify::Used,
-        observe: Some(&mut |step: Step| laps.end(step.name())),
-    };
-    let app = host_core::load::load_with(
-        runtime.engine(),
-        runtime.profile(),
-        false,
-        bytes,
-        "app",
-        load_options,
-    )
-    .map_err(|e| alloc::format!("the package: {e}"))?;
+    let load_options = LoadOptions { verify: Verify::Used, observe: Some(&mut |step: Step| laps.end(step.name())) };
+    let app = host_core::load::load_with(runtime.engine(), runtime.profile(), false, bytes, "app", load_options)
+        .map_err(|e| alloc::format!("the package: {e}"))?;
     if let Clock::Tsc { clock, .. } = platform.clock() {
         // Measure the TSC again over the whole boot so far: more precise, and
         // done before the app can read the clock.
@@ -191,20 +181,13 @@ fn run() -> Result<u32, String> {
     // From here on wasm runs (instantiation may run the module's start
     // function), so its CPU budget must be enforced.
     start_ticking(idle);
-    let cfg = TenantConfig {
-        args,
-        ..TenantConfig::for_app(&app)
-    };
+    let cfg = TenantConfig { args, ..TenantConfig::for_app(&app) };
     let mut tenant = runtime.instantiate(&app, &cfg);
     // The app's first instruction is moments away (init runs its start function).
     laps.end("instantiate");
     // Under Xen, how much of the boot the vCPU spent waiting for a physical
     // CPU (other domains ran): time in the boot figure that is not ours.
-    let boot_runstate = if verbose && xen::ready() {
-        xen::vcpu::runstate().ok()
-    } else {
-        None
-    };
+    let boot_runstate = if verbose && xen::ready() { xen::vcpu::runstate().ok() } else { None };
     let exit = match &mut tenant {
         Ok(tenant) => tenant.run_to_exit(),
         Err(reason) => Exit::Stopped(reason.clone()),
@@ -218,11 +201,7 @@ fn run() -> Result<u32, String> {
             heap >> 20,
             tsc.hz / 1_000_000,
             entropy,
-            if xen::ready() {
-                "Xen (hypercall page set)"
-            } else {
-                "no Xen (QEMU or bare metal)"
-            },
+            if xen::ready() { "Xen (hypercall page set)" } else { "no Xen (QEMU or bare metal)" },
         );
         if let Clock::Tsc { clock, .. } = platform.clock() {
             match clock.rate().1 {
@@ -251,11 +230,7 @@ fn run() -> Result<u32, String> {
     }
     if let Some(rs) = boot_runstate {
         let us = |ns: u64| ns / 1000;
-        kprintln!(
-            "boot: vCPU running {} us, runnable (waiting for a CPU) {} us",
-            us(rs.running),
-            us(rs.runnable)
-        );
+        kprintln!("boot: vCPU running {} us, runnable (waiting for a CPU) {} us", us(rs.running), us(rs.runnable));
     }
     kprintln!("boot: PVH entry to app start {} us", laps.total_us(&tsc));
     Ok(match exit {
@@ -289,13 +264,7 @@ fn clock(pit: Option<(pit::Pit, pit::Sample)>) -> (Clock, bool) {
     let has_pit = measured.is_some();
     let tsc = measured.unwrap_or_else(|| TscClock::fixed(time::tsc_hz_from_cpuid()));
     let wall_origin_ns = rtc::unix_seconds().unwrap_or(0) * 1_000_000_000;
-    (
-        Clock::Tsc {
-            clock: tsc.install(),
-            wall_origin_ns,
-        },
-        has_pit,
-    )
+    (Clock::Tsc { clock: tsc.install(), wall_origin_ns }, has_pit)
 }
 
 /// Sets up the timer that drives the epoch and wakes sleeps, with interrupts
@@ -307,8 +276,7 @@ fn prepare_ticking(clock: &Clock, has_pit: bool) -> Idle {
         return Idle::Pit;
     }
     if let Clock::Xen(_) = clock {
-        let timer = xen::evtchn::init()
-            .and_then(|()| xen::evtchn::bind_virq(xen::evtchn::VIRQ_TIMER, tick::xen_timer));
+        let timer = xen::evtchn::init().and_then(|()| xen::evtchn::bind_virq(xen::evtchn::VIRQ_TIMER, tick::xen_timer));
         match timer {
             Ok(_) => return Idle::Xen,
             Err(e) => kprintln!("cannot route Xen's timer events ({e})"),
@@ -350,10 +318,7 @@ fn kernel_words(cmdline: &str) -> impl Iterator<Item = &str> {
 
 /// The app's arguments: the words after the first `--`.
 fn app_args(cmdline: &str) -> impl Iterator<Item = &str> {
-    cmdline
-        .split_whitespace()
-        .skip_while(|w| *w != "--")
-        .skip(1)
+    cmdline.split_whitespace().skip_while(|w| *w != "--").skip(1)
 }
 
 #[panic_handler]

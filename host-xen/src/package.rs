@@ -22,21 +22,14 @@ pub struct Descriptor {
 // SAFETY: an ordinary data section (link.ld puts `.data.*` in `.data`), for
 // plain initialized data.
 #[unsafe(link_section = ".data.oasis_package")]
-static DESCRIPTOR: Descriptor = Descriptor {
-    magic: MAGIC,
-    paddr: 0,
-    size: 0,
-};
+static DESCRIPTOR: Descriptor = Descriptor { magic: MAGIC, paddr: 0, size: 0 };
 
 /// The embedded package's physical range, if `oasis image` put one in.
 pub fn embedded() -> Option<(u64, u64)> {
     // SAFETY: volatile reads of a static the compiler must not constant-fold:
     // its value was changed in the file after linking.
     let (paddr, size) = unsafe {
-        (
-            core::ptr::read_volatile(&raw const DESCRIPTOR.paddr),
-            core::ptr::read_volatile(&raw const DESCRIPTOR.size),
-        )
+        (core::ptr::read_volatile(&raw const DESCRIPTOR.paddr), core::ptr::read_volatile(&raw const DESCRIPTOR.size))
     };
     (size != 0 && paddr != 0).then_some((paddr, size))
 }

@@ -36,11 +36,7 @@ impl PvhPlatform {
             (Clock::Xen(_), Idle::Xen) | (_, Idle::Pit | Idle::Spin) => idle,
             _ => Idle::Spin,
         };
-        PvhPlatform {
-            clock,
-            idle,
-            entropy,
-        }
+        PvhPlatform { clock, idle, entropy }
     }
 
     /// The clock.
@@ -62,12 +58,7 @@ impl Platform for PvhPlatform {
         self.entropy.fill(buf)
     }
 
-    fn write_output(
-        &self,
-        _tenant: &str,
-        output: Output<'_>,
-        bytes: &[u8],
-    ) -> Result<(), DriverError> {
+    fn write_output(&self, _tenant: &str, output: Output<'_>, bytes: &[u8]) -> Result<(), DriverError> {
         // One tenant, one console: stdout and stderr interleave as written.
         match output {
             Output::Stdout | Output::Stderr => crate::console::write_bytes(bytes),
@@ -84,9 +75,7 @@ impl Platform for PvhPlatform {
 
     fn sleep_until(&self, deadline_ns: u64) {
         match (self.idle, &self.clock) {
-            (Idle::Xen, Clock::Xen(pv)) => {
-                crate::xen::vcpu::sleep_until(pv, deadline_ns, crate::tick::TICK_NS)
-            }
+            (Idle::Xen, Clock::Xen(pv)) => crate::xen::vcpu::sleep_until(pv, deadline_ns, crate::tick::TICK_NS),
             (Idle::Pit, _) => {
                 // Halt until the next timer tick (1 ms) until the deadline has passed.
                 // Interrupts are off while checking, and `sti; hlt` is atomic, so a tick
@@ -139,8 +128,7 @@ static TLS: [AtomicPtr<u8>; 4] = [const { AtomicPtr::new(core::ptr::null_mut()) 
 // nothing else defines it.
 #[unsafe(no_mangle)]
 extern "C" fn wasmtime_tls_get(slot: usize) -> *mut u8 {
-    TLS.get(slot)
-        .map_or(core::ptr::null_mut(), |p| p.load(Ordering::Relaxed))
+    TLS.get(slot).map_or(core::ptr::null_mut(), |p| p.load(Ordering::Relaxed))
 }
 
 /// See [`wasmtime_tls_get`].

@@ -75,9 +75,7 @@ impl BootInfo {
     pub unsafe fn from_entry() -> Result<BootInfo, &'static str> {
         let addr = start_info_addr();
         if addr == 0 || !addr.is_multiple_of(8) {
-            return Err(
-                "no hvm_start_info (ebx was 0 or misaligned): was this booted as a PVH guest?",
-            );
+            return Err("no hvm_start_info (ebx was 0 or misaligned): was this booted as a PVH guest?");
         }
         // SAFETY: per the contract, the loader placed the structure at `addr`
         // (aligned, checked above) in identity-mapped RAM nothing writes.
@@ -128,21 +126,11 @@ impl BootInfo {
         let info_addr = self.info as *const StartInfo as u64;
         let cmdline = self.info.cmdline_paddr;
         let modlist = self.info.modlist_paddr;
-        let memmap = if self.info.version >= 1 {
-            self.info.memmap_paddr
-        } else {
-            0
-        };
+        let memmap = if self.info.version >= 1 { self.info.memmap_paddr } else { 0 };
         [
             (info_addr, info_addr + size_of::<StartInfo>() as u64),
-            (
-                modlist,
-                modlist + self.info.nr_modules as u64 * size_of::<Module>() as u64,
-            ),
-            (
-                memmap,
-                memmap + self.info.memmap_entries as u64 * size_of::<MemmapEntry>() as u64,
-            ),
+            (modlist, modlist + self.info.nr_modules as u64 * size_of::<Module>() as u64),
+            (memmap, memmap + self.info.memmap_entries as u64 * size_of::<MemmapEntry>() as u64),
             (cmdline, cmdline + self.cmdline().len() as u64 + 1),
         ]
     }

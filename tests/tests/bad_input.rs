@@ -47,12 +47,30 @@ fn invalid_module_body() {
 fn unknown_imports_are_named() {
     let dir = scratch("imports");
     let cases = [
-        (r#"(module (import "env" "frobnicate" (func)) (memory (export "memory") 1) (func (export "_start")))"#, "env.frobnicate"),
-        (r#"(module (import "oasis_v1" "teleport" (func)) (memory (export "memory") 1) (func (export "_start")))"#, "oasis_v1.teleport"),
-        (r#"(module (import "wasi_snapshot_preview1" "fd_frob" (func)) (memory (export "memory") 1) (func (export "_start")))"#, "fd_frob"),
-        (r#"(module (import "oasis_v2" "cap_open" (func)) (memory (export "memory") 1) (func (export "_start")))"#, "ABI v2"),
-        (r#"(module (memory (export "memory") 1) (func (export "_start")) (func (export "oasis_v9_poll") (param i64) (result i64) i64.const 0))"#, "ABI v9"),
-        (r#"(module (import "oasis_v1" "cap_open" (func (param i32))) (memory (export "memory") 1) (func (export "_start")))"#, "cap_open"),
+        (
+            r#"(module (import "env" "frobnicate" (func)) (memory (export "memory") 1) (func (export "_start")))"#,
+            "env.frobnicate",
+        ),
+        (
+            r#"(module (import "oasis_v1" "teleport" (func)) (memory (export "memory") 1) (func (export "_start")))"#,
+            "oasis_v1.teleport",
+        ),
+        (
+            r#"(module (import "wasi_snapshot_preview1" "fd_frob" (func)) (memory (export "memory") 1) (func (export "_start")))"#,
+            "fd_frob",
+        ),
+        (
+            r#"(module (import "oasis_v2" "cap_open" (func)) (memory (export "memory") 1) (func (export "_start")))"#,
+            "ABI v2",
+        ),
+        (
+            r#"(module (memory (export "memory") 1) (func (export "_start")) (func (export "oasis_v9_poll") (param i64) (result i64) i64.const 0))"#,
+            "ABI v9",
+        ),
+        (
+            r#"(module (import "oasis_v1" "cap_open" (func (param i32))) (memory (export "memory") 1) (func (export "_start")))"#,
+            "cap_open",
+        ),
         (r#"(module (func (export "_start")))"#, "no memory"),
         (r#"(module (memory (export "memory") 1))"#, "no entry point"),
         (r#"(module (memory (export "memory") 1) (func (export "_start") (param i32)))"#, "no parameters or results"),
@@ -155,7 +173,10 @@ fn bad_manifests_are_refused_when_packaging() {
 
 #[test]
 fn bad_manifest_inside_a_package_is_refused_when_running() {
-    let b = PackageBuilder::new("name = \"x\"\nversion = \"1\"\nabi = 1\nsurprise = true\n".to_string(), module_with(MINIMAL));
+    let b = PackageBuilder::new(
+        "name = \"x\"\nversion = \"1\"\nabi = 1\nsurprise = true\n".to_string(),
+        module_with(MINIMAL),
+    );
     let dir = scratch("pkgmanifest");
     let path = dir.join("x.oasis");
     std::fs::write(&path, b.build()).unwrap();

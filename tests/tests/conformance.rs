@@ -76,9 +76,12 @@ fn check_cases(cases: &[Case]) {
         }
         if let [(_, unix), (_, windows)] = results.as_slice() {
             let same = |a: &str, b: &str| normalize(&(case.varies)(a)) == normalize(&(case.varies)(b));
-            let agree = unix.status == windows.status && same(&unix.stdout, &windows.stdout) && same(&unix.stderr, &windows.stderr);
+            let agree = unix.status == windows.status
+                && same(&unix.stdout, &windows.stdout)
+                && same(&unix.stderr, &windows.stderr);
             if !agree {
-                failures.push(format!("[{}] the hosts disagree:\n  unix:    {unix:?}\n  windows: {windows:?}", case.name));
+                failures
+                    .push(format!("[{}] the hosts disagree:\n  unix:    {unix:?}\n  windows: {windows:?}", case.name));
             }
         }
     }
@@ -136,9 +139,27 @@ fn apps_behave_the_same() {
         case(
             "switch",
             &[
-                "run", "--net", "switch", "--ip", "10.0.0.1/24", s(&echo), "-p", "7:7", "::",
-                "--net", "switch", "--ip", "10.0.0.2/24", "--allow-connect", "10.0.0.1:7", "--exit-with", "net-client",
-                s(&client), "--", "10.0.0.1:7", "over the switch",
+                "run",
+                "--net",
+                "switch",
+                "--ip",
+                "10.0.0.1/24",
+                s(&echo),
+                "-p",
+                "7:7",
+                "::",
+                "--net",
+                "switch",
+                "--ip",
+                "10.0.0.2/24",
+                "--allow-connect",
+                "10.0.0.1:7",
+                "--exit-with",
+                "net-client",
+                s(&client),
+                "--",
+                "10.0.0.1:7",
+                "over the switch",
             ],
             |r| {
                 assert_eq!(r.status, 0, "{r:?}");
@@ -226,7 +247,8 @@ fn bad_input_gets_the_same_message_and_status() {
 fn echo_transcript(host: Host) -> (Vec<u8>, String) {
     let port = free_port();
     let dir = scratch(&format!("conformance-echo-{host:?}"));
-    let mut server = Background::start_on(host, &dir, &["run", s(&artifact("echo.oasis")), "-p", &format!("127.0.0.1:{port}:7")]);
+    let mut server =
+        Background::start_on(host, &dir, &["run", s(&artifact("echo.oasis")), "-p", &format!("127.0.0.1:{port}:7")]);
     server.wait_for_port(port);
     let mut got = Vec::new();
     // Several clients at once, each half-closing: the echo must arrive whole, then EOF.
@@ -271,7 +293,8 @@ fn http_get(port: u16, request: &str) -> String {
 fn http_transcript(host: Host, curl: &Path) -> Vec<String> {
     let port = free_port();
     let dir = scratch(&format!("conformance-http-{host:?}"));
-    let mut server = Background::start_on(host, &dir, &["run", s(&artifact("http.oasis")), "-p", &format!("127.0.0.1:{port}:8080")]);
+    let mut server =
+        Background::start_on(host, &dir, &["run", s(&artifact("http.oasis")), "-p", &format!("127.0.0.1:{port}:8080")]);
     server.wait_for_port(port);
     let mut transcript = Vec::new();
     for path in ["/", "/json", "/stream?n=5", "/nowhere", "/stream?n=lots"] {
@@ -280,7 +303,10 @@ fn http_transcript(host: Host, curl: &Path) -> Vec<String> {
     transcript.push(http_get(port, "NONSENSE\r\n\r\n"));
     // And curl, a client nobody wrote for this test, with keep-alive over two requests.
     let url = format!("http://127.0.0.1:{port}/");
-    let out = std::process::Command::new(curl).args(["-s", "-S", "--max-time", "60", &url, &format!("{url}json")]).output().unwrap();
+    let out = std::process::Command::new(curl)
+        .args(["-s", "-S", "--max-time", "60", &url, &format!("{url}json")])
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{host:?}: curl: {}", String::from_utf8_lossy(&out.stderr));
     transcript.push(String::from_utf8_lossy(&out.stdout).into_owned());
     assert!(server.alive(), "{host:?}: {}", server.stderr());
@@ -295,7 +321,10 @@ fn http_in_socket_mode_answers_linux_clients_the_same() {
     for (host, t) in &transcripts {
         assert!(t[0].starts_with("HTTP/1.1 200") && t[0].ends_with("Hello from Oasis!\n"), "{host:?}: {t:?}");
         assert!(t[1].contains("{\"app\":\"http\",\"requests\":2}"), "{host:?}: {t:?}");
-        assert!(t[2].contains("line 5") && t[2].to_ascii_lowercase().contains("transfer-encoding: chunked"), "{host:?}: {t:?}");
+        assert!(
+            t[2].contains("line 5") && t[2].to_ascii_lowercase().contains("transfer-encoding: chunked"),
+            "{host:?}: {t:?}"
+        );
         assert!(t[3].starts_with("HTTP/1.1 404"), "{host:?}: {t:?}");
         assert!(t[4].starts_with("HTTP/1.1 400"), "{host:?}: {t:?}");
         assert!(t[5].starts_with("HTTP/1.1 400"), "malformed request: {host:?}: {t:?}");

@@ -21,7 +21,8 @@ fn get(port: u16, path: &str) -> String {
 fn a_server_waiting_for_connections_is_not_woken() {
     let port = free_port();
     let dir = scratch("idle-http");
-    let mut server = Background::start(&dir, &["run", s(&artifact("http.oasis")), "-p", &format!("127.0.0.1:{port}:8080")]);
+    let mut server =
+        Background::start(&dir, &["run", s(&artifact("http.oasis")), "-p", &format!("127.0.0.1:{port}:8080")]);
     server.wait_for_port(port);
     assert!(get(port, "/").starts_with("HTTP/1.1 200"), "the server answers");
     // Let the ticker see the idle ticks it waits for before stopping.

@@ -16,7 +16,8 @@ fn connect(port: u16) -> TcpStream {
 fn echo_server(test: &str) -> (Background, u16) {
     let port = free_port();
     let dir = scratch(test);
-    let mut server = Background::start(&dir, &["run", s(&artifact("echo.oasis")), "-p", &format!("127.0.0.1:{port}:7")]);
+    let mut server =
+        Background::start(&dir, &["run", s(&artifact("echo.oasis")), "-p", &format!("127.0.0.1:{port}:7")]);
     server.wait_for_port(port);
     (server, port)
 }
@@ -67,7 +68,8 @@ fn resets_and_many_cycles_leak_nothing() {
         drop(c);
     }
     for i in 0..10_000 {
-        let c = TcpStream::connect(("127.0.0.1", port)).unwrap_or_else(|e| panic!("cycle {i}: {e}: {}", server.stderr()));
+        let c =
+            TcpStream::connect(("127.0.0.1", port)).unwrap_or_else(|e| panic!("cycle {i}: {e}: {}", server.stderr()));
         drop(c);
     }
     // The server still serves.
@@ -124,7 +126,8 @@ fn connecting_needs_an_allow_pattern() {
 fn udp_echo() {
     let port = free_udp_port();
     let dir = scratch("udp");
-    let mut server = Background::start(&dir, &["run", s(&artifact("udp-echo.oasis")), "-p", &format!("127.0.0.1:{port}:7/udp")]);
+    let mut server =
+        Background::start(&dir, &["run", s(&artifact("udp-echo.oasis")), "-p", &format!("127.0.0.1:{port}:7/udp")]);
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     sock.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
     let mut buf = [0u8; 64];
@@ -142,7 +145,10 @@ fn udp_echo() {
 
 fn curl(args: &[&str]) -> (i32, String) {
     let out = std::process::Command::new("curl").args(["-sS", "--max-time", "30"]).args(args).output().expect("curl");
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr))
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
 }
 
 fn http_server(test: &str) -> (Background, u16) {

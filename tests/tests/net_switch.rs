@@ -100,12 +100,16 @@ fn a_tenant_that_fails_leaves_the_others_running() {
 #[test]
 fn without_exit_with_the_run_waits_for_every_app_and_reports_the_first_failure() {
     let (hello, exit_code, trap) = (artifact("hello.oasis"), artifact("exit-code.oasis"), artifact("trap.oasis"));
-    let r = run_group(&[vec![s(&hello).into(), "--".into(), "a".into()], vec![s(&exit_code).into(), "--".into(), "3".into()]]);
+    let r = run_group(&[
+        vec![s(&hello).into(), "--".into(), "a".into()],
+        vec![s(&exit_code).into(), "--".into(), "3".into()],
+    ]);
     assert_eq!(r.status, 3, "{r:#?}");
     assert!(r.stdout.contains("hello     | Hello from Oasis!\nhello     | args: [\"a\"]\n"), "{r:#?}");
     assert!(r.stdout.contains("exit-code | exiting with status 3\n"), "{r:#?}");
     // Two instances of one app are told apart by a suffix.
-    let r = run_group(&[vec![s(&trap).into()], vec![s(&hello).into()], vec![s(&exit_code).into()], vec![s(&hello).into()]]);
+    let r =
+        run_group(&[vec![s(&trap).into()], vec![s(&hello).into()], vec![s(&exit_code).into()], vec![s(&hello).into()]]);
     assert_eq!(r.status, 134, "a stopped app's status is 134: {r:#?}");
     assert!(r.stdout.contains("hello-2   | Hello from Oasis!"), "{r:#?}");
 }
@@ -114,8 +118,19 @@ fn without_exit_with_the_run_waits_for_every_app_and_reports_the_first_failure()
 fn one_app_on_the_switch_has_nobody_to_talk_to() {
     let client = artifact("net-client.oasis");
     let r = oasis(&[
-        "run", "--net", "switch", "--ip", "10.0.0.2/24", "--allow-connect", "10.0.0.1:7", "-e", "TIMEOUT_MS=300",
-        s(&client), "--", "10.0.0.1:7", "anyone?",
+        "run",
+        "--net",
+        "switch",
+        "--ip",
+        "10.0.0.2/24",
+        "--allow-connect",
+        "10.0.0.1:7",
+        "-e",
+        "TIMEOUT_MS=300",
+        s(&client),
+        "--",
+        "10.0.0.1:7",
+        "anyone?",
     ]);
     assert_eq!(r.status, 1, "{r:#?}");
     assert!(r.stderr.contains("no complete reply within 300 ms"), "{r:#?}");
@@ -165,14 +180,33 @@ fn bad_groups_are_refused() {
         r.assert_bad_input(&message);
         assert_eq!(r.stderr, format!("oasis: error: {message}\n"));
     };
-    let r = oasis(&["run", "--net", "switch", "--ip", "10.0.0.1/24", echo, "::", "--net", "switch", "--ip", "10.0.0.1/16", client]);
-    exactly(r, format!("--ip 10.0.0.1: two apps on the switch have this address ({echo} and {client}); give each its own"));
+    let r = oasis(&[
+        "run",
+        "--net",
+        "switch",
+        "--ip",
+        "10.0.0.1/24",
+        echo,
+        "::",
+        "--net",
+        "switch",
+        "--ip",
+        "10.0.0.1/16",
+        client,
+    ]);
+    exactly(
+        r,
+        format!("--ip 10.0.0.1: two apps on the switch have this address ({echo} and {client}); give each its own"),
+    );
     let r = oasis(&["run", "--net", "switch", "--ip", "10.0.0.1/24", echo, "::", "--net", "switch", client]);
     exactly(r, format!("{client}: --net switch needs the app's address: --ip ADDR/PREFIX, e.g. 10.0.0.2/24"));
     let r = oasis(&["run", "--net", "switch", echo]);
     exactly(r, "--net switch needs the app's address: --ip ADDR/PREFIX, e.g. 10.0.0.2/24".into());
     let r = oasis(&["run", echo, "::"]);
-    exactly(r, "`::` must be followed by another app: oasis run APP [OPTIONS] [-- ARGS] :: APP [OPTIONS] [-- ARGS]…".into());
+    exactly(
+        r,
+        "`::` must be followed by another app: oasis run APP [OPTIONS] [-- ARGS] :: APP [OPTIONS] [-- ARGS]…".into(),
+    );
     let r = oasis(&["run", "::", echo]);
     exactly(r, "`::` with no app before it: oasis run APP [OPTIONS] [-- ARGS] :: APP [OPTIONS] [-- ARGS]…".into());
     let r = oasis(&["run", echo, "-p", "7:7", "--exit-with", "nope", "::", client]);

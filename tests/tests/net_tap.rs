@@ -178,7 +178,10 @@ fn names_resolve_through_the_operators_dns_server_over_smoltcp() {
     assert_eq!(found.status, 0, "{found:#?}");
     assert_eq!(found.stdout, "hello by name", "{found:#?}");
     assert_eq!(missing.status, 1, "{missing:#?}");
-    assert!(missing.stderr.contains("connect to nowhere.test:9007") && missing.stderr.contains("unreachable"), "{missing:#?}");
+    assert!(
+        missing.stderr.contains("connect to nowhere.test:9007") && missing.stderr.contains("unreachable"),
+        "{missing:#?}"
+    );
 }
 
 #[test]

@@ -31,14 +31,7 @@ fn wasm_target_dir() -> PathBuf {
 /// `oasis ARGS…` run from `dir`, as at a shell there, and without `OASIS_SDK`
 /// so that `oasis new` looks for the SDK the default way.
 fn oasis_in(dir: &Path, args: &[&str], limit: Duration) -> Run {
-    run_with_limit(
-        Host::Unix
-            .command()
-            .args(args)
-            .current_dir(dir)
-            .env_remove("OASIS_SDK"),
-        limit,
-    )
+    run_with_limit(Host::Unix.command().args(args).current_dir(dir).env_remove("OASIS_SDK"), limit)
 }
 
 /// `oasis new NAME ARGS…` in a fresh scratch directory; returns the crate's directory.
@@ -47,19 +40,11 @@ fn new_app(test: &str, name: &str, args: &[&str]) -> PathBuf {
     let r = oasis_in(&dir, &[&["new", name], args].concat(), RUN_LIMIT);
     assert_eq!(r.status, 0, "{r:#?}");
     assert!(
-        r.stdout.contains(&format!(
-            "oasis run target/wasm32-wasip1/release/{name}.oasis"
-        )),
+        r.stdout.contains(&format!("oasis run target/wasm32-wasip1/release/{name}.oasis")),
         "it says what to do next: {r:#?}"
     );
     let app = dir.join(name);
-    for file in [
-        "Cargo.toml",
-        "oasis.toml",
-        "src/main.rs",
-        ".gitignore",
-        "README.md",
-    ] {
+    for file in ["Cargo.toml", "oasis.toml", "src/main.rs", ".gitignore", "README.md"] {
         assert!(app.join(file).is_file(), "{file} is missing: {r:#?}");
     }
     // The SDK path written into Cargo.toml is a real SDK.
@@ -69,10 +54,7 @@ fn new_app(test: &str, name: &str, args: &[&str]) -> PathBuf {
         .find_map(|l| l.strip_prefix("oasis = { path = \"")?.strip_suffix("\" }"))
         .unwrap_or_else(|| panic!("no SDK path dependency in {cargo_toml}"));
     let sdk_manifest = std::fs::read_to_string(Path::new(sdk).join("Cargo.toml")).unwrap();
-    assert!(
-        sdk_manifest.contains("name = \"oasis\""),
-        "{sdk} is not the SDK"
-    );
+    assert!(sdk_manifest.contains("name = \"oasis\""), "{sdk} is not the SDK");
     app
 }
 
@@ -80,14 +62,8 @@ fn new_app(test: &str, name: &str, args: &[&str]) -> PathBuf {
 fn build(app: &Path, output: Option<&Path>) -> PathBuf {
     let target = wasm_target_dir();
     let name = app.file_name().unwrap().to_str().unwrap();
-    let package = output.map_or_else(
-        || {
-            target
-                .join("wasm32-wasip1/release")
-                .join(format!("{name}.oasis"))
-        },
-        Path::to_path_buf,
-    );
+    let package =
+        output.map_or_else(|| target.join("wasm32-wasip1/release").join(format!("{name}.oasis")), Path::to_path_buf);
     let _ = std::fs::remove_file(&package);
     let mut args = vec!["build", "--target-dir", s(&target)];
     if let Some(out) = output {
@@ -95,11 +71,7 @@ fn build(app: &Path, output: Option<&Path>) -> PathBuf {
     }
     let r = oasis_in(app, &args, BUILD_LIMIT);
     assert_eq!(r.status, 0, "{r:#?}");
-    assert!(
-        package.is_file(),
-        "{} is missing: {r:#?}",
-        package.display()
-    );
+    assert!(package.is_file(), "{} is missing: {r:#?}", package.display());
     package
 }
 
@@ -110,15 +82,9 @@ fn reactor_template_builds_and_runs() {
     let package = build(&app, None);
     let r = oasis_in(&app, &["run", s(&package)], RUN_LIMIT);
     assert_eq!(r.status, 0, "{r:#?}");
-    assert_eq!(
-        r.stdout, "[tick] tick 1\n[tick] tick 2\n[tick] tick 3\n",
-        "{r:#?}"
-    );
+    assert_eq!(r.stdout, "[tick] tick 1\n[tick] tick 2\n[tick] tick 3\n", "{r:#?}");
     let r = oasis_in(&app, &["inspect", s(&package)], RUN_LIMIT);
-    assert!(
-        r.stdout.contains("reactor") && r.stdout.contains("capabilities:  console\n"),
-        "{r:#?}"
-    );
+    assert!(r.stdout.contains("reactor") && r.stdout.contains("capabilities:  console\n"), "{r:#?}");
 }
 
 #[test]
@@ -127,15 +93,9 @@ fn command_template_builds_and_runs() {
     let package = build(&app, None);
     let r = oasis_in(&app, &["run", s(&package), "--", "Ada"], RUN_LIMIT);
     assert_eq!(r.status, 0, "{r:#?}");
-    assert!(
-        r.stdout.contains("Hello, Ada!\n") && r.stdout.contains("[app] greeted Ada\n"),
-        "{r:#?}"
-    );
+    assert!(r.stdout.contains("Hello, Ada!\n") && r.stdout.contains("[app] greeted Ada\n"), "{r:#?}");
     let r = oasis_in(&app, &["inspect", s(&package)], RUN_LIMIT);
-    assert!(
-        r.stdout.contains("command (runs main to completion)"),
-        "{r:#?}"
-    );
+    assert!(r.stdout.contains("command (runs main to completion)"), "{r:#?}");
 }
 
 #[test]
@@ -143,21 +103,12 @@ fn http_template_serves_a_request() {
     let app = new_app("new-http", "web", &["--kind", "http"]);
     let package = build(&app, None);
     let port = free_port();
-    let mut server = Background::start(
-        &app,
-        &["run", s(&package), "-p", &format!("127.0.0.1:{port}:8080")],
-    );
+    let mut server = Background::start(&app, &["run", s(&package), "-p", &format!("127.0.0.1:{port}:8080")]);
     server.wait_for_port(port);
     let get = |path: &str| {
         let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        write!(
-            stream,
-            "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
         let mut answer = String::new();
         stream.read_to_string(&mut answer).unwrap();
         answer
@@ -166,11 +117,7 @@ fn http_template_serves_a_request() {
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(answer.ends_with("\r\n\r\nHello from web!\n"), "{answer}");
     assert!(get("/nothing").starts_with("HTTP/1.1 404"));
-    assert!(
-        server.alive(),
-        "the server keeps serving: {}",
-        server.stderr()
-    );
+    assert!(server.alive(), "the server keeps serving: {}", server.stderr());
     // Dropping `server` kills it.
 }
 
@@ -181,45 +128,22 @@ fn new_refuses_what_it_cannot_use() {
     std::fs::write(dir.join("taken/notes.txt"), "mine").unwrap();
     let r = oasis_in(&dir, &["new", "taken"], RUN_LIMIT);
     r.assert_bad_input("taken already exists and is not empty");
-    assert_eq!(
-        std::fs::read_dir(dir.join("taken")).unwrap().count(),
-        1,
-        "nothing was added"
-    );
-    assert_eq!(
-        std::fs::read_to_string(dir.join("taken/notes.txt")).unwrap(),
-        "mine"
-    );
+    assert_eq!(std::fs::read_dir(dir.join("taken")).unwrap().count(), 1, "nothing was added");
+    assert_eq!(std::fs::read_to_string(dir.join("taken/notes.txt")).unwrap(), "mine");
 
     // An empty directory is fine (as after `mkdir x && cd x`).
     std::fs::create_dir_all(dir.join("empty")).unwrap();
-    assert_eq!(
-        oasis_in(&dir.join("empty"), &["new", "."], RUN_LIMIT).status,
-        0
-    );
+    assert_eq!(oasis_in(&dir.join("empty"), &["new", "."], RUN_LIMIT).status, 0);
     assert!(dir.join("empty/Cargo.toml").is_file());
 
-    oasis_in(&dir, &["new", "MyApp"], RUN_LIMIT)
-        .assert_bad_input("`MyApp` cannot be an app's name");
-    oasis_in(
-        &dir,
-        &["new", "fresh", "--sdk", s(&dir.join("taken"))],
-        RUN_LIMIT,
-    )
-    .assert_bad_input("not the Oasis SDK");
+    oasis_in(&dir, &["new", "MyApp"], RUN_LIMIT).assert_bad_input("`MyApp` cannot be an app's name");
+    oasis_in(&dir, &["new", "fresh", "--sdk", s(&dir.join("taken"))], RUN_LIMIT).assert_bad_input("not the Oasis SDK");
     let r = run_with_limit(
-        Host::Unix
-            .command()
-            .args(["new", "fresh"])
-            .current_dir(&dir)
-            .env("OASIS_SDK", dir.join("nowhere")),
+        Host::Unix.command().args(["new", "fresh"]).current_dir(&dir).env("OASIS_SDK", dir.join("nowhere")),
         RUN_LIMIT,
     );
     r.assert_bad_input("OASIS_SDK");
-    assert!(
-        !dir.join("fresh").exists(),
-        "a refused `oasis new` creates nothing"
-    );
+    assert!(!dir.join("fresh").exists(), "a refused `oasis new` creates nothing");
 }
 
 /// The README's app (its first Rust block), in a crate built without an
@@ -227,15 +151,10 @@ fn new_refuses_what_it_cannot_use() {
 /// that lists fewer capabilities takes the rest away.
 #[test]
 fn a_package_without_a_manifest_runs_like_its_bare_module() {
-    let readme =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"))
-            .unwrap();
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md")).unwrap();
     let start = readme.find("```rust\n").expect("the README shows an app") + "```rust\n".len();
     let app_source = &readme[start..start + readme[start..].find("```").unwrap()];
-    assert!(
-        app_source.contains("Console::open(\"tick\")"),
-        "the README's app changed: {app_source}"
-    );
+    assert!(app_source.contains("Console::open(\"tick\")"), "the README's app changed: {app_source}");
 
     let app = new_app("new-bare", "readme-app", &[]);
     std::fs::write(app.join("src/main.rs"), app_source).unwrap();
@@ -246,19 +165,10 @@ fn a_package_without_a_manifest_runs_like_its_bare_module() {
     let ticks = "[tick] tick 1\n[tick] tick 2\n[tick] tick 3\n";
     for file in [&bare, &package] {
         let r = oasis_in(&app, &["run", s(file)], RUN_LIMIT);
-        assert_eq!(
-            (r.status, r.stdout.as_str()),
-            (0, ticks),
-            "{}: {r:#?}",
-            file.display()
-        );
+        assert_eq!((r.status, r.stdout.as_str()), (0, ticks), "{}: {r:#?}", file.display());
     }
     let r = oasis_in(&app, &["inspect", s(&package)], RUN_LIMIT);
-    assert!(
-        r.stdout
-            .contains("capabilities:  clock, console, entropy\n"),
-        "the basic set: {r:#?}"
-    );
+    assert!(r.stdout.contains("capabilities:  clock, console, entropy\n"), "the basic set: {r:#?}");
 
     // A manifest that lists capabilities narrows the set to them.
     std::fs::write(app.join("oasis.toml"), "capabilities = [\"clock\"]\n").unwrap();
@@ -268,9 +178,5 @@ fn a_package_without_a_manifest_runs_like_its_bare_module() {
     assert!(r.stdout.contains("capabilities:  clock\n"), "{r:#?}");
     let r = oasis_in(&app, &["run", s(&narrow)], RUN_LIMIT);
     assert_eq!(r.status, 1, "{r:#?}");
-    assert!(
-        r.stderr
-            .contains("capability \"console:tick\" was not granted"),
-        "{r:#?}"
-    );
+    assert!(r.stderr.contains("capability \"console:tick\" was not granted"), "{r:#?}");
 }

@@ -7,15 +7,31 @@ use common::{artifact, oasis, s, scratch};
 fn package_then_inspect_then_run() {
     let dir = scratch("package");
     let manifest = dir.join("oasis.toml");
-    std::fs::write(&manifest, "capabilities = [\"console\"]\n[limits]\nmemory = \"8MiB\"\n[env]\nGREETING = \"from the manifest\"\n").unwrap();
+    std::fs::write(
+        &manifest,
+        "capabilities = [\"console\"]\n[limits]\nmemory = \"8MiB\"\n[env]\nGREETING = \"from the manifest\"\n",
+    )
+    .unwrap();
     let assets = dir.join("assets");
     std::fs::create_dir_all(assets.join("css")).unwrap();
     std::fs::write(assets.join("index.html"), "<h1>hi</h1>").unwrap();
     std::fs::write(assets.join("css/site.css"), "h1{}").unwrap();
     let out = dir.join("greeter.oasis");
     let r = oasis(&[
-        "package", s(&artifact("hello.wasm")), "--name", "greeter", "--app-version", "2.1.0",
-        "--manifest", s(&manifest), "--assets", s(&assets), "--target", "x86_64-unknown-none", "-o", s(&out),
+        "package",
+        s(&artifact("hello.wasm")),
+        "--name",
+        "greeter",
+        "--app-version",
+        "2.1.0",
+        "--manifest",
+        s(&manifest),
+        "--assets",
+        s(&assets),
+        "--target",
+        "x86_64-unknown-none",
+        "-o",
+        s(&out),
     ]);
     assert_eq!(r.status, 0, "{r:#?}");
     assert!(r.stdout.contains("packaged greeter 2.1.0"), "{r:#?}");
@@ -57,8 +73,15 @@ fn package_refuses_non_wasm_and_unknown_targets() {
     let text = dir.join("x.wasm");
     std::fs::write(&text, "nope").unwrap();
     oasis(&["package", s(&text)]).assert_bad_input("not a WebAssembly module");
-    oasis(&["package", s(&artifact("hello.wasm")), "--target", "riscv64gc-unknown-linux-gnu", "-o", s(&dir.join("r.oasis"))])
-        .assert_bad_input("riscv64gc");
+    oasis(&[
+        "package",
+        s(&artifact("hello.wasm")),
+        "--target",
+        "riscv64gc-unknown-linux-gnu",
+        "-o",
+        s(&dir.join("r.oasis")),
+    ])
+    .assert_bad_input("riscv64gc");
     oasis(&["inspect", s(&artifact("hello.wasm"))]).assert_bad_input("not an Oasis package");
 }
 

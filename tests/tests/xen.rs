@@ -26,7 +26,12 @@ const QEMU_KERNEL_FAILED: i32 = (127 << 1) | 1;
 
 /// Whether QEMU is there; panics if it must be (under `cargo xtask test`).
 fn have_qemu() -> bool {
-    let ok = Command::new(QEMU).arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success());
+    let ok = Command::new(QEMU)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
     if !ok {
         assert!(
             std::env::var_os("OASIS_REQUIRE_QEMU").is_none(),
@@ -254,9 +259,16 @@ fn image_refuses_bad_input() {
     // Not a package at all.
     oasis(&["image", s(&artifact("hello.wasm")), "-o", s(&out)]).assert_bad_input("not an Oasis package");
     // A module the hosts refuse (wrong ABI version): no image of an app that cannot run.
-    let module = wat::parse_str(r#"(module (import "oasis_v99" "f" (func)) (memory (export "memory") 1) (func (export "_start")))"#).unwrap();
+    let module = wat::parse_str(
+        r#"(module (import "oasis_v99" "f" (func)) (memory (export "memory") 1) (func (export "_start")))"#,
+    )
+    .unwrap();
     let pkg = dir.join("abi.oasis");
-    std::fs::write(&pkg, PackageBuilder::new("name = \"abi\"\nversion = \"0.1.0\"\nabi = 1\n".to_string(), module).build()).unwrap();
+    std::fs::write(
+        &pkg,
+        PackageBuilder::new("name = \"abi\"\nversion = \"0.1.0\"\nabi = 1\n".to_string(), module).build(),
+    )
+    .unwrap();
     oasis(&["image", s(&pkg), "-o", s(&out)]).assert_bad_input("v99");
     // A kernel that is not one.
     oasis(&["image", s(&artifact("hello.oasis")), "-o", s(&out), "--kernel", s(&artifact("hello.oasis"))])
@@ -266,7 +278,8 @@ fn image_refuses_bad_input() {
     // An image is not a kernel to embed into again.
     let img = dir.join("hello.xen");
     assert_eq!(oasis(&["image", s(&artifact("hello.oasis")), "-o", s(&img)]).status, 0);
-    oasis(&["image", s(&artifact("hello.oasis")), "-o", s(&out), "--kernel", s(&img)]).assert_bad_input("already has a package");
+    oasis(&["image", s(&artifact("hello.oasis")), "-o", s(&out), "--kernel", s(&img)])
+        .assert_bad_input("already has a package");
     assert!(!out.exists(), "no image may be written on failure");
 }
 

@@ -22,18 +22,10 @@ pub struct App {
 /// Every binary member of `<root>/apps/Cargo.toml`, in the order listed.
 pub fn list(root: &Path) -> Result<Vec<App>> {
     let manifest = root.join("apps").join("Cargo.toml");
-    let text = fs::read_to_string(&manifest).with_context(|| {
-        format!(
-            "cannot read {}: the apps workspace lists the example apps",
-            manifest.display()
-        )
-    })?;
-    let members = string_array(&section(&text, "workspace"), "members").with_context(|| {
-        format!(
-            "{} has no `[workspace] members = [...]`",
-            manifest.display()
-        )
-    })?;
+    let text = fs::read_to_string(&manifest)
+        .with_context(|| format!("cannot read {}: the apps workspace lists the example apps", manifest.display()))?;
+    let members = string_array(&section(&text, "workspace"), "members")
+        .with_context(|| format!("{} has no `[workspace] members = [...]`", manifest.display()))?;
     let mut apps = Vec::new();
     for member in members {
         for dir in expand(&root.join("apps"), &member)? {
@@ -43,10 +35,7 @@ pub fn list(root: &Path) -> Result<Vec<App>> {
         }
     }
     if apps.is_empty() {
-        bail!(
-            "{} lists no app with a binary (src/main.rs or [[bin]])",
-            manifest.display()
-        );
+        bail!("{} lists no app with a binary (src/main.rs or [[bin]])", manifest.display());
     }
     Ok(apps)
 }
@@ -54,10 +43,7 @@ pub fn list(root: &Path) -> Result<Vec<App>> {
 /// A member path, with a trailing `*` component expanded to subdirectories
 /// (the only glob form Cargo workspaces commonly use).
 fn expand(base: &Path, member: &str) -> Result<Vec<PathBuf>> {
-    let Some(parent) = member
-        .strip_suffix("/*")
-        .or(if member == "*" { Some("") } else { None })
-    else {
+    let Some(parent) = member.strip_suffix("/*").or(if member == "*" { Some("") } else { None }) else {
         return Ok(vec![base.join(member)]);
     };
     let parent = base.join(parent);
@@ -74,17 +60,12 @@ fn expand(base: &Path, member: &str) -> Result<Vec<PathBuf>> {
 /// The app in `dir`, or `None` if that member is a library.
 fn app_in(root: &Path, dir: &Path) -> Result<Option<App>> {
     let manifest = dir.join("Cargo.toml");
-    let text =
-        fs::read_to_string(&manifest).with_context(|| format!("reading {}", manifest.display()))?;
-    let bin_name = bin_sections(&text)
-        .into_iter()
-        .find_map(|bin| string_value(&bin, "name"));
+    let text = fs::read_to_string(&manifest).with_context(|| format!("reading {}", manifest.display()))?;
+    let bin_name = bin_sections(&text).into_iter().find_map(|bin| string_value(&bin, "name"));
     let name = match bin_name {
         Some(name) => name,
-        None if dir.join("src").join("main.rs").is_file() => {
-            string_value(&section(&text, "package"), "name")
-                .with_context(|| format!("{} has no [package] name", manifest.display()))?
-        }
+        None if dir.join("src").join("main.rs").is_file() => string_value(&section(&text, "package"), "name")
+            .with_context(|| format!("{} has no [package] name", manifest.display()))?,
         None => return Ok(None),
     };
     let dir = dir.strip_prefix(root).unwrap_or(dir).to_path_buf();
@@ -93,20 +74,12 @@ fn app_in(root: &Path, dir: &Path) -> Result<Option<App>> {
 
 /// The body of the `[name]` table (empty if absent).
 fn section(text: &str, name: &str) -> String {
-    tables(text)
-        .into_iter()
-        .filter(|(header, _)| header == &format!("[{name}]"))
-        .map(|(_, body)| body)
-        .collect()
+    tables(text).into_iter().filter(|(header, _)| header == &format!("[{name}]")).map(|(_, body)| body).collect()
 }
 
 /// The bodies of every `[[bin]]` table.
 fn bin_sections(text: &str) -> Vec<String> {
-    tables(text)
-        .into_iter()
-        .filter(|(header, _)| header == "[[bin]]")
-        .map(|(_, body)| body)
-        .collect()
+    tables(text).into_iter().filter(|(header, _)| header == "[[bin]]").map(|(_, body)| body).collect()
 }
 
 /// `(header, body)` for each table; the text before the first header has header "".
@@ -202,10 +175,7 @@ oasis = { path = "../guest-api" }
     #[test]
     fn reads_package_and_bin_names() {
         let manifest = "[package]\nname = \"hello\" # the app\nversion = \"0.1.0\"\n\n[[bin]]\nname = \"greeter\"\npath = \"src/main.rs\"\n";
-        assert_eq!(
-            string_value(&section(manifest, "package"), "name").as_deref(),
-            Some("hello")
-        );
+        assert_eq!(string_value(&section(manifest, "package"), "name").as_deref(), Some("hello"));
         let bins = bin_sections(manifest);
         assert_eq!(bins.len(), 1);
         assert_eq!(string_value(&bins[0], "name").as_deref(), Some("greeter"));
@@ -227,10 +197,7 @@ oasis = { path = "../guest-api" }
         write("apps/Cargo.toml", WORKSPACE);
         write("apps/hello/Cargo.toml", "[package]\nname = \"hello\"\n");
         write("apps/hello/src/main.rs", "fn main() {}\n");
-        write(
-            "apps/clock/Cargo.toml",
-            "[package]\nname = \"clock-app\"\n[[bin]]\nname = \"clock\"\n",
-        );
+        write("apps/clock/Cargo.toml", "[package]\nname = \"clock-app\"\n[[bin]]\nname = \"clock\"\n");
         write("apps/libs/util/Cargo.toml", "[package]\nname = \"util\"\n");
         write("apps/libs/util/src/lib.rs", "\n");
         let apps = list(&root);

@@ -22,9 +22,7 @@ pub fn bench(ws: &Workspace) -> Result<()> {
     let wasmtime = wasmtime_peer(ws);
     let native_hello = native_hello(ws)?;
     let wasi_http = wasi_http_peer(ws);
-    let windows = crate::windows::build(ws)
-        .map_err(|e| println!("bench: host-windows is skipped: {e:#}"))
-        .ok();
+    let windows = crate::windows::build(ws).map_err(|e| println!("bench: host-windows is skipped: {e:#}")).ok();
     println!("bench: cargo run --release -p oasis-bench");
     let mut cmd = Command::new(&ws.cargo);
     cmd.args(["run", "--quiet", "--release", "-p", "oasis-bench", "--target-dir"])
@@ -89,7 +87,9 @@ fn wasi_http_peer(ws: &Workspace) -> Option<PathBuf> {
         let _ = process::run_with_timeout(&mut add, std::time::Duration::from_secs(60), None);
     }
     if !has_target() {
-        println!("bench: the wasmtime serve peer is skipped: no wasm32-wasip2 target (rustup target add wasm32-wasip2)");
+        println!(
+            "bench: the wasmtime serve peer is skipped: no wasm32-wasip2 target (rustup target add wasm32-wasip2)"
+        );
         return None;
     }
     let target_dir = ws.target_dir.join("peers");

@@ -31,23 +31,13 @@ pub fn build(ws: &Workspace) -> Result<Toolchains> {
 /// the same selection (`--workspace --all-targets`) and profile (release)
 /// makes the tests reuse this build instead of compiling Wasmtime again.
 pub fn build_host(ws: &Workspace) -> Result<()> {
-    println!(
-        "build: host (all workspace targets, release) -> {}",
-        ws.oasis_bin().display()
-    );
+    println!("build: host (all workspace targets, release) -> {}", ws.oasis_bin().display());
     let mut cmd = Command::new(&ws.cargo);
-    cmd.args([
-        "build",
-        "--release",
-        "--workspace",
-        "--all-targets",
-        "--target-dir",
-    ])
-    .arg(&ws.target_dir)
-    .current_dir(&ws.root);
+    cmd.args(["build", "--release", "--workspace", "--all-targets", "--target-dir"])
+        .arg(&ws.target_dir)
+        .current_dir(&ws.root);
     ws.host_build(&mut cmd);
-    process::run(&mut cmd)
-        .context("building the host workspace (the `oasis` binary and the tests) failed")?;
+    process::run(&mut cmd).context("building the host workspace (the `oasis` binary and the tests) failed")?;
     let bin = ws.oasis_bin();
     anyhow::ensure!(
         bin.is_file(),
@@ -83,17 +73,9 @@ fn package(ws: &Workspace, app: &App) -> Result<()> {
         .env("OASIS_CACHE", &ws.cache_dir);
     process::run(&mut cmd).with_context(|| format!("packaging {} failed", app.dir.display()))?;
 
-    let module = wasm_target_dir
-        .join(WASM_TARGET)
-        .join("release")
-        .join(format!("{}.wasm", app.name));
+    let module = wasm_target_dir.join(WASM_TARGET).join("release").join(format!("{}.wasm", app.name));
     let copy = out_dir.join(format!("{}.wasm", app.name));
-    fs::copy(&module, &copy).with_context(|| {
-        format!(
-            "copying {} to {} (did `oasis build` build it?)",
-            module.display(),
-            copy.display()
-        )
-    })?;
+    fs::copy(&module, &copy)
+        .with_context(|| format!("copying {} to {} (did `oasis build` build it?)", module.display(), copy.display()))?;
     Ok(())
 }

@@ -25,14 +25,7 @@ pub const WASI_LIBC: &str = "/usr/lib/wasm32-wasi";
 pub const RUST_LLD: &str = "/usr/bin/rust-lld";
 
 /// What building wasm32-wasip1 apps with Debian's Rust needs.
-pub const WASM_PACKAGES: &[&str] = &[
-    "rustc-web",
-    "cargo-web",
-    "rust-web-src",
-    "wasi-libc",
-    "rust-web-llvm",
-    "lld-22",
-];
+pub const WASM_PACKAGES: &[&str] = &["rustc-web", "cargo-web", "rust-web-src", "wasi-libc", "rust-web-llvm", "lld-22"];
 /// What building core/alloc for x86_64-unknown-none needs (no linker, no libc).
 pub const NOSTD_PACKAGES: &[&str] = &["rustc-web", "cargo-web", "rust-web-src"];
 /// What building the PVH kernel needs: the same, and rustc's linker for
@@ -53,10 +46,7 @@ pub struct DebianRust {
 impl DebianRust {
     /// Finds Debian's rustc, cargo and std source; `Ok(None)` if any is missing.
     pub fn find() -> Result<Option<Self>> {
-        if ![CARGO, RUSTC, RUST_SRC]
-            .iter()
-            .all(|path| Path::new(path).exists())
-        {
+        if ![CARGO, RUSTC, RUST_SRC].iter().all(|path| Path::new(path).exists()) {
             return Ok(None);
         }
         let version_verbose = stdout_of(Command::new(RUSTC).arg("-vV"))?;
@@ -66,36 +56,26 @@ impl DebianRust {
             .with_context(|| format!("`{RUSTC} -vV` printed no `release:` line"))?
             .trim()
             .to_string();
-        let minor = release
-            .split('.')
-            .nth(1)
-            .and_then(|m| m.parse::<u32>().ok());
+        let minor = release.split('.').nth(1).and_then(|m| m.parse::<u32>().ok());
         if minor.is_none_or(|minor| minor < MIN_MINOR) {
             bail!(
                 "{RUSTC} is rustc {release}, older than the 1.{MIN_MINOR} Oasis needs: install a newer one with \
                  `apt-get install -y --no-install-recommends rustc-web cargo-web rust-web-src`"
             );
         }
-        Ok(Some(Self {
-            version_verbose,
-            release,
-        }))
+        Ok(Some(Self { version_verbose, release }))
     }
 
     /// Like [`find`](Self::find), for callers that just installed the packages.
     pub fn require() -> Result<Self> {
-        Self::find()?.with_context(|| {
-            format!("Debian's Rust is incomplete: {CARGO}, {RUSTC} and {RUST_SRC} must all exist")
-        })
+        Self::find()?
+            .with_context(|| format!("Debian's Rust is incomplete: {CARGO}, {RUSTC} and {RUST_SRC} must all exist"))
     }
 }
 
 /// The apt command that installs `packages`.
 pub fn apt_install_command(packages: &[&str]) -> String {
-    format!(
-        "apt-get install -y --no-install-recommends {}",
-        packages.join(" ")
-    )
+    format!("apt-get install -y --no-install-recommends {}", packages.join(" "))
 }
 
 /// Makes sure `packages` are installed, installing them with apt if we are
@@ -119,10 +99,7 @@ pub fn ensure_packages(ws: &Workspace, packages: &[&str], purpose: &str) -> Resu
             apt_install_command(&missing)
         );
     }
-    crate::setup::say(&format!(
-        "installing Debian packages with apt-get: {}",
-        missing.join(" ")
-    ));
+    crate::setup::say(&format!("installing Debian packages with apt-get: {}", missing.join(" ")));
     apt_install(ws, &missing)
 }
 
@@ -135,18 +112,13 @@ fn missing_packages<'a>(packages: &[&'a str]) -> Result<Vec<&'a str>> {
         .output()
         .context("running dpkg-query")?;
     let listing = String::from_utf8_lossy(&output.stdout);
-    Ok(packages
-        .iter()
-        .copied()
-        .filter(|package| !is_installed(&listing, package))
-        .collect())
+    Ok(packages.iter().copied().filter(|package| !is_installed(&listing, package)).collect())
 }
 
 fn is_installed(listing: &str, package: &str) -> bool {
     listing.lines().any(|line| {
-        line.split_once(' ').is_some_and(|(name, status)| {
-            name.split(':').next() == Some(package) && status == "install ok installed"
-        })
+        line.split_once(' ')
+            .is_some_and(|(name, status)| name.split(':').next() == Some(package) && status == "install ok installed")
     })
 }
 
@@ -160,9 +132,7 @@ fn apt_install(ws: &Workspace, packages: &[&str]) -> Result<()> {
     let log = ws.cache_dir.join("logs").join("apt-get.log");
     let install = || {
         let mut cmd = Command::new("apt-get");
-        cmd.args(["install", "-y", "--no-install-recommends"])
-            .args(packages)
-            .env("DEBIAN_FRONTEND", "noninteractive");
+        cmd.args(["install", "-y", "--no-install-recommends"]).args(packages).env("DEBIAN_FRONTEND", "noninteractive");
         process::run_logged(&mut cmd, &log)
     };
     if install().is_ok() {

@@ -24,10 +24,7 @@ pub fn demo(ws: &Workspace) -> Result<()> {
     build::build(ws)?;
     let apps = ws.app_artifacts();
     let bold = std::io::stdout().is_terminal();
-    println!(
-        "\nThe example apps are packaged in {}; from there:",
-        apps.display()
-    );
+    println!("\nThe example apps are packaged in {}; from there:", apps.display());
     for step in STEPS {
         let shown = format!("$ oasis {}", step.join(" "));
         if bold {
@@ -36,16 +33,11 @@ pub fn demo(ws: &Workspace) -> Result<()> {
             println!("\n{shown}");
         }
         let mut cmd = Command::new(ws.oasis_bin());
-        cmd.args(*step)
-            .current_dir(&apps)
-            .env("OASIS_CACHE", &ws.cache_dir);
+        cmd.args(*step).current_dir(&apps).env("OASIS_CACHE", &ws.cache_dir);
         match process::run_with_timeout(&mut cmd, STEP_TIMEOUT, None)? {
             Some(status) if status.success() => {}
             Some(status) => bail!("demo step `{shown}` failed ({status})"),
-            None => bail!(
-                "demo step `{shown}` did not finish within {} s",
-                STEP_TIMEOUT.as_secs()
-            ),
+            None => bail!("demo step `{shown}` did not finish within {} s", STEP_TIMEOUT.as_secs()),
         }
     }
     println!("\nThat's Oasis: one wasm32-wasip1 build per app, run by a small native host.");

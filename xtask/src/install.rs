@@ -38,11 +38,7 @@ impl Sources {
     /// What `cargo xtask build` (or `kernel`) left in `ws`.
     pub fn of(ws: &Workspace) -> Sources {
         let kernel = crate::kernel::installed_path(ws);
-        Sources {
-            oasis: ws.oasis_bin(),
-            kernel: kernel.is_file().then_some(kernel),
-            sdk: ws.root.join("guest-api"),
-        }
+        Sources { oasis: ws.oasis_bin(), kernel: kernel.is_file().then_some(kernel), sdk: ws.root.join("guest-api") }
     }
 }
 
@@ -59,22 +55,14 @@ pub fn install(ws: &Workspace, args: &[String]) -> Result<()> {
     println!("install: {}", bin.join(exe("oasis")).display());
     match &sources.kernel {
         Some(_) => println!("install: {}", bin.join(KERNEL_FILE).display()),
-        None => println!(
-            "install: no PVH kernel built, so no `oasis image`: run `cargo xtask kernel`, then install again"
-        ),
+        None => {
+            println!("install: no PVH kernel built, so no `oasis image`: run `cargo xtask kernel`, then install again")
+        }
     }
-    println!(
-        "install: {} (the SDK `oasis new` uses)",
-        prefix.join(SDK_DIR).display()
-    );
-    let on_path = std::env::var_os("PATH")
-        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir == bin));
+    println!("install: {} (the SDK `oasis new` uses)", prefix.join(SDK_DIR).display());
+    let on_path = std::env::var_os("PATH").is_some_and(|path| std::env::split_paths(&path).any(|dir| dir == bin));
     if !on_path {
-        println!(
-            "install: {} is not on PATH; add it, e.g. export PATH=\"{}:$PATH\"",
-            bin.display(),
-            bin.display()
-        );
+        println!("install: {} is not on PATH; add it, e.g. export PATH=\"{}:$PATH\"", bin.display(), bin.display());
     }
     println!("install: start an app with `oasis new myapp`");
     Ok(())
@@ -85,8 +73,7 @@ fn prefix(args: &[String]) -> Result<PathBuf> {
     let dir = match args {
         [] => {
             let home = std::env::var_os("HOME").filter(|h| !h.is_empty());
-            let home =
-                home.context("HOME is not set, so there is no default prefix: pass --prefix DIR")?;
+            let home = home.context("HOME is not set, so there is no default prefix: pass --prefix DIR")?;
             PathBuf::from(home).join(".local")
         }
         [flag, dir] if flag == "--prefix" && !dir.is_empty() => PathBuf::from(dir),
@@ -103,10 +90,7 @@ fn prefix(args: &[String]) -> Result<PathBuf> {
 /// interrupted install never leaves half an SDK in place.
 pub fn install_into(sources: &Sources, prefix: &Path) -> Result<()> {
     if !sources.oasis.is_file() {
-        bail!(
-            "{} does not exist: build it first (`cargo xtask build`)",
-            sources.oasis.display()
-        );
+        bail!("{} does not exist: build it first (`cargo xtask build`)", sources.oasis.display());
     }
     if !sources.sdk.join("Cargo.toml").is_file() {
         bail!("{} holds no SDK (no Cargo.toml)", sources.sdk.display());
@@ -119,8 +103,9 @@ pub fn install_into(sources: &Sources, prefix: &Path) -> Result<()> {
         Some(built) => replace_file(built, &kernel)?,
         // A kernel from an earlier install was made for an older host; keep
         // none rather than one that may not match.
-        None if kernel.exists() => fs::remove_file(&kernel)
-            .with_context(|| format!("removing the old {}", kernel.display()))?,
+        None if kernel.exists() => {
+            fs::remove_file(&kernel).with_context(|| format!("removing the old {}", kernel.display()))?
+        }
         None => {}
     }
 
@@ -130,11 +115,9 @@ pub fn install_into(sources: &Sources, prefix: &Path) -> Result<()> {
     let fresh = parent.join(format!(".sdk.new-{}", std::process::id()));
     let old = parent.join(format!(".sdk.old-{}", std::process::id()));
     let _ = fs::remove_dir_all(&fresh);
-    copy_tree(&sources.sdk, &fresh)
-        .with_context(|| format!("copying the SDK to {}", fresh.display()))?;
+    copy_tree(&sources.sdk, &fresh).with_context(|| format!("copying the SDK to {}", fresh.display()))?;
     if sdk.exists() {
-        fs::rename(&sdk, &old)
-            .with_context(|| format!("moving the old {} aside", sdk.display()))?;
+        fs::rename(&sdk, &old).with_context(|| format!("moving the old {} aside", sdk.display()))?;
     }
     fs::rename(&fresh, &sdk).with_context(|| format!("putting the SDK at {}", sdk.display()))?;
     let _ = fs::remove_dir_all(&old);
@@ -143,13 +126,8 @@ pub fn install_into(sources: &Sources, prefix: &Path) -> Result<()> {
 
 /// Copies `from` to `to` through a temporary file next to `to`.
 fn replace_file(from: &Path, to: &Path) -> Result<()> {
-    let tmp = to.with_file_name(format!(
-        ".{}.new-{}",
-        to.file_name().unwrap().to_string_lossy(),
-        std::process::id()
-    ));
-    fs::copy(from, &tmp)
-        .with_context(|| format!("copying {} to {}", from.display(), tmp.display()))?;
+    let tmp = to.with_file_name(format!(".{}.new-{}", to.file_name().unwrap().to_string_lossy(), std::process::id()));
+    fs::copy(from, &tmp).with_context(|| format!("copying {} to {}", from.display(), tmp.display()))?;
     fs::rename(&tmp, to).with_context(|| format!("putting {} in place", to.display()))
 }
 
@@ -180,18 +158,9 @@ mod tests {
 
     #[test]
     fn prefix_arguments() {
-        let prefix_of =
-            |args: &[&str]| prefix(&args.iter().map(|a| a.to_string()).collect::<Vec<_>>());
-        assert_eq!(
-            prefix_of(&["--prefix", "/opt/oasis"]).unwrap(),
-            PathBuf::from("/opt/oasis")
-        );
-        assert!(
-            prefix_of(&["--prefix"])
-                .unwrap_err()
-                .to_string()
-                .contains("needs a directory")
-        );
+        let prefix_of = |args: &[&str]| prefix(&args.iter().map(|a| a.to_string()).collect::<Vec<_>>());
+        assert_eq!(prefix_of(&["--prefix", "/opt/oasis"]).unwrap(), PathBuf::from("/opt/oasis"));
+        assert!(prefix_of(&["--prefix"]).unwrap_err().to_string().contains("needs a directory"));
         assert!(prefix_of(&["--prefx", "/x"]).is_err());
     }
 
@@ -202,11 +171,7 @@ mod tests {
     fn installed_oasis_new_uses_the_installed_sdk() {
         let ws = Workspace::from_env().unwrap();
         let mut sources = Sources::of(&ws);
-        assert!(
-            sources.oasis.is_file(),
-            "{} is missing: run `cargo xtask build` first",
-            sources.oasis.display()
-        );
+        assert!(sources.oasis.is_file(), "{} is missing: run `cargo xtask build` first", sources.oasis.display());
         sources.kernel = None;
         let tmp = std::env::temp_dir().join(format!("oasis-xtask-install-{}", std::process::id()));
         let _ = fs::remove_dir_all(&tmp);
@@ -221,19 +186,10 @@ mod tests {
         assert!(oasis.is_file());
         assert!(!prefix.join("bin").join(KERNEL_FILE).exists());
         let sdk = fs::canonicalize(prefix.join(SDK_DIR)).unwrap();
-        for file in [
-            "Cargo.toml",
-            "LICENSE",
-            "README.md",
-            "ABI.md",
-            "src/lib.rs",
-            "abi/Cargo.toml",
-            "macros/src/lib.rs",
-        ] {
-            assert!(
-                sdk.join(file).is_file(),
-                "{file} is missing from the installed SDK"
-            );
+        for file in
+            ["Cargo.toml", "LICENSE", "README.md", "ABI.md", "src/lib.rs", "abi/Cargo.toml", "macros/src/lib.rs"]
+        {
+            assert!(sdk.join(file).is_file(), "{file} is missing from the installed SDK");
         }
 
         let run = |cmd: &mut Command| {
@@ -259,22 +215,14 @@ mod tests {
                 }
                 std::thread::sleep(std::time::Duration::from_millis(20));
             };
-            let text =
-                fs::read_to_string(&out_path).unwrap() + &fs::read_to_string(&err_path).unwrap();
-            assert!(
-                status.is_some_and(|s| s.success()),
-                "{cmd:?} failed or timed out ({status:?}): {text}"
-            );
+            let text = fs::read_to_string(&out_path).unwrap() + &fs::read_to_string(&err_path).unwrap();
+            assert!(status.is_some_and(|s| s.success()), "{cmd:?} failed or timed out ({status:?}): {text}");
             text
         };
         run(Command::new(&oasis).args(["new", "greeter", "--kind", "command"]));
         let cargo_toml = fs::read_to_string(tmp.join("greeter/Cargo.toml")).unwrap();
         let wanted = format!("path = \"{}\"", sdk.display());
-        assert!(
-            cargo_toml.contains(&wanted),
-            "Cargo.toml should depend on {}: {cargo_toml}",
-            sdk.display()
-        );
+        assert!(cargo_toml.contains(&wanted), "Cargo.toml should depend on {}: {cargo_toml}", sdk.display());
 
         let target_dir = tmp.join("target");
         run(Command::new(&oasis)
@@ -282,10 +230,7 @@ mod tests {
             .arg(&target_dir)
             .arg("-o")
             .arg(tmp.join("greeter.oasis")));
-        let out = run(Command::new(&oasis)
-            .arg("run")
-            .arg(tmp.join("greeter.oasis"))
-            .args(["--", "Ada"]));
+        let out = run(Command::new(&oasis).arg("run").arg(tmp.join("greeter.oasis")).args(["--", "Ada"]));
         assert!(out.contains("Hello, Ada!"), "{out}");
         let _ = fs::remove_dir_all(&tmp);
     }

@@ -33,8 +33,7 @@ pub fn build(ws: &Workspace, route: Route) -> Result<PathBuf> {
     if let Some(dir) = installed.parent() {
         fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    fs::copy(&built, &installed)
-        .with_context(|| format!("copying {} to {}", built.display(), installed.display()))?;
+    fs::copy(&built, &installed).with_context(|| format!("copying {} to {}", built.display(), installed.display()))?;
     let size = fs::metadata(&installed).map(|m| m.len()).unwrap_or(0);
     println!("kernel: {} ({} KiB)", installed.display(), size / 1024);
     Ok(installed)

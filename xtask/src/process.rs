@@ -22,15 +22,8 @@ pub fn describe(cmd: &Command) -> String {
 }
 
 fn quote(word: &str) -> String {
-    let plain = !word.is_empty()
-        && word
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c));
-    if plain {
-        word.to_string()
-    } else {
-        format!("'{}'", word.replace('\'', r"'\''"))
-    }
+    let plain = !word.is_empty() && word.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c));
+    if plain { word.to_string() } else { format!("'{}'", word.replace('\'', r"'\''")) }
 }
 
 /// Starts `cmd`, turning "not found" into a message that says so.
@@ -46,46 +39,28 @@ fn spawn(cmd: &mut Command) -> Result<Child> {
 }
 
 fn check_status(cmd: &Command, status: ExitStatus) -> Result<()> {
-    if status.success() {
-        Ok(())
-    } else {
-        bail!("`{}` failed ({status})", describe(cmd))
-    }
+    if status.success() { Ok(()) } else { bail!("`{}` failed ({status})", describe(cmd)) }
 }
 
 /// Runs `cmd` with the terminal as its stdio; fails unless it succeeds.
 pub fn run(cmd: &mut Command) -> Result<()> {
-    let status = spawn(cmd)?
-        .wait()
-        .with_context(|| format!("waiting for `{}`", describe(cmd)))?;
+    let status = spawn(cmd)?.wait().with_context(|| format!("waiting for `{}`", describe(cmd)))?;
     check_status(cmd, status)
 }
 
 /// Runs `cmd` and returns its stdout; fails unless it succeeds.
 pub fn stdout_of(cmd: &mut Command) -> Result<String> {
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let output = spawn(cmd)?
-        .wait_with_output()
-        .with_context(|| format!("waiting for `{}`", describe(cmd)))?;
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let output = spawn(cmd)?.wait_with_output().with_context(|| format!("waiting for `{}`", describe(cmd)))?;
     if !output.status.success() {
-        bail!(
-            "`{}` failed ({}): {}",
-            describe(cmd),
-            output.status,
-            String::from_utf8_lossy(&output.stderr).trim()
-        );
+        bail!("`{}` failed ({}): {}", describe(cmd), output.status, String::from_utf8_lossy(&output.stderr).trim());
     }
-    String::from_utf8(output.stdout)
-        .with_context(|| format!("`{}` printed non-UTF-8", describe(cmd)))
+    String::from_utf8(output.stdout).with_context(|| format!("`{}` printed non-UTF-8", describe(cmd)))
 }
 
 /// Whether `cmd` succeeds, with all of its output discarded (for probes).
 pub fn succeeds(cmd: &mut Command) -> bool {
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
     cmd.status().is_ok_and(|status| status.success())
 }
 
@@ -93,9 +68,7 @@ pub fn succeeds(cmd: &mut Command) -> bool {
 /// whose output only matters when they fail); a failure quotes the log's end.
 pub fn run_logged(cmd: &mut Command, log: &Path) -> Result<()> {
     redirect_to_log(cmd, log)?;
-    let status = spawn(cmd)?
-        .wait()
-        .with_context(|| format!("waiting for `{}`", describe(cmd)))?;
+    let status = spawn(cmd)?.wait().with_context(|| format!("waiting for `{}`", describe(cmd)))?;
     check_status(cmd, status).map_err(|err| err.context(log_tail(log)))
 }
 
@@ -104,9 +77,7 @@ fn redirect_to_log(cmd: &mut Command, log: &Path) -> Result<()> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     let file = File::create(log).with_context(|| format!("creating {}", log.display()))?;
-    let copy = file
-        .try_clone()
-        .with_context(|| format!("duplicating {}", log.display()))?;
+    let copy = file.try_clone().with_context(|| format!("duplicating {}", log.display()))?;
     cmd.stdin(Stdio::null()).stdout(copy).stderr(file);
     Ok(())
 }
@@ -116,11 +87,7 @@ pub fn log_tail(log: &Path) -> String {
     let text = std::fs::read_to_string(log).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     let tail = &lines[lines.len().saturating_sub(LOG_TAIL_LINES)..];
-    format!(
-        "last lines of {}:\n    {}",
-        log.display(),
-        tail.join("\n    ")
-    )
+    format!("last lines of {}:\n    {}", log.display(), tail.join("\n    "))
 }
 
 /// Runs `cmd` for at most `timeout`; `Ok(None)` means it was stopped.
@@ -128,11 +95,7 @@ pub fn log_tail(log: &Path) -> String {
 /// Output goes to `log` if given, else to the terminal. A process that runs
 /// out of time gets SIGTERM first (rustup, for one, cleans up its partial
 /// downloads then), and is killed if it ignores that.
-pub fn run_with_timeout(
-    cmd: &mut Command,
-    timeout: Duration,
-    log: Option<&Path>,
-) -> Result<Option<ExitStatus>> {
+pub fn run_with_timeout(cmd: &mut Command, timeout: Duration, log: Option<&Path>) -> Result<Option<ExitStatus>> {
     if let Some(log) = log {
         redirect_to_log(cmd, log)?;
     }
@@ -160,20 +123,14 @@ fn terminate(child: &mut Child) -> Result<()> {
     if cfg!(unix) {
         // std can only SIGKILL; `kill` (coreutils or the shell builtin's
         // binary) sends the polite signal without a libc dependency.
-        let polite = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status();
-        if polite.is_ok_and(|s| s.success())
-            && wait_until(child, Instant::now() + Duration::from_secs(3))?.is_some()
-        {
+        let polite = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        if polite.is_ok_and(|s| s.success()) && wait_until(child, Instant::now() + Duration::from_secs(3))?.is_some() {
             return Ok(());
         }
     }
     // The child may have exited just now: a failed kill is fine then.
     let _ = child.kill();
-    child
-        .wait()
-        .context("waiting for a stopped child process")?;
+    child.wait().context("waiting for a stopped child process")?;
     Ok(())
 }
 
@@ -185,20 +142,13 @@ mod tests {
     fn describe_quotes_only_when_needed() {
         let mut cmd = Command::new("cargo");
         cmd.args(["build", "--target", "wasm32-wasip1", "a b", "it's"]);
-        assert_eq!(
-            describe(&cmd),
-            r"cargo build --target wasm32-wasip1 'a b' 'it'\''s'"
-        );
+        assert_eq!(describe(&cmd), r"cargo build --target wasm32-wasip1 'a b' 'it'\''s'");
     }
 
     #[test]
     fn missing_programs_are_named() {
         let err = run(&mut Command::new("oasis-xtask-no-such-program")).unwrap_err();
-        assert!(
-            err.to_string()
-                .contains("`oasis-xtask-no-such-program` was not found"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("`oasis-xtask-no-such-program` was not found"), "{err}");
     }
 
     #[cfg(unix)]

@@ -50,11 +50,8 @@ fn install_from_backports(ws: &Workspace) -> Result<()> {
     }
     if !Path::new(BACKPORTS_LIST).exists() {
         let main = fs::read_to_string("/etc/apt/sources.list.d/debian.sources").unwrap_or_default();
-        let uri = main
-            .lines()
-            .find_map(|l| l.strip_prefix("URIs:"))
-            .map(str::trim)
-            .unwrap_or("http://deb.debian.org/debian");
+        let uri =
+            main.lines().find_map(|l| l.strip_prefix("URIs:")).map(str::trim).unwrap_or("http://deb.debian.org/debian");
         fs::write(
             BACKPORTS_LIST,
             format!(
@@ -66,7 +63,10 @@ fn install_from_backports(ws: &Workspace) -> Result<()> {
     }
     let logs = ws.cache_dir.join("logs");
     crate::setup::say("installing QEMU 10 from bookworm-backports (apt-get)");
-    process::run_logged(Command::new("apt-get").arg("update").env("DEBIAN_FRONTEND", "noninteractive"), &logs.join("apt-get-update.log"))?;
+    process::run_logged(
+        Command::new("apt-get").arg("update").env("DEBIAN_FRONTEND", "noninteractive"),
+        &logs.join("apt-get-update.log"),
+    )?;
     process::run_logged(
         Command::new("apt-get")
             .args(["install", "-y", "--no-install-recommends", "-t", "bookworm-backports", "qemu-system-x86"])

@@ -33,17 +33,13 @@ const PROBE_CRATE: &str = "oasis-sysroot-probe";
 
 /// The sysroot for this exact rustc: a rustc upgrade gets a new directory.
 pub fn dir(ws: &Workspace, rust: &DebianRust) -> PathBuf {
-    ws.cache_dir.join(TARGET).join(format!(
-        "sysroot-{:016x}",
-        fnv1a64(rust.version_verbose.as_bytes())
-    ))
+    ws.cache_dir.join(TARGET).join(format!("sysroot-{:016x}", fnv1a64(rust.version_verbose.as_bytes())))
 }
 
 /// Whether the sysroot for `rust` is complete (its stamp is written last).
 pub fn is_ready(ws: &Workspace, rust: &DebianRust) -> bool {
     let stamp = dir(ws, rust).join(STAMP);
-    fs::read_to_string(stamp).is_ok_and(|text| text == stamp_text(rust))
-        && Path::new(debian::RUST_LLD).exists()
+    fs::read_to_string(stamp).is_ok_and(|text| text == stamp_text(rust)) && Path::new(debian::RUST_LLD).exists()
 }
 
 fn stamp_text(rust: &DebianRust) -> String {
@@ -59,10 +55,7 @@ pub fn build(ws: &Workspace, rust: &DebianRust) -> Result<PathBuf> {
     let final_dir = dir(ws, rust);
     let work = ws.cache_dir.join(TARGET).join("work");
     let staging = work.join("sysroot");
-    say(&format!(
-        "building std for {TARGET} with Debian rustc {} (once per rustc; about a minute)",
-        rust.release
-    ));
+    say(&format!("building std for {TARGET} with Debian rustc {} (once per rustc; about a minute)", rust.release));
     let start = Instant::now();
 
     let deps = build_std(&work)?;
@@ -73,16 +66,11 @@ pub fn build(ws: &Workspace, rust: &DebianRust) -> Result<PathBuf> {
     fs::write(staging.join(STAMP), stamp_text(rust)).context("writing the sysroot stamp")?;
 
     remove_dir_if_exists(&final_dir)?;
-    fs::rename(&staging, &final_dir)
-        .with_context(|| format!("moving the sysroot to {}", final_dir.display()))?;
+    fs::rename(&staging, &final_dir).with_context(|| format!("moving the sysroot to {}", final_dir.display()))?;
     // The build tree (~150 MB) and sysroots of older rustcs are dead weight now.
     remove_dir_if_exists(&work)?;
     remove_stale_sysroots(&final_dir)?;
-    say(&format!(
-        "built the {TARGET} sysroot in {:.0} s: {}",
-        start.elapsed().as_secs_f64(),
-        final_dir.display()
-    ));
+    say(&format!("built the {TARGET} sysroot in {:.0} s: {}", start.elapsed().as_secs_f64(), final_dir.display()));
     Ok(final_dir)
 }
 
@@ -99,54 +87,39 @@ fn build_std(work: &Path) -> Result<PathBuf> {
     )?;
     // A library: building std needs no linking, and linking is checked
     // later against the finished sysroot, the way apps will use it.
-    write_file(
-        &probe.join("src").join("lib.rs"),
-        "pub fn probe() { println!(\"probe\"); }\n",
-    )?;
+    write_file(&probe.join("src").join("lib.rs"), "pub fn probe() { println!(\"probe\"); }\n")?;
 
     let target_dir = work.join("target");
     let cargo_build = |offline: bool| {
         let mut cmd = Command::new(debian::CARGO);
-        cmd.args([
-            "build",
-            "--release",
-            "-Zbuild-std=std,panic_abort",
-            "--target",
-            TARGET,
-        ])
-        .arg("--target-dir")
-        .arg(&target_dir)
-        .current_dir(&probe)
-        .env("RUSTC_BOOTSTRAP", "1")
-        .env("RUSTC", debian::RUSTC)
-        // Keep bitcode in the rlibs like rustup's std does, so apps may
-        // use `lto = true` (cargo passes `-C embed-bitcode=no` to
-        // non-LTO builds; a later -C flag wins).
-        .env("CARGO_ENCODED_RUSTFLAGS", "-C\x1fembed-bitcode=yes")
-        .env_remove("RUSTFLAGS")
-        .env_remove("CARGO_BUILD_RUSTFLAGS");
+        cmd.args(["build", "--release", "-Zbuild-std=std,panic_abort", "--target", TARGET])
+            .arg("--target-dir")
+            .arg(&target_dir)
+            .current_dir(&probe)
+            .env("RUSTC_BOOTSTRAP", "1")
+            .env("RUSTC", debian::RUSTC)
+            // Keep bitcode in the rlibs like rustup's std does, so apps may
+            // use `lto = true` (cargo passes `-C embed-bitcode=no` to
+            // non-LTO builds; a later -C flag wins).
+            .env("CARGO_ENCODED_RUSTFLAGS", "-C\x1fembed-bitcode=yes")
+            .env_remove("RUSTFLAGS")
+            .env_remove("CARGO_BUILD_RUSTFLAGS");
         if offline {
             cmd.arg("--offline");
         }
-        let log = work.join(if offline {
-            "build-std-offline.log"
-        } else {
-            "build-std.log"
-        });
+        let log = work.join(if offline { "build-std-offline.log" } else { "build-std.log" });
         process::run_logged(&mut cmd, &log)
     };
     // std depends on a few crates.io crates (libc, hashbrown, …). Offline
     // first: cargo's cache usually has them and the index needs no refresh;
     // a machine that never fetched them downloads them on the second try.
-    cargo_build(true)
-        .or_else(|_| cargo_build(false))
-        .with_context(|| {
-            format!(
-                "building std for {TARGET} from {} failed (std's own dependencies come from \
+    cargo_build(true).or_else(|_| cargo_build(false)).with_context(|| {
+        format!(
+            "building std for {TARGET} from {} failed (std's own dependencies come from \
              crates.io: is the registry reachable?)",
-                debian::RUST_SRC
-            )
-        })?;
+            debian::RUST_SRC
+        )
+    })?;
     Ok(target_dir.join(TARGET).join("release").join("deps"))
 }
 
@@ -162,11 +135,7 @@ fn copy_std(deps: &Path, lib: &Path) -> Result<()> {
         has_std |= name.starts_with("libstd-");
         copy(&deps.join(&name), &lib.join(&name))?;
     }
-    ensure!(
-        has_std,
-        "the std build left no libstd-*.rlib in {}",
-        deps.display()
-    );
+    ensure!(has_std, "the std build left no libstd-*.rlib in {}", deps.display());
     Ok(())
 }
 
@@ -174,8 +143,7 @@ fn copy_std(deps: &Path, lib: &Path) -> Result<()> {
 /// wasm32-wasip1 link looks for them. A copy, not links: the sysroot keeps
 /// working the same whatever happens to the package later.
 fn copy_wasi_libc(self_contained: &Path) -> Result<()> {
-    fs::create_dir_all(self_contained)
-        .with_context(|| format!("creating {}", self_contained.display()))?;
+    fs::create_dir_all(self_contained).with_context(|| format!("creating {}", self_contained.display()))?;
     let libc = Path::new(debian::WASI_LIBC);
     for name in file_names(libc).context("is the `wasi-libc` package installed?")? {
         if name.ends_with(".o") || name.ends_with(".a") {
@@ -207,11 +175,7 @@ fn verify(work: &Path, sysroot: &Path) -> Result<()> {
         .arg(&module);
     process::run_logged(&mut cmd, &work.join("verify.log"))?;
     let bytes = fs::read(&module).with_context(|| format!("reading {}", module.display()))?;
-    ensure!(
-        bytes.starts_with(b"\0asm"),
-        "{} is not a WebAssembly module",
-        module.display()
-    );
+    ensure!(bytes.starts_with(b"\0asm"), "{} is not a WebAssembly module", module.display());
     Ok(())
 }
 
@@ -242,8 +206,7 @@ fn file_names(dir: &Path) -> Result<Vec<String>> {
 }
 
 fn copy(from: &Path, to: &Path) -> Result<()> {
-    fs::copy(from, to)
-        .with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
+    fs::copy(from, to).with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
     Ok(())
 }
 
@@ -265,9 +228,7 @@ fn remove_dir_if_exists(dir: &Path) -> Result<()> {
 
 /// FNV-1a: a stable 64-bit hash (std's hashers are not stable across releases).
 fn fnv1a64(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &byte| {
-        (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &byte| (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3))
 }
 
 #[cfg(test)]

@@ -86,7 +86,11 @@ impl WindowsHost {
             println!("windows: `wine oasis.exe --version` failed (attempt {attempt} of 3)");
             std::thread::sleep(std::time::Duration::from_secs(2));
         }
-        anyhow::bail!("oasis.exe does not start under Wine: try `WINEPREFIX={} wine {} --version`", self.prefix.display(), self.exe.display())
+        anyhow::bail!(
+            "oasis.exe does not start under Wine: try `WINEPREFIX={} wine {} --version`",
+            self.prefix.display(),
+            self.exe.display()
+        )
     }
 }
 
@@ -136,10 +140,7 @@ fn build_exe(ws: &Workspace, route: Route) -> Result<PathBuf> {
     let mut cmd = route.cargo(ws);
     cmd.args(["build", "--release", "--target", WINDOWS_TARGET, "--target-dir"])
         .arg(target_dir(ws))
-        .env(
-            format!("CARGO_TARGET_{}_LINKER", WINDOWS_TARGET.to_uppercase().replace('-', "_")),
-            MINGW_GCC,
-        )
+        .env(format!("CARGO_TARGET_{}_LINKER", WINDOWS_TARGET.to_uppercase().replace('-', "_")), MINGW_GCC)
         .current_dir(ws.root.join("host-windows"));
     if route == Route::Debian {
         cmd.arg("-Zbuild-std=std,panic_unwind");
@@ -168,10 +169,7 @@ fn prepare_prefix(ws: &Workspace) -> Result<PathBuf> {
     }
     let system32 = prefix.join("drive_c").join("windows").join("system32");
     if !system32.is_dir() {
-        bail!(
-            "the Wine prefix {} has no drive_c/windows/system32: delete it and run again",
-            prefix.display()
-        );
+        bail!("the Wine prefix {} has no drive_c/windows/system32: delete it and run again", prefix.display());
     }
     install_prng_shim(ws, &system32)?;
     Ok(prefix)

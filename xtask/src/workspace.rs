@@ -62,7 +62,10 @@ impl Workspace {
     pub fn host_build(&self, cmd: &mut Command) {
         if let Some(triple) = STATIC_HOST_TARGET {
             cmd.args(["--target", triple]);
-            cmd.env(format!("CARGO_TARGET_{}_RUSTFLAGS", triple.to_uppercase().replace('-', "_")), "-C target-feature=+crt-static");
+            cmd.env(
+                format!("CARGO_TARGET_{}_RUSTFLAGS", triple.to_uppercase().replace('-', "_")),
+                "-C target-feature=+crt-static",
+            );
         }
     }
 
@@ -73,8 +76,11 @@ impl Workspace {
 }
 
 /// The host triple, where the host is linked statically (see [`Workspace::host_build`]).
-const STATIC_HOST_TARGET: Option<&str> =
-    if cfg!(all(target_arch = "x86_64", target_os = "linux", target_env = "gnu")) { Some("x86_64-unknown-linux-gnu") } else { None };
+const STATIC_HOST_TARGET: Option<&str> = if cfg!(all(target_arch = "x86_64", target_os = "linux", target_env = "gnu")) {
+    Some("x86_64-unknown-linux-gnu")
+} else {
+    None
+};
 
 /// `OASIS_CACHE`, else `$XDG_CACHE_HOME/oasis`, else `$HOME/.cache/oasis`.
 ///
@@ -90,9 +96,7 @@ fn cache_dir() -> Result<PathBuf> {
     if let Some(home) = non_empty_env("HOME") {
         return Ok(PathBuf::from(home).join(".cache").join("oasis"));
     }
-    bail!(
-        "cannot choose a cache directory: none of OASIS_CACHE, XDG_CACHE_HOME, HOME is set; set OASIS_CACHE"
-    )
+    bail!("cannot choose a cache directory: none of OASIS_CACHE, XDG_CACHE_HOME, HOME is set; set OASIS_CACHE")
 }
 
 fn non_empty_env(name: &str) -> Option<OsString> {

@@ -13,26 +13,14 @@ use oasis::{Error, sys};
 
 #[oasis::main]
 async fn main() -> oasis::Result<()> {
-    report(
-        "console",
-        Console::open_default().and_then(|c| c.log("caps-check: console works")),
-    );
-    report(
-        "clock:monotonic",
-        MonotonicClock::open().and_then(|c| c.now()).map(drop),
-    );
-    report(
-        "clock:wall",
-        WallClock::open().and_then(|c| c.now()).map(drop),
-    );
+    report("console", Console::open_default().and_then(|c| c.log("caps-check: console works")));
+    report("clock:monotonic", MonotonicClock::open().and_then(|c| c.now()).map(drop));
+    report("clock:wall", WallClock::open().and_then(|c| c.now()).map(drop));
     report("entropy", Entropy::open().and_then(|e| e.u64()).map(drop));
     // Not a kind in ABI v1.
     report("net", Handle::open("net").map(drop));
     // A malformed stream name, sent to the host as is.
-    report(
-        "console:bad name!",
-        Handle::open("console:bad name!").map(drop),
-    );
+    report("console:bad name!", Handle::open("console:bad name!").map(drop));
 
     // The host must answer, not trap, for a stale handle and a wrong kind.
     if let Ok(clock) = MonotonicClock::open() {
@@ -44,13 +32,8 @@ async fn main() -> oasis::Result<()> {
         println!("stale handle: {}", status_name(closed));
         let text = b"not a console\n";
         // SAFETY: the host reads at most `text.len()` bytes of `text`, which is live.
-        let wrong = unsafe {
-            sys::console_write(
-                clock.handle().as_raw(),
-                text.as_ptr() as usize as i32,
-                text.len() as i32,
-            )
-        };
+        let wrong =
+            unsafe { sys::console_write(clock.handle().as_raw(), text.as_ptr() as usize as i32, text.len() as i32) };
         println!("console_write on a clock: {}", status_name(wrong));
     }
 

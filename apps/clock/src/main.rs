@@ -59,7 +59,5 @@ fn setting(arg: Option<String>, var: &str, default: u32) -> oasis::Result<u32> {
             Err(_) => return Ok(default),
         },
     };
-    text.trim()
-        .parse()
-        .map_err(|_| oasis::Error::msg(format!("{what} must be a whole number, not {text:?}")))
+    text.trim().parse().map_err(|_| oasis::Error::msg(format!("{what} must be a whole number, not {text:?}")))
 }

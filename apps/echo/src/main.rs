@@ -53,10 +53,7 @@ async fn echo(stream: &TcpStream) -> oasis::Result<()> {
 /// The port from env `PORT`, else `default`.
 fn port_setting(default: u16) -> oasis::Result<u16> {
     match std::env::var("PORT") {
-        Ok(text) => text
-            .trim()
-            .parse()
-            .map_err(|_| Error::msg(format!("PORT must be a port number, not {text:?}"))),
+        Ok(text) => text.trim().parse().map_err(|_| Error::msg(format!("PORT must be a port number, not {text:?}"))),
         Err(_) => Ok(default),
     }
 }

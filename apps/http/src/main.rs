@@ -33,19 +33,13 @@ async fn main() -> oasis::Result<()> {
     let listener = TcpListener::bind(port)?;
     println!("http: listening on app port {port}");
     let requests = Rc::new(Cell::new(0u64));
-    http::serve_with(listener, config, move |req| {
-        handle(req, Rc::clone(&requests))
-    })
-    .await
+    http::serve_with(listener, config, move |req| handle(req, Rc::clone(&requests))).await
 }
 
 /// A number from env `var`, else `default`.
 fn setting<T: std::str::FromStr>(var: &str, default: T) -> oasis::Result<T> {
     match std::env::var(var) {
-        Ok(text) => text
-            .trim()
-            .parse()
-            .map_err(|_| Error::msg(format!("{var} must be a whole number, not {text:?}"))),
+        Ok(text) => text.trim().parse().map_err(|_| Error::msg(format!("{var} must be a whole number, not {text:?}"))),
         Err(_) => Ok(default),
     }
 }
@@ -57,19 +51,14 @@ async fn handle(req: Request, requests: Rc<Cell<u64>>) -> Response {
     }
     match req.path() {
         "/" => Response::text("Hello from Oasis!\n"),
-        "/json" => Response::json(format!(
-            "{{\"app\":\"http\",\"requests\":{}}}\n",
-            requests.get()
-        )),
+        "/json" => Response::json(format!("{{\"app\":\"http\",\"requests\":{}}}\n", requests.get())),
         "/stream" => {
             let n = match req.query_param("n").map(str::parse::<u32>) {
                 None => 10,
                 Some(Ok(n)) if n <= MAX_LINES => n,
                 Some(_) => {
-                    return Response::text(format!(
-                        "n must be a whole number from 0 to {MAX_LINES}\n"
-                    ))
-                    .with_status(400);
+                    return Response::text(format!("n must be a whole number from 0 to {MAX_LINES}\n"))
+                        .with_status(400);
                 }
             };
             stream(n)
@@ -89,7 +78,5 @@ fn stream(n: u32) -> Response {
             }
         }
     }));
-    Response::new(200)
-        .with_header("content-type", "text/plain; charset=utf-8")
-        .with_body(body)
+    Response::new(200).with_header("content-type", "text/plain; charset=utf-8").with_body(body)
 }

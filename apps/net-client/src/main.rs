@@ -18,10 +18,9 @@ async fn main() -> oasis::Result<()> {
         return Err("usage: net-client HOST:PORT MESSAGE".into());
     };
     let timeout_ms: u64 = match std::env::var("TIMEOUT_MS") {
-        Ok(text) => text
-            .trim()
-            .parse()
-            .map_err(|_| Error::msg(format!("TIMEOUT_MS must be a whole number, not {text:?}")))?,
+        Ok(text) => {
+            text.trim().parse().map_err(|_| Error::msg(format!("TIMEOUT_MS must be a whole number, not {text:?}")))?
+        }
         Err(_) => 10_000,
     };
     let reply = oasis::time::timeout(Duration::from_millis(timeout_ms), exchange(&addr, &message))
@@ -38,14 +37,8 @@ async fn exchange(addr: &str, message: &str) -> oasis::Result<Vec<u8>> {
         e => Error::msg(format!("connect to {addr}: {e}")),
     })?;
     let fail = |what: &str, e: Error| Error::msg(format!("{addr}: {what}: {e}"));
-    stream
-        .write_all(message.as_bytes())
-        .await
-        .map_err(|e| fail("write", e))?;
-    stream
-        .shutdown(Shutdown::Write)
-        .await
-        .map_err(|e| fail("shutdown", e))?;
+    stream.write_all(message.as_bytes()).await.map_err(|e| fail("write", e))?;
+    stream.shutdown(Shutdown::Write).await.map_err(|e| fail("shutdown", e))?;
     let mut reply = Vec::new();
     let mut buf = [0u8; 4096];
     loop {

@@ -80,13 +80,10 @@ fn sleep() -> Result<(), String> {
 }
 
 fn wall_clock() -> Result<(), String> {
-    let since_epoch = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_err(|_| "the wall clock reads before 1970".to_string())?;
+    let since_epoch =
+        SystemTime::now().duration_since(UNIX_EPOCH).map_err(|_| "the wall clock reads before 1970".to_string())?;
     if since_epoch < YEAR_2020 {
-        return Err(format!(
-            "the wall clock reads {since_epoch:?} since the epoch, before 2020"
-        ));
+        return Err(format!("the wall clock reads {since_epoch:?} since the epoch, before 2020"));
     }
     Ok(())
 }

@@ -9,10 +9,7 @@ use oasis::net::UdpSocket;
 #[oasis::main]
 async fn main() -> oasis::Result<()> {
     let port = match std::env::var("PORT") {
-        Ok(text) => text
-            .trim()
-            .parse()
-            .map_err(|_| Error::msg(format!("PORT must be a port number, not {text:?}")))?,
+        Ok(text) => text.trim().parse().map_err(|_| Error::msg(format!("PORT must be a port number, not {text:?}")))?,
         Err(_) => 7,
     };
     let socket = UdpSocket::bind(port)?;

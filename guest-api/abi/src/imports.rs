@@ -251,7 +251,12 @@ mod tests {
         assert_eq!(clock.signature().to_string(), "(handle: i32, ns_out: i32) -> i32");
         let none = ImportSig { name: "x", param_names: &[], params: &[], results: &[] };
         assert_eq!(none.signature().to_string(), "()");
-        let two = ImportSig { name: "x", param_names: &["t"], params: &[ValType::I64], results: &[ValType::I32, ValType::I64] };
+        let two = ImportSig {
+            name: "x",
+            param_names: &["t"],
+            params: &[ValType::I64],
+            results: &[ValType::I32, ValType::I64],
+        };
         assert_eq!(two.signature().to_string(), "(t: i64) -> (i32, i64)");
     }
 }

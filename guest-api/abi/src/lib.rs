@@ -59,9 +59,7 @@ pub mod name {
     pub fn is_valid_stream(stream: &str) -> bool {
         !stream.is_empty()
             && stream.len() <= MAX_STREAM_LEN
-            && stream
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+            && stream.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
     }
 }
 

@@ -84,8 +84,7 @@ impl MainFn {
         // `pub` (with or without a restriction) is accepted and dropped.
         if matches!(tokens.peek(), Some(TokenTree::Ident(i)) if i.to_string() == "pub") {
             tokens.next();
-            if matches!(tokens.peek(), Some(TokenTree::Group(g)) if g.delimiter() == Delimiter::Parenthesis)
-            {
+            if matches!(tokens.peek(), Some(TokenTree::Group(g)) if g.delimiter() == Delimiter::Parenthesis) {
                 tokens.next();
             }
         }
@@ -97,10 +96,7 @@ impl MainFn {
                 return Err((i.span(), "#[oasis::main] needs an `async fn main`"));
             }
             other => {
-                return Err((
-                    span_of(other.as_ref()),
-                    "#[oasis::main] goes on an `async fn main`",
-                ));
+                return Err((span_of(other.as_ref()), "#[oasis::main] goes on an `async fn main`"));
             }
         }
         match tokens.next() {
@@ -110,19 +106,13 @@ impl MainFn {
         match tokens.next() {
             Some(TokenTree::Ident(i)) if i.to_string() == "main" => {}
             other => {
-                return Err((
-                    span_of(other.as_ref()),
-                    "#[oasis::main] goes on the function named `main`",
-                ));
+                return Err((span_of(other.as_ref()), "#[oasis::main] goes on the function named `main`"));
             }
         }
         match tokens.next() {
             Some(TokenTree::Group(g)) if g.delimiter() == Delimiter::Parenthesis => {
                 if !g.stream().is_empty() {
-                    return Err((
-                        g.span(),
-                        "`main` takes no arguments: use `std::env::args()`",
-                    ));
+                    return Err((g.span(), "`main` takes no arguments: use `std::env::args()`"));
                 }
             }
             Some(TokenTree::Punct(p)) if p.as_char() == '<' => {
@@ -148,11 +138,7 @@ impl MainFn {
             Some(other) => return Err((other.span(), "expected `-> Type` or the body of `main`")),
         }
 
-        Ok(MainFn {
-            attrs,
-            output: rest,
-            body,
-        })
+        Ok(MainFn { attrs, output: rest, body })
     }
 
     fn expand(self) -> TokenStream {
@@ -217,10 +203,7 @@ fn error(span: Span, message: &str) -> TokenStream {
     semi.set_span(span);
     let mut text = proc_macro::Literal::string(message);
     text.set_span(span);
-    let mut args = Group::new(
-        Delimiter::Parenthesis,
-        TokenStream::from(TokenTree::Literal(text)),
-    );
+    let mut args = Group::new(Delimiter::Parenthesis, TokenStream::from(TokenTree::Literal(text)));
     args.set_span(span);
     TokenStream::from_iter([
         TokenTree::Ident(Ident::new("compile_error", span)),

@@ -48,12 +48,7 @@ impl Body {
     /// ```
     pub fn channel() -> (BodySender, Body) {
         let chan = Rc::new(RefCell::new(Chan::default()));
-        (
-            BodySender {
-                chan: Rc::clone(&chan),
-            },
-            Body::Stream(BodyStream { chan }),
-        )
+        (BodySender { chan: Rc::clone(&chan) }, Body::Stream(BodyStream { chan }))
     }
 }
 

@@ -32,10 +32,7 @@ pub(crate) struct Head {
 impl Head {
     /// The values of header `name` (case-insensitive), in order.
     pub(crate) fn values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
-        self.headers
-            .iter()
-            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_slice())
+        self.headers.iter().filter(move |(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_slice())
     }
 }
 
@@ -65,11 +62,7 @@ pub(crate) fn parse_head(buf: &[u8], config: &Config) -> Result<Option<(Head, us
                 method: req.method.unwrap_or_default().to_owned(),
                 target: req.path.unwrap_or_default().to_owned(),
                 version,
-                headers: req
-                    .headers
-                    .iter()
-                    .map(|h| (h.name.to_owned(), h.value.to_owned()))
-                    .collect(),
+                headers: req.headers.iter().map(|h| (h.name.to_owned(), h.value.to_owned())).collect(),
             };
             Ok(Some((head, len)))
         }
@@ -107,8 +100,7 @@ pub(crate) fn body_framing(head: &Head, config: &Config) -> Result<BodyFraming, 
         // one (this server applies no other coding).
         let mut codings = Vec::new();
         for value in te {
-            let text = std::str::from_utf8(value)
-                .map_err(|_| refuse(400, "malformed Transfer-Encoding"))?;
+            let text = std::str::from_utf8(value).map_err(|_| refuse(400, "malformed Transfer-Encoding"))?;
             for coding in text.split(',').map(str::trim).filter(|c| !c.is_empty()) {
                 codings.push(coding.to_ascii_lowercase());
             }
@@ -127,10 +119,8 @@ pub(crate) fn body_framing(head: &Head, config: &Config) -> Result<BodyFraming, 
             if part.is_empty() || part.len() > 19 || !part.iter().all(u8::is_ascii_digit) {
                 return Err(refuse(400, "malformed Content-Length"));
             }
-            let n: u64 = std::str::from_utf8(part)
-                .unwrap()
-                .parse()
-                .map_err(|_| refuse(400, "malformed Content-Length"))?;
+            let n: u64 =
+                std::str::from_utf8(part).unwrap().parse().map_err(|_| refuse(400, "malformed Content-Length"))?;
             if length.is_some_and(|l| l != n) {
                 return Err(refuse(400, "conflicting Content-Length values"));
             }
@@ -164,10 +154,7 @@ pub(crate) fn wants_keep_alive(head: &Head) -> bool {
 
 /// Whether the client asked for `100 Continue` before sending its body.
 pub(crate) fn expects_continue(head: &Head) -> bool {
-    head.version >= 1
-        && head
-            .values("expect")
-            .any(|v| v.trim_ascii().eq_ignore_ascii_case(b"100-continue"))
+    head.version >= 1 && head.values("expect").any(|v| v.trim_ascii().eq_ignore_ascii_case(b"100-continue"))
 }
 
 /// Longest chunk-size line (with extensions) accepted.
@@ -197,10 +184,7 @@ pub(crate) struct ChunkedDecoder {
 
 impl ChunkedDecoder {
     pub(crate) fn new() -> ChunkedDecoder {
-        ChunkedDecoder {
-            state: ChunkState::Size,
-            trailer_bytes: 0,
-        }
+        ChunkedDecoder { state: ChunkState::Size, trailer_bytes: 0 }
     }
 
     /// Whether the final chunk and the trailers have been read.
@@ -212,12 +196,7 @@ impl ChunkedDecoder {
     /// may hold at most `max_body` bytes); returns how much of `input` it
     /// used. Stops at the end of the body, leaving what follows (a pipelined
     /// request) unused.
-    pub(crate) fn decode(
-        &mut self,
-        input: &[u8],
-        out: &mut Vec<u8>,
-        max_body: usize,
-    ) -> Result<usize, Refusal> {
+    pub(crate) fn decode(&mut self, input: &[u8], out: &mut Vec<u8>, max_body: usize) -> Result<usize, Refusal> {
         let bad = refuse(400, "malformed chunked body");
         let mut used = 0;
         loop {
@@ -236,11 +215,7 @@ impl ChunkedDecoder {
                         }
                     }
                     Ok(httparse::Status::Partial) => {
-                        return if rest.len() > MAX_CHUNK_LINE {
-                            Err(bad)
-                        } else {
-                            Ok(used)
-                        };
+                        return if rest.len() > MAX_CHUNK_LINE { Err(bad) } else { Ok(used) };
                     }
                     Err(_) => return Err(bad),
                 },
@@ -252,19 +227,11 @@ impl ChunkedDecoder {
                     out.extend_from_slice(&rest[..take]);
                     used += take;
                     let left = left - take as u64;
-                    self.state = if left == 0 {
-                        ChunkState::DataEnd
-                    } else {
-                        ChunkState::Data(left)
-                    };
+                    self.state = if left == 0 { ChunkState::DataEnd } else { ChunkState::Data(left) };
                 }
                 ChunkState::DataEnd => {
                     if rest.len() < 2 {
-                        return if rest.is_empty() || rest == b"\r" {
-                            Ok(used)
-                        } else {
-                            Err(bad)
-                        };
+                        return if rest.is_empty() || rest == b"\r" { Ok(used) } else { Err(bad) };
                     }
                     if &rest[..2] != b"\r\n" {
                         return Err(bad);
@@ -356,9 +323,7 @@ pub(crate) fn status_has_no_body(status: u16) -> bool {
 /// Whether a response header is one the server sets itself (and drops from
 /// the handler's list).
 pub(crate) fn is_framing_header(name: &str) -> bool {
-    ["content-length", "transfer-encoding", "connection"]
-        .iter()
-        .any(|h| name.eq_ignore_ascii_case(h))
+    ["content-length", "transfer-encoding", "connection"].iter().any(|h| name.eq_ignore_ascii_case(h))
 }
 
 /// Encodes a response head: status line, the handler's headers (less the
@@ -379,12 +344,7 @@ pub(crate) fn encode_head(
         }
         // A CR or LF in a name or value would let a handler (or data it
         // echoes) inject headers; such a header is dropped.
-        if name.is_empty()
-            || name
-                .bytes()
-                .chain(value.bytes())
-                .any(|b| b == b'\r' || b == b'\n')
-        {
+        if name.is_empty() || name.bytes().chain(value.bytes()).any(|b| b == b'\r' || b == b'\n') {
             continue;
         }
         let _ = write!(text, "{name}: {value}\r\n");
@@ -417,10 +377,7 @@ fn now_http_date() -> Option<String> {
     thread_local! {
         static CACHE: std::cell::RefCell<(u64, String)> = const { std::cell::RefCell::new((u64::MAX, String::new())) };
     }
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .ok()?
-        .as_secs();
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
     CACHE.with(|cache| {
         let mut cache = cache.borrow_mut();
         if cache.0 != secs {
@@ -458,9 +415,7 @@ impl std::fmt::Write for HexLen<'_> {
 /// `Sun, 06 Nov 1994 08:49:37 GMT`.
 pub(crate) fn http_date(secs: u64) -> String {
     const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
     let days = secs / 86_400;
     let rem = secs % 86_400;
     // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).

@@ -133,10 +133,7 @@ impl Request {
 
     /// The first value of header `name` (case-insensitive), if it is UTF-8.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .and_then(|(_, v)| std::str::from_utf8(v).ok())
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).and_then(|(_, v)| std::str::from_utf8(v).ok())
     }
 }
 
@@ -158,25 +155,17 @@ pub struct Response {
 impl Response {
     /// A response with `status`, no headers and no body.
     pub fn new(status: u16) -> Response {
-        Response {
-            status,
-            headers: Vec::new(),
-            body: Body::empty(),
-        }
+        Response { status, headers: Vec::new(), body: Body::empty() }
     }
 
     /// `200 OK` with a `text/plain` body.
     pub fn text(body: impl Into<String>) -> Response {
-        Response::new(200)
-            .with_header("content-type", "text/plain; charset=utf-8")
-            .with_body(body.into())
+        Response::new(200).with_header("content-type", "text/plain; charset=utf-8").with_body(body.into())
     }
 
     /// `200 OK` with an `application/json` body (already encoded).
     pub fn json(body: impl Into<String>) -> Response {
-        Response::new(200)
-            .with_header("content-type", "application/json")
-            .with_body(body.into())
+        Response::new(200).with_header("content-type", "application/json").with_body(body.into())
     }
 
     /// `404 Not Found`, with a short text body.
@@ -263,12 +252,7 @@ where
     H: Fn(Request) -> F,
     F: Future<Output = Response>,
 {
-    let mut conn = Conn {
-        io,
-        buf: Vec::new(),
-        scratch: None,
-        config,
-    };
+    let mut conn = Conn { io, buf: Vec::new(), scratch: None, config };
     let result = conn.run(&*handler).await;
     if result.is_ok() {
         conn.close().await;
@@ -327,12 +311,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                         if self.buf.is_empty() {
                             return Ok(());
                         }
-                        return self
-                            .refuse(Refusal {
-                                status: 408,
-                                why: "the request head took too long",
-                            })
-                            .await;
+                        return self.refuse(Refusal { status: 408, why: "the request head took too long" }).await;
                     }
                     Ok(Err(e)) => return Err(e.into()),
                     Ok(Ok(0)) => return Ok(()),
@@ -355,25 +334,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 Ok(Err(BodyError::Eof)) => return Ok(()),
                 Ok(Err(BodyError::Io(e))) => return Err(e.into()),
                 Err(_) => {
-                    return self
-                        .refuse(Refusal {
-                            status: 408,
-                            why: "the request body took too long",
-                        })
-                        .await;
+                    return self.refuse(Refusal { status: 408, why: "the request body took too long" }).await;
                 }
             };
 
             let keep_alive = framing::wants_keep_alive(&head);
             let is_head = head.method == "HEAD";
             let version = head.version;
-            let request = Request {
-                method: head.method,
-                target: head.target,
-                version,
-                headers: head.headers,
-                body,
-            };
+            let request = Request { method: head.method, target: head.target, version, headers: head.headers, body };
             let response = handler(request).await;
             if !self.respond(response, version, is_head, keep_alive).await? {
                 return Ok(());
@@ -419,9 +387,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 let mut decoder = ChunkedDecoder::new();
                 let mut body = Vec::new();
                 loop {
-                    let used = decoder
-                        .decode(&self.buf, &mut body, self.config.max_body_bytes)
-                        .map_err(BodyError::Refused)?;
+                    let used =
+                        decoder.decode(&self.buf, &mut body, self.config.max_body_bytes).map_err(BodyError::Refused)?;
                     self.buf.drain(..used);
                     if decoder.is_done() {
                         return Ok(body);
@@ -435,18 +402,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     }
 
     /// Writes the response; `Ok(true)` if the connection stays open.
-    async fn respond(
-        &mut self,
-        response: Response,
-        version: u8,
-        is_head: bool,
-        keep_alive: bool,
-    ) -> Result<bool> {
-        let Response {
-            status,
-            headers,
-            body,
-        } = response;
+    async fn respond(&mut self, response: Response, version: u8, is_head: bool, keep_alive: bool) -> Result<bool> {
+        let Response { status, headers, body } = response;
         let no_body = is_head || framing::status_has_no_body(status);
         let mut out = Vec::with_capacity(256);
         match body {
@@ -473,11 +430,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             Body::Stream(mut stream) => {
                 let chunked = version >= 1;
                 let keep_alive = keep_alive && chunked;
-                let wire = if chunked {
-                    ResponseFraming::Chunked
-                } else {
-                    ResponseFraming::UntilClose
-                };
+                let wire = if chunked { ResponseFraming::Chunked } else { ResponseFraming::UntilClose };
                 framing::encode_head(&mut out, status, &headers, wire, keep_alive, version);
                 self.write_all(&out).await?;
                 if no_body {
@@ -540,10 +493,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     /// Shuts down writing, then reads and drops what the client still sends
     /// for a little while, so that it gets to read the response.
     async fn close(&mut self) {
-        if poll_fn(|cx| Pin::new(&mut self.io).poll_close(cx))
-            .await
-            .is_err()
-        {
+        if poll_fn(|cx| Pin::new(&mut self.io).poll_close(cx)).await.is_err() {
             return;
         }
         let deadline = Instant::now() + LINGER_TIME;

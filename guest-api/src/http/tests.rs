@@ -33,11 +33,7 @@ struct Wire {
 struct MockIo(Rc<RefCell<Wire>>);
 
 impl AsyncRead for MockIo {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<io::Result<usize>> {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
         let mut wire = self.0.borrow_mut();
         if let Some(mut chunk) = wire.input.pop_front() {
             let n = chunk.len().min(buf.len());
@@ -56,11 +52,7 @@ impl AsyncRead for MockIo {
 }
 
 impl AsyncWrite for MockIo {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
+    fn poll_write(self: Pin<&mut Self>, _cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         let mut wire = self.0.borrow_mut();
         if wire.stall_writes {
             return Poll::Pending;
@@ -97,11 +89,7 @@ impl Client {
             let _ = serve_connection(io, Rc::new(config), Rc::new(app)).await;
             finished.set(true);
         }));
-        let mut client = Client {
-            wire,
-            done,
-            now_ms: 0,
-        };
+        let mut client = Client { wire, done, now_ms: 0 };
         client.run();
         client
     }
@@ -165,10 +153,7 @@ async fn app(req: Request) -> Response {
             String::from_utf8_lossy(&req.body)
         )),
         "/stream" => {
-            let n: u32 = req
-                .query_param("n")
-                .and_then(|n| n.parse().ok())
-                .unwrap_or(3);
+            let n: u32 = req.query_param("n").and_then(|n| n.parse().ok()).unwrap_or(3);
             let (mut tx, body) = Body::channel();
             drop(crate::spawn(async move {
                 for i in 1..=n {
@@ -178,9 +163,7 @@ async fn app(req: Request) -> Response {
                     }
                 }
             }));
-            Response::new(200)
-                .with_header("content-type", "text/plain")
-                .with_body(body)
+            Response::new(200).with_header("content-type", "text/plain").with_body(body)
         }
         "/no-content" => Response::new(204),
         _ => Response::not_found(),
@@ -211,10 +194,7 @@ fn keep_alive_and_pipelining() {
     assert!(c.received().starts_with("HTTP/1.1 200"));
 
     c.hang_up();
-    assert!(
-        c.closed() && c.done.get(),
-        "the client's EOF ends the connection"
-    );
+    assert!(c.closed() && c.done.get(), "the client's EOF ends the connection");
 }
 
 #[test]
@@ -222,11 +202,7 @@ fn connection_close_and_http_1_0() {
     let mut c = Client::start(Config::default());
     c.send(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\nGET / HTTP/1.1\r\n\r\n");
     let out = c.received();
-    assert_eq!(
-        out.matches("HTTP/1.1 200").count(),
-        1,
-        "nothing after close: {out}"
-    );
+    assert_eq!(out.matches("HTTP/1.1 200").count(), 1, "nothing after close: {out}");
     assert!(out.contains("connection: close\r\n"), "{out}");
     assert!(c.closed());
 
@@ -257,10 +233,7 @@ fn bodies_with_content_length_and_chunked() {
     c.send(b"5\r\nworld\r\n0\r\nTrailer: yes\r\n\r\nGET / HTTP/1.1\r\n\r\n");
     let out = c.received();
     assert!(out.contains("body=\"hello world\"\n"), "{out}");
-    assert!(
-        out.ends_with("hello\n"),
-        "the pipelined request after the chunked body: {out}"
-    );
+    assert!(out.ends_with("hello\n"), "the pipelined request after the chunked body: {out}");
     assert!(!c.closed());
 }
 
@@ -279,10 +252,7 @@ fn limits() {
     let mut c = Client::start(Config::default());
     let big = format!("GET / HTTP/1.1\r\nX-Big: {}\r\n\r\n", "a".repeat(17 * 1024));
     c.send(big.as_bytes());
-    assert_eq!(
-        status_line(&c.received()),
-        "HTTP/1.1 431 Request Header Fields Too Large"
-    );
+    assert_eq!(status_line(&c.received()), "HTTP/1.1 431 Request Header Fields Too Large");
     assert!(c.closed());
 
     // A head that never ends is cut off at the limit too.
@@ -300,16 +270,10 @@ fn limits() {
     }
     many += "\r\n";
     c.send(many.as_bytes());
-    assert_eq!(
-        status_line(&c.received()),
-        "HTTP/1.1 431 Request Header Fields Too Large"
-    );
+    assert_eq!(status_line(&c.received()), "HTTP/1.1 431 Request Header Fields Too Large");
 
     // Body size, declared and chunked; configurable.
-    let small = Config {
-        max_body_bytes: 10,
-        ..Config::default()
-    };
+    let small = Config { max_body_bytes: 10, ..Config::default() };
     let mut c = Client::start(small.clone());
     c.send(b"POST /echo HTTP/1.1\r\nContent-Length: 11\r\n\r\n");
     assert_eq!(status_line(&c.received()), "HTTP/1.1 413 Content Too Large");
@@ -320,11 +284,7 @@ fn limits() {
 
     let mut c = Client::start(Config::default());
     c.send(b"POST /echo HTTP/1.1\r\nContent-Length: 1048577\r\n\r\n");
-    assert_eq!(
-        status_line(&c.received()),
-        "HTTP/1.1 413 Content Too Large",
-        "1 MiB by default"
-    );
+    assert_eq!(status_line(&c.received()), "HTTP/1.1 413 Content Too Large", "1 MiB by default");
 }
 
 #[test]
@@ -341,12 +301,7 @@ fn malformed_requests_get_400_and_close() {
         let mut c = Client::start(Config::default());
         c.send(bad);
         let out = c.received();
-        assert_eq!(
-            status_line(&out),
-            "HTTP/1.1 400 Bad Request",
-            "{:?}",
-            String::from_utf8_lossy(bad)
-        );
+        assert_eq!(status_line(&out), "HTTP/1.1 400 Bad Request", "{:?}", String::from_utf8_lossy(bad));
         assert!(out.contains("connection: close"));
         assert!(c.closed());
     }
@@ -372,10 +327,7 @@ fn slowloris_and_idle_timeouts() {
     assert!(c.closed());
 
     // An idle keep-alive connection is closed quietly.
-    let mut c = Client::start(Config {
-        header_timeout: Duration::from_millis(50),
-        ..Config::default()
-    });
+    let mut c = Client::start(Config { header_timeout: Duration::from_millis(50), ..Config::default() });
     c.send(b"GET / HTTP/1.1\r\n\r\n");
     c.received();
     c.advance(49);
@@ -385,10 +337,7 @@ fn slowloris_and_idle_timeouts() {
     assert_eq!(c.received(), "");
 
     // A body that never arrives.
-    let mut c = Client::start(Config {
-        body_timeout: Duration::from_millis(20),
-        ..Config::default()
-    });
+    let mut c = Client::start(Config { body_timeout: Duration::from_millis(20), ..Config::default() });
     c.send(b"POST /echo HTTP/1.1\r\nContent-Length: 5\r\n\r\nab");
     c.advance(20);
     assert_eq!(status_line(&c.received()), "HTTP/1.1 408 Request Timeout");
@@ -397,10 +346,7 @@ fn slowloris_and_idle_timeouts() {
 
 #[test]
 fn a_client_that_never_reads_is_dropped() {
-    let mut c = Client::start(Config {
-        write_timeout: Duration::from_millis(30),
-        ..Config::default()
-    });
+    let mut c = Client::start(Config { write_timeout: Duration::from_millis(30), ..Config::default() });
     c.wire.borrow_mut().stall_writes = true;
     c.send(b"GET / HTTP/1.1\r\n\r\n");
     c.advance(30);
@@ -437,10 +383,7 @@ fn head_and_no_content_have_no_body() {
     assert!(out.contains("content-length: 6\r\n") && out.ends_with(" GMT\r\n\r\n"), "{out}");
     c.send(b"GET /no-content HTTP/1.1\r\n\r\n");
     let out = c.received();
-    assert!(
-        out.starts_with("HTTP/1.1 204 No Content\r\n") && out.ends_with("\r\n\r\n"),
-        "{out}"
-    );
+    assert!(out.starts_with("HTTP/1.1 204 No Content\r\n") && out.ends_with("\r\n\r\n"), "{out}");
     assert!(!out.contains("content-length"), "{out}");
 }
 
@@ -460,27 +403,15 @@ fn a_client_gone_mid_stream_stops_the_producer() {
 // ---- Framing alone ----
 
 fn head(text: &str) -> framing::Head {
-    framing::parse_head(text.as_bytes(), &Config::default())
-        .unwrap()
-        .unwrap()
-        .0
+    framing::parse_head(text.as_bytes(), &Config::default()).unwrap().unwrap().0
 }
 
 #[test]
 fn heads_parse() {
     let cfg = Config::default();
-    assert!(
-        framing::parse_head(b"GET / HTTP/1.1\r\nHost: a\r\n", &cfg)
-            .unwrap()
-            .is_none()
-    );
-    let (h, len) = framing::parse_head(b"GET /a?b HTTP/1.0\r\nHost: a\r\n\r\nrest", &cfg)
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        (h.method.as_str(), h.target.as_str(), h.version, len),
-        ("GET", "/a?b", 0, 30)
-    );
+    assert!(framing::parse_head(b"GET / HTTP/1.1\r\nHost: a\r\n", &cfg).unwrap().is_none());
+    let (h, len) = framing::parse_head(b"GET /a?b HTTP/1.0\r\nHost: a\r\n\r\nrest", &cfg).unwrap().unwrap();
+    assert_eq!((h.method.as_str(), h.target.as_str(), h.version, len), ("GET", "/a?b", 0, 30));
     assert_eq!(h.headers, [("Host".to_owned(), b"a".to_vec())]);
 }
 
@@ -489,42 +420,13 @@ fn framing_decisions() {
     let cfg = Config::default();
     let f = |t: &str| framing::body_framing(&head(t), &cfg);
     assert_eq!(f("GET / HTTP/1.1\r\n\r\n"), Ok(BodyFraming::Empty));
-    assert_eq!(
-        f("POST / HTTP/1.1\r\nContent-Length: 7\r\n\r\n"),
-        Ok(BodyFraming::Length(7))
-    );
-    assert_eq!(
-        f("POST / HTTP/1.1\r\nContent-Length: 7, 7\r\n\r\n"),
-        Ok(BodyFraming::Length(7))
-    );
-    assert_eq!(
-        f("POST / HTTP/1.1\r\nTransfer-Encoding: Chunked\r\n\r\n"),
-        Ok(BodyFraming::Chunked)
-    );
-    assert_eq!(
-        f("POST / HTTP/1.1\r\nContent-Length: 7, 8\r\n\r\n")
-            .unwrap_err()
-            .status,
-        400
-    );
-    assert_eq!(
-        f("POST / HTTP/1.1\r\nContent-Length: 0x10\r\n\r\n")
-            .unwrap_err()
-            .status,
-        400
-    );
-    assert_eq!(
-        f("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n")
-            .unwrap_err()
-            .status,
-        400
-    );
-    assert_eq!(
-        f("POST / HTTP/1.1\r\nTransfer-Encoding: chunked, gzip\r\n\r\n")
-            .unwrap_err()
-            .status,
-        501
-    );
+    assert_eq!(f("POST / HTTP/1.1\r\nContent-Length: 7\r\n\r\n"), Ok(BodyFraming::Length(7)));
+    assert_eq!(f("POST / HTTP/1.1\r\nContent-Length: 7, 7\r\n\r\n"), Ok(BodyFraming::Length(7)));
+    assert_eq!(f("POST / HTTP/1.1\r\nTransfer-Encoding: Chunked\r\n\r\n"), Ok(BodyFraming::Chunked));
+    assert_eq!(f("POST / HTTP/1.1\r\nContent-Length: 7, 8\r\n\r\n").unwrap_err().status, 400);
+    assert_eq!(f("POST / HTTP/1.1\r\nContent-Length: 0x10\r\n\r\n").unwrap_err().status, 400);
+    assert_eq!(f("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n").unwrap_err().status, 400);
+    assert_eq!(f("POST / HTTP/1.1\r\nTransfer-Encoding: chunked, gzip\r\n\r\n").unwrap_err().status, 501);
 
     let ka = |t: &str| framing::wants_keep_alive(&head(t));
     assert!(ka("GET / HTTP/1.1\r\n\r\n"));
@@ -563,25 +465,10 @@ fn response_heads_encode() {
         ("Content-Length".to_owned(), "999".to_owned()),
         ("X-Evil".to_owned(), "a\r\nSet-Cookie: x".to_owned()),
     ];
-    framing::encode_head(
-        &mut out,
-        200,
-        &headers,
-        framing::ResponseFraming::Length(3),
-        true,
-        1,
-    );
+    framing::encode_head(&mut out, 200, &headers, framing::ResponseFraming::Length(3), true, 1);
     let text = String::from_utf8(out).unwrap();
-    assert!(
-        text.starts_with(
-            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\ncontent-length: 3\r\ndate: "
-        ),
-        "{text}"
-    );
-    assert!(
-        text.ends_with(" GMT\r\n\r\n") && !text.contains("Evil"),
-        "{text}"
-    );
+    assert!(text.starts_with("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\ncontent-length: 3\r\ndate: "), "{text}");
+    assert!(text.ends_with(" GMT\r\n\r\n") && !text.contains("Evil"), "{text}");
     let mut out = Vec::new();
     framing::encode_chunk(&mut out, &[b'x'; 26]);
     framing::encode_chunk(&mut out, b"");
@@ -592,18 +479,9 @@ fn response_heads_encode() {
 #[test]
 fn http_dates() {
     assert_eq!(framing::http_date(0), "Thu, 01 Jan 1970 00:00:00 GMT");
-    assert_eq!(
-        framing::http_date(784_111_777),
-        "Sun, 06 Nov 1994 08:49:37 GMT"
-    );
-    assert_eq!(
-        framing::http_date(951_782_400),
-        "Tue, 29 Feb 2000 00:00:00 GMT"
-    );
-    assert_eq!(
-        framing::http_date(1_798_761_599),
-        "Thu, 31 Dec 2026 23:59:59 GMT"
-    );
+    assert_eq!(framing::http_date(784_111_777), "Sun, 06 Nov 1994 08:49:37 GMT");
+    assert_eq!(framing::http_date(951_782_400), "Tue, 29 Feb 2000 00:00:00 GMT");
+    assert_eq!(framing::http_date(1_798_761_599), "Thu, 31 Dec 2026 23:59:59 GMT");
 }
 
 #[test]

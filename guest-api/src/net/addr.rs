@@ -20,6 +20,9 @@ pub fn encode_addr(addr: &SocketAddr) -> [u8; ADDR_LEN] {
 /// non-zero padding).
 pub fn decode_addr(bytes: &[u8; ADDR_LEN]) -> Result<SocketAddr> {
     oasis_abi::net::decode_addr(bytes).ok_or_else(|| {
-        Error::Invalid(Cow::Owned(format!("the host returned an address record it cannot decode (family {})", bytes[0])))
+        Error::Invalid(Cow::Owned(format!(
+            "the host returned an address record it cannot decode (family {})",
+            bytes[0]
+        )))
     })
 }

@@ -66,10 +66,7 @@ const LOOKUP_MAX: usize = 32;
 /// [`Error::Invalid`] for a malformed name; an empty list means the name
 /// exists but has no address.
 pub fn lookup(name: &str) -> Result<Vec<IpAddr>> {
-    let literal = name
-        .strip_prefix('[')
-        .and_then(|n| n.strip_suffix(']'))
-        .unwrap_or(name);
+    let literal = name.strip_prefix('[').and_then(|n| n.strip_suffix(']')).unwrap_or(name);
     if let Ok(ip) = literal.parse::<IpAddr>() {
         return Ok(vec![ip]);
     }
@@ -80,13 +77,7 @@ pub fn lookup(name: &str) -> Result<Vec<IpAddr>> {
     // SAFETY: the host reads `name` and writes at most `LOOKUP_MAX` addresses
     // into `buf` and a `u32` into `count`, all live for the call.
     let status = unsafe {
-        sys::net_lookup(
-            name_ptr,
-            name_len,
-            buf_ptr,
-            LOOKUP_MAX as i32,
-            &mut count as *mut u32 as usize as i32,
-        )
+        sys::net_lookup(name_ptr, name_len, buf_ptr, LOOKUP_MAX as i32, &mut count as *mut u32 as usize as i32)
     };
     match Status::from_raw(status) {
         Some(Status::Ok) => {}
@@ -97,9 +88,7 @@ pub fn lookup(name: &str) -> Result<Vec<IpAddr>> {
             });
         }
         Some(Status::Invalid) => {
-            return Err(Error::Invalid(Cow::Owned(format!(
-                "\"{name}\" is not a valid host name"
-            ))));
+            return Err(Error::Invalid(Cow::Owned(format!("\"{name}\" is not a valid host name"))));
         }
         _ => return Err(Error::check(status).unwrap_err()),
     }
@@ -177,10 +166,7 @@ impl ToSocketAddrs for (std::net::Ipv6Addr, u16) {
 
 impl ToSocketAddrs for (&str, u16) {
     fn to_socket_addrs(&self) -> Result<Vec<SocketAddr>> {
-        Ok(lookup(self.0)?
-            .into_iter()
-            .map(|ip| SocketAddr::new(ip, self.1))
-            .collect())
+        Ok(lookup(self.0)?.into_iter().map(|ip| SocketAddr::new(ip, self.1)).collect())
     }
     fn describe(&self) -> String {
         format!("{}:{}", self.0, self.1)
@@ -220,17 +206,10 @@ impl<T: ToSocketAddrs + ?Sized> ToSocketAddrs for &T {
 
 /// Splits `host:port` (`[v6]:port` for IPv6).
 fn split_host_port(text: &str) -> Result<(&str, u16)> {
-    let bad = || {
-        Error::Invalid(Cow::Owned(format!(
-            "\"{text}\" is not an address: expected HOST:PORT"
-        )))
-    };
+    let bad = || Error::Invalid(Cow::Owned(format!("\"{text}\" is not an address: expected HOST:PORT")));
     let (host, port) = text.rsplit_once(':').ok_or_else(bad)?;
     let port = port.parse::<u16>().map_err(|_| bad())?;
-    let host = host
-        .strip_prefix('[')
-        .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(host);
+    let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
     if host.is_empty() {
         return Err(bad());
     }
@@ -267,12 +246,7 @@ impl Socket {
     /// answer. A task past its cooperative budget (see the executor's
     /// `TASK_IO_BUDGET`) yields instead of calling: `Pending`, woken again
     /// next turn.
-    fn poll_call(
-        &self,
-        cx: &mut Context<'_>,
-        interest: Interest,
-        call: impl FnOnce(i32) -> i32,
-    ) -> Poll<i32> {
+    fn poll_call(&self, cx: &mut Context<'_>, interest: Interest, call: impl FnOnce(i32) -> i32) -> Poll<i32> {
         if !executor::try_with(|rt| rt.take_io_budget()).unwrap_or(true) {
             cx.waker().wake_by_ref();
             return Poll::Pending;

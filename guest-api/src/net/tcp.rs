@@ -62,11 +62,9 @@ impl TcpListener {
         }));
         Poll::Ready((|| {
             Error::check(status)?;
-            let handle = crate::cap::Handle::from_raw(raw)
-                .ok_or(Error::Invalid("the host returned handle 0".into()))?;
-            let stream = TcpStream {
-                socket: Socket { handle },
-            };
+            let handle =
+                crate::cap::Handle::from_raw(raw).ok_or(Error::Invalid("the host returned handle 0".into()))?;
+            let stream = TcpStream { socket: Socket { handle } };
             Ok((stream, decode_addr(&peer)?))
         })())
     }
@@ -114,18 +112,13 @@ impl TcpStream {
                 }
             }
         }
-        Err(first_error.unwrap_or_else(|| {
-            Error::msg(format!("{} has no address to connect to", addr.describe()))
-        }))
+        Err(first_error.unwrap_or_else(|| Error::msg(format!("{} has no address to connect to", addr.describe()))))
     }
 
     async fn connect_one(target: SocketAddr, described: &str) -> Result<TcpStream> {
         let not_granted = || {
-            let what = if described == target.to_string() {
-                target.to_string()
-            } else {
-                format!("{described} ({target})")
-            };
+            let what =
+                if described == target.to_string() { target.to_string() } else { format!("{described} ({target})") };
             Error::NetNotGranted {
                 action: format!("connect to {what}"),
                 hint: format!("allow it with oasis run --allow-connect {described}"),
@@ -150,14 +143,7 @@ impl TcpStream {
             let status = std::task::ready!(socket.poll_call(cx, Interest::Write, |h| {
                 // SAFETY: zero bytes are read at the (valid) pointer; the
                 // host writes a `u32` into `n`.
-                unsafe {
-                    sys::sock_write(
-                        h,
-                        record.as_ptr() as usize as i32,
-                        0,
-                        &mut n as *mut u32 as usize as i32,
-                    )
-                }
+                unsafe { sys::sock_write(h, record.as_ptr() as usize as i32, 0, &mut n as *mut u32 as usize as i32) }
             }));
             Poll::Ready(match Status::from_raw(status) {
                 Some(Status::NotGranted) => Err(not_granted()),
@@ -228,14 +214,7 @@ impl TcpStream {
             let (ptr, len) = sys::ptr_len_mut(buf);
             // SAFETY: the host writes at most `len` bytes into `buf` and a
             // `u32` into `n`.
-            unsafe {
-                sys::sock_read(
-                    h,
-                    ptr,
-                    call_len(len as usize),
-                    &mut n as *mut u32 as usize as i32,
-                )
-            }
+            unsafe { sys::sock_read(h, ptr, call_len(len as usize), &mut n as *mut u32 as usize as i32) }
         }));
         Poll::Ready(match Error::check(status) {
             Ok(()) => Ok((n as usize).min(buf.len())),
@@ -256,14 +235,7 @@ impl TcpStream {
             let (ptr, len) = sys::ptr_len(buf);
             // SAFETY: the host reads at most `len` bytes of `buf` and writes
             // a `u32` into `n`.
-            unsafe {
-                sys::sock_write(
-                    h,
-                    ptr,
-                    call_len(len as usize),
-                    &mut n as *mut u32 as usize as i32,
-                )
-            }
+            unsafe { sys::sock_write(h, ptr, call_len(len as usize), &mut n as *mut u32 as usize as i32) }
         }));
         Poll::Ready(Error::check(status).map(|()| (n as usize).min(buf.len())))
     }
@@ -285,21 +257,13 @@ impl TcpStream {
 }
 
 impl futures_io::AsyncRead for &TcpStream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<stdio::Result<usize>> {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<stdio::Result<usize>> {
         TcpStream::poll_read(self.get_mut(), cx, buf).map_err(stdio::Error::from)
     }
 }
 
 impl futures_io::AsyncWrite for &TcpStream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<stdio::Result<usize>> {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<stdio::Result<usize>> {
         TcpStream::poll_write(self.get_mut(), cx, buf).map_err(stdio::Error::from)
     }
 
@@ -308,29 +272,18 @@ impl futures_io::AsyncWrite for &TcpStream {
     }
 
     fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<stdio::Result<()>> {
-        Poll::Ready(
-            self.shutdown_now(Shutdown::Write)
-                .map_err(stdio::Error::from),
-        )
+        Poll::Ready(self.shutdown_now(Shutdown::Write).map_err(stdio::Error::from))
     }
 }
 
 impl futures_io::AsyncRead for TcpStream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<stdio::Result<usize>> {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<stdio::Result<usize>> {
         futures_io::AsyncRead::poll_read(Pin::new(&mut &*self), cx, buf)
     }
 }
 
 impl futures_io::AsyncWrite for TcpStream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<stdio::Result<usize>> {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<stdio::Result<usize>> {
         futures_io::AsyncWrite::poll_write(Pin::new(&mut &*self), cx, buf)
     }
 

@@ -18,10 +18,7 @@ fn v4_addresses_encode_as_the_abi_says() {
 
 #[test]
 fn v6_addresses_round_trip() {
-    let addr = SocketAddr::new(
-        IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1)),
-        8080,
-    );
+    let addr = SocketAddr::new(IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1)), 8080);
     let bytes = encode_addr(&addr);
     assert_eq!(bytes[0], 6);
     assert_eq!(&bytes[4..6], &[0x20, 0x01]);
@@ -37,30 +34,15 @@ fn unknown_families_are_invalid() {
 
 #[test]
 fn targets_parse() {
-    assert_eq!(
-        "127.0.0.1:7".to_socket_addrs().unwrap(),
-        ["127.0.0.1:7".parse::<SocketAddr>().unwrap()]
-    );
-    assert_eq!(
-        "[::1]:80".to_socket_addrs().unwrap(),
-        ["[::1]:80".parse::<SocketAddr>().unwrap()]
-    );
-    assert_eq!(
-        (Ipv4Addr::LOCALHOST, 9).to_socket_addrs().unwrap(),
-        ["127.0.0.1:9".parse::<SocketAddr>().unwrap()]
-    );
-    assert_eq!(
-        split_host_port("example.com:443").unwrap(),
-        ("example.com", 443)
-    );
+    assert_eq!("127.0.0.1:7".to_socket_addrs().unwrap(), ["127.0.0.1:7".parse::<SocketAddr>().unwrap()]);
+    assert_eq!("[::1]:80".to_socket_addrs().unwrap(), ["[::1]:80".parse::<SocketAddr>().unwrap()]);
+    assert_eq!((Ipv4Addr::LOCALHOST, 9).to_socket_addrs().unwrap(), ["127.0.0.1:9".parse::<SocketAddr>().unwrap()]);
+    assert_eq!(split_host_port("example.com:443").unwrap(), ("example.com", 443));
     assert!(split_host_port("example.com").is_err());
     assert!(split_host_port(":80").is_err());
     assert!(split_host_port("host:99999").is_err());
     // IP literals never ask the host.
-    assert_eq!(
-        lookup("192.0.2.7").unwrap(),
-        [IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7))]
-    );
+    assert_eq!(lookup("192.0.2.7").unwrap(), [IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7))]);
     assert_eq!(lookup("[::1]").unwrap(), [IpAddr::V6(Ipv6Addr::LOCALHOST)]);
     // Names do; the native stand-in answers UNSUPPORTED.
     assert!(matches!(lookup("example.com"), Err(Error::Unsupported)));

@@ -54,10 +54,7 @@ impl UdpSocket {
             Ok(n) => Ok(n),
             Err(Error::NotGranted { .. }) => Err(Error::NetNotGranted {
                 action: format!("sending to {}", addr.describe()),
-                hint: format!(
-                    "allow it with oasis run --allow-connect {}",
-                    addr.describe()
-                ),
+                hint: format!("allow it with oasis run --allow-connect {}", addr.describe()),
             }),
             Err(e) => Err(e),
         }
@@ -65,41 +62,21 @@ impl UdpSocket {
 
     /// Sends a datagram to `target` if the socket can take it, else registers
     /// the task to be woken when it can.
-    pub fn poll_send_to(
-        &self,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-        target: SocketAddr,
-    ) -> Poll<Result<usize>> {
+    pub fn poll_send_to(&self, cx: &mut Context<'_>, buf: &[u8], target: SocketAddr) -> Poll<Result<usize>> {
         self.poll_send_to_raw(cx, buf, &encode_addr(&target))
     }
 
-    fn poll_send_to_raw(
-        &self,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-        record: &[u8; ADDR_LEN],
-    ) -> Poll<Result<usize>> {
+    fn poll_send_to_raw(&self, cx: &mut Context<'_>, buf: &[u8], record: &[u8; ADDR_LEN]) -> Poll<Result<usize>> {
         let mut n = 0u32;
         let status = std::task::ready!(self.socket.poll_call(cx, Interest::Write, |h| {
             let (ptr, len) = sys::ptr_len(buf);
             let (addr_ptr, _) = sys::ptr_len(record);
             // SAFETY: the host reads `len` bytes of `buf` and 20 of `record`,
             // and writes a `u32` into `n`.
-            unsafe {
-                sys::udp_send_to(
-                    h,
-                    ptr,
-                    call_len(len as usize),
-                    addr_ptr,
-                    &mut n as *mut u32 as usize as i32,
-                )
-            }
+            unsafe { sys::udp_send_to(h, ptr, call_len(len as usize), addr_ptr, &mut n as *mut u32 as usize as i32) }
         }));
         Poll::Ready(match Status::from_raw(status) {
-            Some(Status::NotGranted) => Err(Error::NotGranted {
-                name: String::new(),
-            }),
+            Some(Status::NotGranted) => Err(Error::NotGranted { name: String::new() }),
             _ => Error::check(status).map(|()| (n as usize).min(buf.len())),
         })
     }
@@ -112,11 +89,7 @@ impl UdpSocket {
 
     /// Receives a datagram if one is waiting, else registers the task to be
     /// woken when one arrives.
-    pub fn poll_recv_from(
-        &self,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<Result<(usize, SocketAddr)>> {
+    pub fn poll_recv_from(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<Result<(usize, SocketAddr)>> {
         let mut n = 0u32;
         let mut source = [0u8; ADDR_LEN];
         let status = std::task::ready!(self.socket.poll_call(cx, Interest::Read, |h| {
@@ -124,20 +97,9 @@ impl UdpSocket {
             let (addr_ptr, _) = sys::ptr_len_mut(&mut source);
             // SAFETY: the host writes at most `len` bytes into `buf`, 20 into
             // `source` and a `u32` into `n`.
-            unsafe {
-                sys::udp_recv_from(
-                    h,
-                    ptr,
-                    call_len(len as usize),
-                    &mut n as *mut u32 as usize as i32,
-                    addr_ptr,
-                )
-            }
+            unsafe { sys::udp_recv_from(h, ptr, call_len(len as usize), &mut n as *mut u32 as usize as i32, addr_ptr) }
         }));
-        Poll::Ready(
-            Error::check(status)
-                .and_then(|()| Ok(((n as usize).min(buf.len()), decode_addr(&source)?))),
-        )
+        Poll::Ready(Error::check(status).and_then(|()| Ok(((n as usize).min(buf.len()), decode_addr(&source)?))))
     }
 
     /// The address the socket is bound to, as the app sees it.

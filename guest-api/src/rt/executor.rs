@@ -108,26 +108,14 @@ impl Slab {
         let index = match self.free.pop() {
             Some(index) => index,
             None => {
-                self.slots.push(Slot {
-                    generation: 0,
-                    task: None,
-                });
+                self.slots.push(Slot { generation: 0, task: None });
                 u32::try_from(self.slots.len() - 1).expect("more than 2^32 tasks")
             }
         };
         let slot = &mut self.slots[index as usize];
-        let id = TaskId {
-            index,
-            generation: slot.generation,
-        };
-        let waker = Arc::new(TaskWaker {
-            id,
-            queued: AtomicBool::new(false),
-        });
-        slot.task = Some(Task {
-            future: Some(future),
-            waker: Arc::clone(&waker),
-        });
+        let id = TaskId { index, generation: slot.generation };
+        let waker = Arc::new(TaskWaker { id, queued: AtomicBool::new(false) });
+        slot.task = Some(Task { future: Some(future), waker: Arc::clone(&waker) });
         waker
     }
 
@@ -225,10 +213,7 @@ impl Runtime {
     ///
     /// If a root task was already started.
     pub(crate) fn spawn_root(&self, future: BoxFuture) {
-        assert!(
-            !self.root_started.replace(true),
-            "the root task (main) was started twice"
-        );
+        assert!(!self.root_started.replace(true), "the root task (main) was started twice");
         self.spawn(future);
     }
 
@@ -294,10 +279,7 @@ impl Runtime {
     /// If called from inside a turn (the host never polls concurrently, and a
     /// task cannot reach the export).
     pub(crate) fn turn(&self, now_ns: u64) -> Next {
-        assert!(
-            !self.in_turn.replace(true),
-            "oasis_v1_poll re-entered from inside a task"
-        );
+        assert!(!self.in_turn.replace(true), "oasis_v1_poll re-entered from inside a task");
         // Reset the flag however the turn ends; a panic in a task unwinds
         // through here only on native test targets (wasm32 aborts).
         struct EndTurn<'a>(&'a Cell<bool>);

@@ -113,8 +113,7 @@ fn host_events(buf: &mut [u8]) -> usize {
     let mut count = 0u32;
     // SAFETY: the host writes at most `cap` 8-byte events into `buf` and a
     // `u32` into `count`, both live for the call.
-    let status =
-        unsafe { crate::sys::poll_events(ptr, cap, &mut count as *mut u32 as usize as i32) };
+    let status = unsafe { crate::sys::poll_events(ptr, cap, &mut count as *mut u32 as usize as i32) };
     if status != 0 {
         return 0;
     }

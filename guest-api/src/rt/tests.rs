@@ -50,28 +50,14 @@ fn timers_fire_in_deadline_order() {
         let events = Rc::clone(&events);
         drop(spawn(async move {
             sleep(Duration::from_millis(ms)).await;
-            events
-                .borrow_mut()
-                .push(format!("{name}@{}", Instant::now().as_nanos() / MS));
+            events.borrow_mut().push(format!("{name}@{}", Instant::now().as_nanos() / MS));
         }));
     }
-    assert_eq!(
-        turn_at(0),
-        Next::At(10 * MS),
-        "the earliest deadline is reported"
-    );
+    assert_eq!(turn_at(0), Next::At(10 * MS), "the earliest deadline is reported");
     assert!(events.borrow().is_empty());
-    assert_eq!(
-        turn_at(5),
-        Next::At(10 * MS),
-        "a spurious poll changes nothing"
-    );
+    assert_eq!(turn_at(5), Next::At(10 * MS), "a spurious poll changes nothing");
     assert_eq!(turn_at(25), Next::At(30 * MS));
-    assert_eq!(
-        *events.borrow(),
-        ["a@25", "a2@25", "b@25"],
-        "due timers fire earliest first, ties in order"
-    );
+    assert_eq!(*events.borrow(), ["a@25", "a2@25", "b@25"], "due timers fire earliest first, ties in order");
     assert_eq!(turn_at(30), Next::Idle, "nothing left: -1");
     assert_eq!(events.borrow().len(), 4);
     assert_eq!(with(|rt| rt.task_count()), 0);
@@ -177,11 +163,7 @@ fn wake_from_another_task() {
         waiting.await;
         e1.borrow_mut().push("woken".into());
     }));
-    assert_eq!(
-        turn_at(0),
-        Next::Idle,
-        "a task waiting on an event leaves nothing due"
-    );
+    assert_eq!(turn_at(0), Next::Idle, "a task waiting on an event leaves nothing due");
 
     let (raiser, e2) = (Rc::clone(&signal), Rc::clone(&events));
     drop(spawn(async move {
@@ -192,11 +174,7 @@ fn wake_from_another_task() {
     assert_eq!(turn_at(0), Next::At(5 * MS));
     assert!(events.borrow().is_empty());
     assert_eq!(turn_at(5), Next::Idle);
-    assert_eq!(
-        *events.borrow(),
-        ["raising", "woken"],
-        "the woken task runs in the same turn"
-    );
+    assert_eq!(*events.borrow(), ["raising", "woken"], "the woken task runs in the same turn");
 }
 
 #[test]
@@ -225,23 +203,12 @@ fn a_reset_sleep_stays_armed() {
     drop(spawn(std::future::poll_fn(move |cx| {
         let ready = s.borrow_mut().as_mut().poll(cx).is_ready();
         d.set(ready);
-        if ready {
-            Poll::Ready(())
-        } else {
-            Poll::Pending
-        }
+        if ready { Poll::Ready(()) } else { Poll::Pending }
     })));
     assert_eq!(turn_at(0), Next::At(10 * MS));
     // Pushed back from outside the task, which is not polled in between.
-    shared
-        .borrow_mut()
-        .as_mut()
-        .reset(Instant::from_nanos(30 * MS));
-    assert_eq!(
-        with(|rt| rt.timers.borrow().next_deadline()),
-        Some(30 * MS),
-        "re-armed at the new deadline"
-    );
+    shared.borrow_mut().as_mut().reset(Instant::from_nanos(30 * MS));
+    assert_eq!(with(|rt| rt.timers.borrow().next_deadline()), Some(30 * MS), "re-armed at the new deadline");
     assert_eq!(turn_at(30), Next::Idle);
     assert!(done.get(), "woken at the new deadline");
 }
@@ -263,16 +230,9 @@ fn two_tasks_waking_each_other_end_the_turn() {
             Poll::<()>::Pending
         })));
     }
-    assert_eq!(
-        turn_at(3),
-        Next::At(3 * MS),
-        "more to do: call again at once"
-    );
+    assert_eq!(turn_at(3), Next::At(3 * MS), "more to do: call again at once");
     let first = polls.get();
-    assert!(
-        (2..=4096).contains(&first),
-        "the turn ended after a bounded number of polls: {first}"
-    );
+    assert!((2..=4096).contains(&first), "the turn ended after a bounded number of polls: {first}");
     assert_eq!(turn_at(3), Next::At(3 * MS));
     assert!(polls.get() > first, "and the tasks go on next turn");
 }
@@ -337,11 +297,7 @@ fn dropping_a_sleep_cancels_its_timer() {
         .await;
         assert_eq!(with(|rt| rt.timers.borrow().len()), 1);
     }));
-    assert_eq!(
-        turn_at(0),
-        Next::Idle,
-        "the dropped sleep leaves no deadline"
-    );
+    assert_eq!(turn_at(0), Next::Idle, "the dropped sleep leaves no deadline");
     assert_eq!(with(|rt| rt.timers.borrow().len()), 0);
 }
 
@@ -369,23 +325,15 @@ fn interval_ticks_on_schedule_and_skips_missed_ticks() {
         loop {
             let due = every.tick().await;
             let now = Instant::now();
-            seen.borrow_mut()
-                .push(format!("{}@{}", due.as_nanos() / MS, now.as_nanos() / MS));
+            seen.borrow_mut().push(format!("{}@{}", due.as_nanos() / MS, now.as_nanos() / MS));
         }
     }));
-    assert_eq!(
-        turn_at(1000),
-        Next::At(1100 * MS),
-        "the first tick is immediate"
-    );
+    assert_eq!(turn_at(1000), Next::At(1100 * MS), "the first tick is immediate");
     assert_eq!(turn_at(1100), Next::At(1200 * MS));
     // The host comes back late, past two more ticks: one tick, then back on schedule.
     assert_eq!(turn_at(1450), Next::At(1500 * MS));
     assert_eq!(turn_at(1500), Next::At(1600 * MS));
-    assert_eq!(
-        *ticks.borrow(),
-        ["1000@1000", "1100@1100", "1200@1450", "1500@1500"]
-    );
+    assert_eq!(*ticks.borrow(), ["1000@1000", "1100@1100", "1200@1450", "1500@1500"]);
 }
 
 #[test]
@@ -461,12 +409,7 @@ fn push_event(handle: u32, flags: u32) {
 
 /// A stand-in socket call: not ready until `ready` is set; registers for
 /// `interest` on `handle` like the real calls do, and counts its polls.
-fn fake_io(
-    handle: u32,
-    interest: Interest,
-    ready: Rc<Cell<bool>>,
-    polls: Rc<Cell<u32>>,
-) -> impl Future<Output = ()> {
+fn fake_io(handle: u32, interest: Interest, ready: Rc<Cell<bool>>, polls: Rc<Cell<u32>>) -> impl Future<Output = ()> {
     std::future::poll_fn(move |cx: &mut Context<'_>| {
         polls.set(polls.get() + 1);
         if ready.get() {
@@ -483,18 +426,8 @@ fn readiness_events_wake_the_matching_direction() {
     setup_io();
     let (r_ready, r_polls) = (Rc::new(Cell::new(false)), Rc::new(Cell::new(0)));
     let (w_ready, w_polls) = (Rc::new(Cell::new(false)), Rc::new(Cell::new(0)));
-    drop(spawn(fake_io(
-        5,
-        Interest::Read,
-        Rc::clone(&r_ready),
-        Rc::clone(&r_polls),
-    )));
-    drop(spawn(fake_io(
-        5,
-        Interest::Write,
-        Rc::clone(&w_ready),
-        Rc::clone(&w_polls),
-    )));
+    drop(spawn(fake_io(5, Interest::Read, Rc::clone(&r_ready), Rc::clone(&r_polls))));
+    drop(spawn(fake_io(5, Interest::Write, Rc::clone(&w_ready), Rc::clone(&w_polls))));
     assert_eq!(turn_at(0), Next::Idle, "waiting on sockets only: -1");
     assert_eq!((r_polls.get(), w_polls.get()), (1, 1));
 
@@ -515,11 +448,7 @@ fn readiness_events_wake_the_matching_direction() {
     assert_eq!(turn_at(3), Next::Idle);
     assert_eq!((r_polls.get(), w_polls.get()), (3, 2));
     assert_eq!(with(|rt| rt.task_count()), 0);
-    assert_eq!(
-        with(|rt| rt.io.borrow().len()),
-        0,
-        "no registration left behind"
-    );
+    assert_eq!(with(|rt| rt.io.borrow().len()), 0, "no registration left behind");
 }
 
 #[test]
@@ -529,18 +458,8 @@ fn hangup_and_error_wake_both_directions() {
         setup_io();
         let ready = Rc::new(Cell::new(false));
         let (r_polls, w_polls) = (Rc::new(Cell::new(0)), Rc::new(Cell::new(0)));
-        drop(spawn(fake_io(
-            9,
-            Interest::Read,
-            Rc::clone(&ready),
-            Rc::clone(&r_polls),
-        )));
-        drop(spawn(fake_io(
-            9,
-            Interest::Write,
-            Rc::clone(&ready),
-            Rc::clone(&w_polls),
-        )));
+        drop(spawn(fake_io(9, Interest::Read, Rc::clone(&ready), Rc::clone(&r_polls))));
+        drop(spawn(fake_io(9, Interest::Write, Rc::clone(&ready), Rc::clone(&w_polls))));
         turn_at(0);
         ready.set(true);
         push_event(9, flag);
@@ -555,12 +474,7 @@ fn closing_a_handle_drops_its_registrations() {
     use oasis_abi::net::READABLE;
     setup_io();
     let polls = Rc::new(Cell::new(0));
-    drop(spawn(fake_io(
-        3,
-        Interest::Read,
-        Rc::new(Cell::new(false)),
-        Rc::clone(&polls),
-    )));
+    drop(spawn(fake_io(3, Interest::Read, Rc::new(Cell::new(false)), Rc::clone(&polls))));
     turn_at(0);
     assert_eq!(with(|rt| rt.io.borrow().len()), 1);
     rt_io::deregister(3);
@@ -576,12 +490,7 @@ fn events_are_drained_until_the_source_runs_dry() {
     setup_io();
     let polls = Rc::new(Cell::new(0));
     let ready = Rc::new(Cell::new(false));
-    drop(spawn(fake_io(
-        1000,
-        Interest::Read,
-        Rc::clone(&ready),
-        Rc::clone(&polls),
-    )));
+    drop(spawn(fake_io(1000, Interest::Read, Rc::clone(&ready), Rc::clone(&polls))));
     turn_at(0);
     let calls_before = FAKE_CALLS.with(Cell::get);
     // Three full batches of unrelated events, then ours.
@@ -591,11 +500,7 @@ fn events_are_drained_until_the_source_runs_dry() {
     push_event(1000, READABLE);
     ready.set(true);
     turn_at(1);
-    assert_eq!(
-        polls.get(),
-        2,
-        "the event after three full batches was seen"
-    );
+    assert_eq!(polls.get(), 2, "the event after three full batches was seen");
     assert!(FAKE_CALLS.with(Cell::get) - calls_before >= 4);
     assert!(FAKE_EVENTS.with(|q| q.borrow().is_empty()));
 }
@@ -606,12 +511,7 @@ fn timers_and_sockets_together() {
     setup_io();
     let polls = Rc::new(Cell::new(0));
     let ready = Rc::new(Cell::new(false));
-    drop(spawn(fake_io(
-        4,
-        Interest::Read,
-        Rc::clone(&ready),
-        Rc::clone(&polls),
-    )));
+    drop(spawn(fake_io(4, Interest::Read, Rc::clone(&ready), Rc::clone(&polls))));
     drop(spawn(sleep(Duration::from_millis(20))));
     assert_eq!(turn_at(0), Next::At(20 * MS), "the timer is the deadline");
     ready.set(true);

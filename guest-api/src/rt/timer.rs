@@ -27,10 +27,7 @@ pub(crate) struct TimerQueue {
 impl TimerQueue {
     /// Registers `waker` to be woken once the clock reaches `deadline_ns`.
     pub(crate) fn insert(&mut self, deadline_ns: u64, waker: Waker) -> TimerKey {
-        let key = TimerKey {
-            deadline_ns,
-            seq: self.next_seq,
-        };
+        let key = TimerKey { deadline_ns, seq: self.next_seq };
         self.next_seq += 1;
         self.entries.insert(key, waker);
         key
@@ -59,9 +56,7 @@ impl TimerQueue {
 
     /// The earliest pending deadline.
     pub(crate) fn next_deadline(&self) -> Option<u64> {
-        self.entries
-            .first_key_value()
-            .map(|(key, _)| key.deadline_ns)
+        self.entries.first_key_value().map(|(key, _)| key.deadline_ns)
     }
 
     /// Takes every entry due at `now_ns` out of the queue, earliest first, and

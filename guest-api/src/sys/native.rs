@@ -3,10 +3,7 @@
 //! They let the crate build natively for documentation and IDEs, and give the
 //! executor's unit tests a clock they control. None of them touches memory:
 //! an `i32` cannot carry a native pointer.
-#![allow(
-    clippy::missing_safety_doc,
-    reason = "same contracts as the wasm32 imports"
-)]
+#![allow(clippy::missing_safety_doc, reason = "same contracts as the wasm32 imports")]
 
 use std::cell::Cell;
 

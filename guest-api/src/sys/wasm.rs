@@ -39,16 +39,7 @@ unsafe extern "C" {
 pub fn monotonic_now_ns() -> u64 {
     let mut ns = 0u64;
     // SAFETY: `ns` is a valid, writable `u64` for the duration of the call.
-    let errno = unsafe {
-        clock_time_get(
-            super::WASI_CLOCK_MONOTONIC,
-            0,
-            &mut ns as *mut u64 as usize as i32,
-        )
-    };
-    assert_eq!(
-        errno, 0,
-        "the host refused to read the WASI monotonic clock (errno {errno})"
-    );
+    let errno = unsafe { clock_time_get(super::WASI_CLOCK_MONOTONIC, 0, &mut ns as *mut u64 as usize as i32) };
+    assert_eq!(errno, 0, "the host refused to read the WASI monotonic clock (errno {errno})");
     ns
 }

@@ -32,9 +32,7 @@ impl MonotonicClock {
     ///
     /// [`Error::NotGranted`] when `clock` was not granted.
     pub fn open() -> Result<MonotonicClock> {
-        Ok(MonotonicClock {
-            handle: Handle::open(oasis_abi::name::CLOCK_MONOTONIC)?,
-        })
+        Ok(MonotonicClock { handle: Handle::open(oasis_abi::name::CLOCK_MONOTONIC)? })
     }
 
     /// Time since the clock's origin.
@@ -67,9 +65,7 @@ impl WallClock {
     ///
     /// [`Error::NotGranted`] when `clock` was not granted.
     pub fn open() -> Result<WallClock> {
-        Ok(WallClock {
-            handle: Handle::open(oasis_abi::name::CLOCK_WALL)?,
-        })
+        Ok(WallClock { handle: Handle::open(oasis_abi::name::CLOCK_WALL)? })
     }
 
     /// Time since the Unix epoch.

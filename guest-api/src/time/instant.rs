@@ -21,9 +21,7 @@ pub struct Instant {
 impl Instant {
     /// The current time.
     pub fn now() -> Instant {
-        Instant {
-            ns: sys::monotonic_now_ns(),
-        }
+        Instant { ns: sys::monotonic_now_ns() }
     }
 
     /// The instant `ns` nanoseconds after the clock's origin.

@@ -29,14 +29,8 @@ pub fn interval(period: Duration) -> Interval {
 ///
 /// If `period` is zero.
 pub fn interval_at(start: Instant, period: Duration) -> Interval {
-    assert!(
-        !period.is_zero(),
-        "oasis::time::interval needs a period above zero"
-    );
-    Interval {
-        next: start,
-        period,
-    }
+    assert!(!period.is_zero(), "oasis::time::interval needs a period above zero");
+    Interval { next: start, period }
 }
 
 /// Ticks at `start + n * period`, made by [`interval`] or [`interval_at`].

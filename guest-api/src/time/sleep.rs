@@ -22,10 +22,7 @@ pub fn sleep(duration: Duration) -> Sleep {
 
 /// Waits until `deadline`; finishes at once if it has passed.
 pub fn sleep_until(deadline: Instant) -> Sleep {
-    Sleep {
-        deadline,
-        timer: None,
-    }
+    Sleep { deadline, timer: None }
 }
 
 /// The future [`sleep`] and [`sleep_until`] return.
@@ -56,15 +53,11 @@ impl Sleep {
     /// A sleep that was waiting stays armed with the same waker, so its task is
     /// woken at the new deadline even if nothing polls the sleep meanwhile.
     pub fn reset(&mut self, deadline: Instant) {
-        let waker = self
-            .timer
-            .take()
-            .and_then(|key| try_with_runtime(|rt| rt.timers.borrow_mut().remove(key)).flatten());
+        let waker =
+            self.timer.take().and_then(|key| try_with_runtime(|rt| rt.timers.borrow_mut().remove(key)).flatten());
         self.deadline = deadline;
         if let Some(waker) = waker {
-            self.timer = Some(with_runtime(|rt| {
-                rt.timers.borrow_mut().insert(deadline.as_nanos(), waker)
-            }));
+            self.timer = Some(with_runtime(|rt| rt.timers.borrow_mut().insert(deadline.as_nanos(), waker)));
         }
     }
 

@@ -89,7 +89,13 @@ fn insert_socket(st: &mut TenantState, cap: Capability) -> Result<u32, Status> {
 }
 
 /// Maps a driver answer, registering interest in `flags` on `WouldBlock`.
-fn ready_or_register<T>(st: &mut TenantState, socket: SocketId, handle: u32, flags: u32, r: Result<T, NetError>) -> Result<T, Status> {
+fn ready_or_register<T>(
+    st: &mut TenantState,
+    socket: SocketId,
+    handle: u32,
+    flags: u32,
+    r: Result<T, NetError>,
+) -> Result<T, Status> {
     match r {
         Ok(v) => Ok(v),
         Err(NetError::WouldBlock) => {

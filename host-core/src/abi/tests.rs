@@ -136,7 +136,8 @@ fn linker_defines_exactly_the_table() {
                 .collect();
             for (name, item) in defined {
                 let ty = item.ty(&caller);
-                let f = ty.func().unwrap_or_else(|| panic!("the host defines {IMPORT_MODULE}.{name} as a non-function"));
+                let f =
+                    ty.func().unwrap_or_else(|| panic!("the host defines {IMPORT_MODULE}.{name} as a non-function"));
                 out.lock().unwrap().push((name, f.params().collect(), f.results().collect()));
             }
         })

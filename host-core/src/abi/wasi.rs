@@ -10,8 +10,8 @@
 use alloc::vec::Vec;
 use wasmtime::{Caller, FuncType, Val, ValType};
 
-use super::{Definer, ExitRequest};
 use super::memory::{self, Fault};
+use super::{Definer, ExitRequest};
 use crate::platform::Output;
 use crate::tenant::TenantState;
 
@@ -121,10 +121,7 @@ impl From<Fault> for Errno {
 /// An errno as an error type, so `?` works on memory faults.
 struct Errno(i32);
 
-fn wasi(
-    caller: &mut Caller<'_, TenantState>,
-    f: impl FnOnce(&mut [u8], &mut TenantState) -> Result<(), Errno>,
-) -> i32 {
+fn wasi(caller: &mut Caller<'_, TenantState>, f: impl FnOnce(&mut [u8], &mut TenantState) -> Result<(), Errno>) -> i32 {
     let Some(mem) = caller.data().memory else {
         return errno::FAULT;
     };
@@ -241,7 +238,8 @@ pub(crate) fn add_to_linker(linker: &mut Definer<'_>) -> wasmtime::Result<()> {
             for range in iovs {
                 let data = &mem[range];
                 // Stop at 4 GiB - 1 so the count fits; WASI allows a short write.
-                let Some(total) = written.checked_add(data.len() as u32).filter(|_| data.len() <= u32::MAX as usize) else {
+                let Some(total) = written.checked_add(data.len() as u32).filter(|_| data.len() <= u32::MAX as usize)
+                else {
                     break;
                 };
                 st.platform.write_output(&st.name, output, data).map_err(|_| Errno(errno::IO))?;
@@ -291,21 +289,41 @@ pub(crate) fn add_to_linker(linker: &mut Definer<'_>) -> wasmtime::Result<()> {
     linker.wrap(MODULE, "fd_prestat_dir_name", |_: Caller<'_, TenantState>, _fd: i32, _p: i32, _l: i32| errno::BADF)?;
     // Standard streams behave like a terminal's: they cannot seek, and syncing or
     // closing them is harmless.
-    linker.wrap(MODULE, "fd_close", |_: Caller<'_, TenantState>, fd: i32| {
-        if is_stdio(fd) { errno::SUCCESS } else { errno::BADF }
-    })?;
-    linker.wrap(MODULE, "fd_seek", |_: Caller<'_, TenantState>, fd: i32, _off: i64, _whence: i32, _out: i32| {
-        if is_stdio(fd) { errno::SPIPE } else { errno::BADF }
-    })?;
-    linker.wrap(MODULE, "fd_tell", |_: Caller<'_, TenantState>, fd: i32, _out: i32| {
-        if is_stdio(fd) { errno::SPIPE } else { errno::BADF }
-    })?;
-    linker.wrap(MODULE, "fd_sync", |_: Caller<'_, TenantState>, fd: i32| {
-        if is_stdio(fd) { errno::SUCCESS } else { errno::BADF }
-    })?;
-    linker.wrap(MODULE, "fd_datasync", |_: Caller<'_, TenantState>, fd: i32| {
-        if is_stdio(fd) { errno::SUCCESS } else { errno::BADF }
-    })?;
+    linker.wrap(
+        MODULE,
+        "fd_close",
+        |_: Caller<'_, TenantState>, fd: i32| {
+            if is_stdio(fd) { errno::SUCCESS } else { errno::BADF }
+        },
+    )?;
+    linker.wrap(
+        MODULE,
+        "fd_seek",
+        |_: Caller<'_, TenantState>, fd: i32, _off: i64, _whence: i32, _out: i32| {
+            if is_stdio(fd) { errno::SPIPE } else { errno::BADF }
+        },
+    )?;
+    linker.wrap(
+        MODULE,
+        "fd_tell",
+        |_: Caller<'_, TenantState>, fd: i32, _out: i32| {
+            if is_stdio(fd) { errno::SPIPE } else { errno::BADF }
+        },
+    )?;
+    linker.wrap(
+        MODULE,
+        "fd_sync",
+        |_: Caller<'_, TenantState>, fd: i32| {
+            if is_stdio(fd) { errno::SUCCESS } else { errno::BADF }
+        },
+    )?;
+    linker.wrap(
+        MODULE,
+        "fd_datasync",
+        |_: Caller<'_, TenantState>, fd: i32| {
+            if is_stdio(fd) { errno::SUCCESS } else { errno::BADF }
+        },
+    )?;
 
     linker.wrap(MODULE, "proc_exit", |_: Caller<'_, TenantState>, status: i32| -> wasmtime::Result<()> {
         Err(wasmtime::Error::new(ExitRequest(status)))
@@ -316,10 +334,15 @@ pub(crate) fn add_to_linker(linker: &mut Definer<'_>) -> wasmtime::Result<()> {
     })?;
 
     for (name, sig) in DENIED {
-        linker.func_new(MODULE, name, |engine| signature(engine, sig), |_, _, results: &mut [Val]| {
-            results[0] = Val::I32(errno::NOTCAPABLE);
-            Ok(())
-        })?;
+        linker.func_new(
+            MODULE,
+            name,
+            |engine| signature(engine, sig),
+            |_, _, results: &mut [Val]| {
+                results[0] = Val::I32(errno::NOTCAPABLE);
+                Ok(())
+            },
+        )?;
     }
     Ok(())
 }
@@ -383,9 +406,7 @@ fn poll_oneoff(c: &mut Caller<'_, TenantState>, sin: i32, sout: i32, n: i32, nou
         return decoded;
     }
     let has_fd = subs.iter().any(|s| s.deadline.is_none());
-    if !has_fd
-        && let Some(earliest) = subs.iter().filter_map(|s| s.deadline).min()
-    {
+    if !has_fd && let Some(earliest) = subs.iter().filter_map(|s| s.deadline).min() {
         let platform = c.data().platform.clone();
         let before = platform.monotonic_ns();
         // Asleep, the guest runs no code: the epoch may stop ticking.

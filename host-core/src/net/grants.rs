@@ -76,7 +76,9 @@ pub struct ConnectPattern {
 impl ConnectPattern {
     /// Parses `HOST:PORT`: HOST an IP (IPv6 in brackets), a name, or `*`; PORT a number or `*`.
     pub fn parse(text: &str) -> Result<ConnectPattern, String> {
-        let bad = |why: &str| format!("--allow-connect `{text}`: {why}; expected HOST:PORT, e.g. 10.0.0.5:443, db.local:5432 or *:80");
+        let bad = |why: &str| {
+            format!("--allow-connect `{text}`: {why}; expected HOST:PORT, e.g. 10.0.0.5:443, db.local:5432 or *:80")
+        };
         let (host, port) = text.rsplit_once(':').ok_or_else(|| bad("missing the port"))?;
         let port = match port {
             "*" => None,
@@ -87,7 +89,10 @@ impl ConnectPattern {
             HostPattern::Any
         } else if let Ok(ip) = host.parse::<IpAddr>() {
             HostPattern::Ip(ip)
-        } else if !host.is_empty() && host.len() <= 253 && host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-') {
+        } else if !host.is_empty()
+            && host.len() <= 253
+            && host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+        {
             HostPattern::Name(host.to_ascii_lowercase())
         } else {
             return Err(bad("the host is not an IP address, a host name or *"));

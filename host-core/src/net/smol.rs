@@ -102,7 +102,8 @@ fn socket_addr(e: IpEndpoint) -> SocketAddr {
 }
 
 fn new_tcp() -> tcp::Socket<'static> {
-    let mut s = tcp::Socket::new(tcp::SocketBuffer::new(vec![0; TCP_BUFFER]), tcp::SocketBuffer::new(vec![0; TCP_BUFFER]));
+    let mut s =
+        tcp::Socket::new(tcp::SocketBuffer::new(vec![0; TCP_BUFFER]), tcp::SocketBuffer::new(vec![0; TCP_BUFFER]));
     // Request/response traffic must not wait for Nagle's delay.
     s.set_nagle_enabled(false);
     s
@@ -147,7 +148,8 @@ impl<D: NetDevice> SmolNetwork<D> {
     /// only address literals: like a unikernel, this stack has no
     /// `/etc/resolv.conf` to fall back on, so the operator names the servers.
     pub fn with_dns_servers(mut self, servers: &[Ipv4Addr]) -> SmolNetwork<D> {
-        self.dns_servers = servers.iter().take(MAX_DNS_SERVERS).map(|ip| IpAddress::Ipv4(Ipv4Address::from(ip.octets()))).collect();
+        self.dns_servers =
+            servers.iter().take(MAX_DNS_SERVERS).map(|ip| IpAddress::Ipv4(Ipv4Address::from(ip.octets()))).collect();
         self
     }
 
@@ -190,7 +192,10 @@ impl<D> Stack<D> {
             Some(Entry::Stream { handle, connected, .. }) => {
                 let s = sockets.get::<tcp::Socket>(*handle);
                 let state = s.state();
-                if matches!(state, tcp::State::Established | tcp::State::CloseWait | tcp::State::FinWait1 | tcp::State::FinWait2) {
+                if matches!(
+                    state,
+                    tcp::State::Established | tcp::State::CloseWait | tcp::State::FinWait1 | tcp::State::FinWait2
+                ) {
                     *connected = true;
                 }
                 let mut f = 0;
@@ -340,13 +345,19 @@ impl<D: NetDevice> Network for SmolNetwork<D> {
     fn local_addr(&self, socket: SocketId) -> Result<SocketAddr, NetError> {
         let mut guard = self.stack.lock();
         let st = &mut *guard;
-        let own = st.iface.ipv4_addr().map(|a| IpAddr::V4(Ipv4Addr::from(a.octets()))).unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        let own = st
+            .iface
+            .ipv4_addr()
+            .map(|a| IpAddr::V4(Ipv4Addr::from(a.octets())))
+            .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
         match st.entries.get(&socket) {
             Some(Entry::Listener { port, .. }) => Ok(SocketAddr::new(own, *port)),
             Some(Entry::Stream { handle, .. }) => {
                 st.sockets.get::<tcp::Socket>(*handle).local_endpoint().map(socket_addr).ok_or(NetError::Closed)
             }
-            Some(Entry::Udp { handle, .. }) => Ok(SocketAddr::new(own, st.sockets.get::<udp::Socket>(*handle).endpoint().port)),
+            Some(Entry::Udp { handle, .. }) => {
+                Ok(SocketAddr::new(own, st.sockets.get::<udp::Socket>(*handle).endpoint().port))
+            }
             None => Err(NetError::Invalid),
         }
     }
@@ -421,7 +432,9 @@ impl<D: NetDevice> Network for SmolNetwork<D> {
             return Ok(vec![ip]);
         }
         if self.dns_servers.is_empty() {
-            return Err(NetError::Other(alloc::format!("cannot look up {name}: this network has no DNS server (the operator sets one, e.g. --dns 10.0.0.1)")));
+            return Err(NetError::Other(alloc::format!(
+                "cannot look up {name}: this network has no DNS server (the operator sets one, e.g. --dns 10.0.0.1)"
+            )));
         }
         let mut guard = self.stack.lock();
         let st = &mut *guard;

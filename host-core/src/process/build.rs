@@ -88,7 +88,9 @@ pub fn build(args: BuildArgs) -> CliResult {
     let default_assets = assets.is_dir().then_some(assets.as_path());
     let output = pack.output.clone().unwrap_or_else(|| artifact.wasm.with_extension("oasis"));
     let defaults = ManifestFile {
-        name: Some(artifact.name.replace(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'), "-").to_lowercase()),
+        name: Some(
+            artifact.name.replace(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'), "-").to_lowercase(),
+        ),
         version: Some(artifact.version),
         ..ManifestFile::default()
     };
@@ -117,11 +119,14 @@ fn cargo_build(toolchain: &WasmToolchain, manifest_path: &Path, args: &BuildArgs
         cmd.env("CARGO_ENCODED_RUSTFLAGS", toolchain.rustflags.join("\x1f"));
     }
     cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
-    let output = cmd
-        .output()
-        .map_err(|e| UserError(format!("running `{}`: {e} (is the toolchain installed? see `cargo xtask setup`)", toolchain.cargo)))?;
+    let output = cmd.output().map_err(|e| {
+        UserError(format!("running `{}`: {e} (is the toolchain installed? see `cargo xtask setup`)", toolchain.cargo))
+    })?;
     if !output.status.success() {
-        return Err(UserError(format!("cargo build for {WASM_TARGET} failed ({}); see the compiler output above", output.status)));
+        return Err(UserError(format!(
+            "cargo build for {WASM_TARGET} failed ({}); see the compiler output above",
+            output.status
+        )));
     }
     let wanted = std::fs::canonicalize(manifest_path).unwrap_or_else(|_| manifest_path.to_path_buf());
     let mut found = None;
@@ -141,7 +146,9 @@ fn cargo_build(toolchain: &WasmToolchain, manifest_path: &Path, args: &BuildArgs
             });
         }
     }
-    found.ok_or_else(|| UserError(format!("{}: cargo built no binary; an Oasis app needs src/main.rs", manifest_path.display())))
+    found.ok_or_else(|| {
+        UserError(format!("{}: cargo built no binary; an Oasis app needs src/main.rs", manifest_path.display()))
+    })
 }
 
 /// The version in a cargo package id (`path+file:///x/hello#0.1.0` or `…#hello@0.1.0`).

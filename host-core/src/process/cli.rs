@@ -11,7 +11,13 @@ use crate::{EXIT_BAD_INPUT, limits};
 #[derive(Debug, Parser)]
 // `bin_name`: usage lines say `oasis` whatever the file is called (`oasis.exe`),
 // so both hosts print the same help and errors.
-#[command(name = "oasis", bin_name = "oasis", version, about = "Run WebAssembly apps as sandboxed, capability-secured tenants", propagate_version = true)]
+#[command(
+    name = "oasis",
+    bin_name = "oasis",
+    version,
+    about = "Run WebAssembly apps as sandboxed, capability-secured tenants",
+    propagate_version = true
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,

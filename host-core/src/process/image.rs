@@ -90,12 +90,21 @@ fn kernel_package(package: &Package<'_>) -> CliResult<(Vec<u8>, &'static str)> {
         found => {
             let code = super::pack::engine_for(&profile)?.precompile_module(package.module).map_err(|e| {
                 let why = match found {
-                    Some(aot) => format!("its AOT code was made by {} (the kernel needs {fingerprint})", aot.fingerprint),
+                    Some(aot) => {
+                        format!("its AOT code was made by {} (the kernel needs {fingerprint})", aot.fingerprint)
+                    }
                     None => "it has no AOT code for it".to_string(),
                 };
                 UserError(format!("cannot compile the module for {KERNEL_TARGET} ({why}): {}", load::one_line(&e)))
             })?;
-            (code, if found.is_some() { "AOT code recompiled: the package's was made by another engine" } else { "AOT code compiled now" })
+            (
+                code,
+                if found.is_some() {
+                    "AOT code recompiled: the package's was made by another engine"
+                } else {
+                    "AOT code compiled now"
+                },
+            )
         }
     };
     let mut builder = PackageBuilder::new(package.manifest_text.to_string(), package.module.to_vec());

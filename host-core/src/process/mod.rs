@@ -3,18 +3,18 @@
 //! is per platform; everything here uses portable std APIs.
 
 pub mod build;
+pub mod cli;
 pub mod epoch;
 pub mod group;
+pub mod image;
 pub mod net;
 pub mod new;
+pub mod pack;
 pub mod prefix;
+pub mod run;
 pub mod switch;
 #[cfg(target_os = "linux")]
 pub mod tap;
-pub mod cli;
-pub mod image;
-pub mod pack;
-pub mod run;
 
 use std::io::Write;
 use std::sync::Arc;
@@ -106,7 +106,11 @@ pub fn native_runtime(pooling_tenants: Option<u32>, compiler: bool) -> Result<Ru
 
 /// [`native_runtime`] with other drivers than [`StdPlatform`] (e.g. output
 /// prefixed per tenant, [`prefix::PrefixedOutput`]).
-pub fn native_runtime_on(platform: Arc<dyn Platform>, pooling_tenants: Option<u32>, compiler: bool) -> Result<Runtime, RuntimeError> {
+pub fn native_runtime_on(
+    platform: Arc<dyn Platform>,
+    pooling_tenants: Option<u32>,
+    compiler: bool,
+) -> Result<Runtime, RuntimeError> {
     let options = RuntimeOptions { pooling_tenants, compiler, ..RuntimeOptions::default() };
     let runtime = Runtime::new(EngineProfile::native(), &options, platform, EPOCH_TICK.as_millis() as u64)?;
     let ticker = Ticker::new(runtime.engine().clone());

@@ -141,12 +141,14 @@ impl Network for OsNetwork {
     }
 
     fn local_addr(&self, socket: SocketId) -> Result<SocketAddr, NetError> {
-        self.with(socket, |s| match s {
-            Socket::Listener(l) => l.local_addr(),
-            Socket::Stream(t) => t.local_addr(),
-            Socket::Udp(u) => u.local_addr(),
-        }
-        .map_err(map_err))
+        self.with(socket, |s| {
+            match s {
+                Socket::Listener(l) => l.local_addr(),
+                Socket::Stream(t) => t.local_addr(),
+                Socket::Udp(u) => u.local_addr(),
+            }
+            .map_err(map_err)
+        })
     }
 
     fn peer_addr(&self, socket: SocketId) -> Result<SocketAddr, NetError> {

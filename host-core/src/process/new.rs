@@ -104,37 +104,24 @@ impl Kind {
 pub fn new(args: NewArgs) -> CliResult {
     let name = app_name(&args.path)?;
     check_target(&args.path)?;
-    let sdk = find_sdk(
-        args.sdk.as_deref(),
-        std::env::var_os(SDK_VAR)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from),
-    )?;
+    let sdk = find_sdk(args.sdk.as_deref(), std::env::var_os(SDK_VAR).filter(|v| !v.is_empty()).map(PathBuf::from))?;
     let files = render(&name, args.kind, &sdk)?;
     write_files(&args.path, &files)?;
 
     let dir = args.path.display();
     let template = args.kind.template();
-    println!(
-        "created {} app `{name}` in {dir} (SDK: {})",
-        kind_name(args.kind),
-        sdk.display()
-    );
+    println!("created {} app `{name}` in {dir} (SDK: {})", kind_name(args.kind), sdk.display());
     println!(
         "next: cd {dir} && oasis build && oasis run target/wasm32-wasip1/release/{name}.oasis{}{}",
         template.run_flags,
-        template
-            .then
-            .map(|then| format!(", then in another terminal: {then}"))
-            .unwrap_or_default()
+        template.then.map(|then| format!(", then in another terminal: {then}")).unwrap_or_default()
     );
     Ok(0)
 }
 
 /// The kind as `--kind` spells it.
 fn kind_name(kind: Kind) -> String {
-    kind.to_possible_value()
-        .map_or_else(String::new, |v| v.get_name().to_string())
+    kind.to_possible_value().map_or_else(String::new, |v| v.get_name().to_string())
 }
 
 /// Names Cargo or Rust would refuse for a package or binary, or that would
@@ -210,9 +197,7 @@ fn app_name(path: &Path) -> CliResult<String> {
     // `oasis new .` (or `..`) names the app after the directory itself.
     let named = match path.file_name() {
         Some(name) => Some(name.to_owned()),
-        None => std::fs::canonicalize(path)
-            .ok()
-            .and_then(|p| p.file_name().map(|n| n.to_owned())),
+        None => std::fs::canonicalize(path).ok().and_then(|p| p.file_name().map(|n| n.to_owned())),
     };
     let Some(name) = named else {
         return Err(UserError(format!(
@@ -228,9 +213,7 @@ fn app_name(path: &Path) -> CliResult<String> {
     };
     let well_formed = name.len() <= 64
         && name.starts_with(|c: char| c.is_ascii_lowercase())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
     if !well_formed {
         return Err(UserError(format!(
             "`{name}` cannot be an app's name: use 1-64 characters of a-z, 0-9, `-` and `_`, starting with a letter (the name is the crate's, the package's and the directory's)"
@@ -256,8 +239,7 @@ fn check_target(path: &Path) -> CliResult<()> {
             path.display()
         )));
     }
-    let mut entries =
-        std::fs::read_dir(path).map_err(|e| UserError(format!("{}: {e}", path.display())))?;
+    let mut entries = std::fs::read_dir(path).map_err(|e| UserError(format!("{}: {e}", path.display())))?;
     if entries.next().is_some() {
         return Err(UserError(format!(
             "{} already exists and is not empty: choose a new directory name, or empty this one first",
@@ -276,13 +258,9 @@ fn find_sdk(flag: Option<&Path>, env: Option<PathBuf>) -> CliResult<PathBuf> {
     if let Some(dir) = env {
         return checked_sdk(&dir, SDK_VAR);
     }
-    let installed = std::env::current_exe()
-        .ok()
-        .and_then(|exe| Some(exe.parent()?.parent()?.join(INSTALLED_SDK)));
+    let installed = std::env::current_exe().ok().and_then(|exe| Some(exe.parent()?.parent()?.join(INSTALLED_SDK)));
     // Built in a checkout (`cargo xtask build`): guest-api beside host-core.
-    let source_tree = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(|root| root.join("guest-api"));
+    let source_tree = Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(|root| root.join("guest-api"));
     for dir in installed.into_iter().chain(source_tree) {
         if is_sdk(&dir) {
             return Ok(plain_path(std::fs::canonicalize(&dir).unwrap_or(dir)));
@@ -301,8 +279,7 @@ fn checked_sdk(dir: &Path, source: &str) -> CliResult<PathBuf> {
             dir.display()
         )));
     }
-    let dir = std::fs::canonicalize(dir)
-        .map_err(|e| UserError(format!("{source} {}: {e}", dir.display())))?;
+    let dir = std::fs::canonicalize(dir).map_err(|e| UserError(format!("{source} {}: {e}", dir.display())))?;
     Ok(plain_path(dir))
 }
 
@@ -314,11 +291,7 @@ fn is_sdk(dir: &Path) -> bool {
     let Ok(manifest) = toml::from_str::<toml::Table>(&text) else {
         return false;
     };
-    manifest
-        .get("package")
-        .and_then(|p| p.get("name"))
-        .and_then(|n| n.as_str())
-        == Some("oasis")
+    manifest.get("package").and_then(|p| p.get("name")).and_then(|n| n.as_str()) == Some("oasis")
 }
 
 /// Windows' canonical paths are verbatim (`\\?\C:\…`); a drive path says the
@@ -332,32 +305,20 @@ fn plain_path(path: PathBuf) -> PathBuf {
 
 /// The files of the new crate, by path relative to its directory.
 fn render(name: &str, kind: Kind, sdk: &Path) -> CliResult<Vec<(&'static str, String)>> {
-    let sdk_text = sdk.to_str().ok_or_else(|| {
-        UserError(format!(
-            "{}: the SDK's path must be UTF-8 to go into Cargo.toml",
-            sdk.display()
-        ))
-    })?;
+    let sdk_text = sdk
+        .to_str()
+        .ok_or_else(|| UserError(format!("{}: the SDK's path must be UTF-8 to go into Cargo.toml", sdk.display())))?;
     let t = kind.template();
-    let run = format!(
-        "oasis run target/wasm32-wasip1/release/{name}.oasis{}",
-        t.run_flags
-    );
+    let run = format!("oasis run target/wasm32-wasip1/release/{name}.oasis{}", t.run_flags);
     let sdk_readme = sdk.join("README.md");
-    let then = t
-        .then
-        .map(|then| format!("Then, in another terminal: `{then}`\n\n"))
-        .unwrap_or_default();
+    let then = t.then.map(|then| format!("Then, in another terminal: `{then}`\n\n")).unwrap_or_default();
     let fill_in = |text: &str| {
         fill(
             text,
             &[
                 ("name", name),
                 // A TOML string, quoted and escaped (Windows paths have backslashes).
-                (
-                    "sdk",
-                    &toml::Value::String(sdk_text.to_string()).to_string(),
-                ),
+                ("sdk", &toml::Value::String(sdk_text.to_string()).to_string()),
                 ("capabilities", t.capabilities),
                 ("why", t.why),
                 ("memory", t.memory),
@@ -394,8 +355,7 @@ fn write_files(dir: &Path, files: &[(&str, String)]) -> CliResult<()> {
     let result = files.iter().try_for_each(|(rel, text)| {
         let path = dir.join(rel);
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| UserError(format!("{}: {e}", parent.display())))?;
+            std::fs::create_dir_all(parent).map_err(|e| UserError(format!("{}: {e}", parent.display())))?;
         }
         std::fs::write(&path, text).map_err(|e| UserError(format!("{}: {e}", path.display())))
     });
@@ -418,16 +378,10 @@ mod tests {
 
     #[test]
     fn names_follow_cargo_and_the_manifest() {
-        assert_eq!(
-            app_name(Path::new("some/where/my-app_2")).unwrap(),
-            "my-app_2"
-        );
+        assert_eq!(app_name(Path::new("some/where/my-app_2")).unwrap(), "my-app_2");
         for bad in ["MyApp", "2fast", "my app", "-x", "é"] {
             let err = app_name(&Path::new("dir").join(bad)).unwrap_err().0;
-            assert!(
-                err.contains("cannot be an app's name") || err.contains("cannot name"),
-                "{bad}: {err}"
-            );
+            assert!(err.contains("cannot be an app's name") || err.contains("cannot name"), "{bad}: {err}");
         }
         assert!(app_name(Path::new(&"a".repeat(65))).is_err());
         for reserved in ["oasis", "test", "fn", "std"] {
@@ -442,32 +396,17 @@ mod tests {
         for kind in [Kind::Reactor, Kind::Command, Kind::Http] {
             let files = render("my-app", kind, sdk).unwrap();
             for (rel, text) in &files {
-                assert!(
-                    !text.contains("{{") && !text.contains("}}"),
-                    "{kind:?} {rel}: {text}"
-                );
+                assert!(!text.contains("{{") && !text.contains("}}"), "{kind:?} {rel}: {text}");
             }
             let file = |rel: &str| &files.iter().find(|(r, _)| *r == rel).unwrap().1;
             let cargo: toml::Table = toml::from_str(file("Cargo.toml")).unwrap();
             assert_eq!(cargo["package"]["name"].as_str(), Some("my-app"));
-            assert_eq!(
-                cargo["dependencies"]["oasis"]["path"].as_str(),
-                sdk.to_str(),
-                "the backslashes survive"
-            );
+            assert_eq!(cargo["dependencies"]["oasis"]["path"].as_str(), sdk.to_str(), "the backslashes survive");
             assert_eq!(cargo["profile"]["release"]["panic"].as_str(), Some("abort"));
             let manifest = crate::manifest::ManifestFile::parse(file("oasis.toml")).unwrap();
             let caps = manifest.capabilities.clone().unwrap();
-            assert_eq!(
-                manifest.net.listen.is_empty(),
-                kind != Kind::Http,
-                "{kind:?}"
-            );
-            assert_eq!(
-                caps.iter().any(|c| c == "net"),
-                kind == Kind::Http,
-                "{kind:?}"
-            );
+            assert_eq!(manifest.net.listen.is_empty(), kind != Kind::Http, "{kind:?}");
+            assert_eq!(caps.iter().any(|c| c == "net"), kind == Kind::Http, "{kind:?}");
             // What `oasis build` does with it: a valid manifest once name and version are known.
             let defaults = crate::manifest::ManifestFile {
                 name: Some("my-app".into()),
@@ -476,9 +415,7 @@ mod tests {
                 ..Default::default()
             };
             manifest.or(defaults).validate().unwrap();
-            assert!(
-                file("README.md").contains("oasis run target/wasm32-wasip1/release/my-app.oasis")
-            );
+            assert!(file("README.md").contains("oasis run target/wasm32-wasip1/release/my-app.oasis"));
         }
     }
 
@@ -487,32 +424,18 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("oasis-new-sdk-{}", std::process::id()));
         let sdk = dir.join("sdk");
         std::fs::create_dir_all(&sdk).unwrap();
-        std::fs::write(
-            sdk.join("Cargo.toml"),
-            "[package]\nname = \"oasis\"\nversion = \"0.1.0\"\n",
-        )
-        .unwrap();
+        std::fs::write(sdk.join("Cargo.toml"), "[package]\nname = \"oasis\"\nversion = \"0.1.0\"\n").unwrap();
         let other = dir.join("other");
         std::fs::create_dir_all(&other).unwrap();
         std::fs::write(other.join("Cargo.toml"), "[package]\nname = \"serde\"\n").unwrap();
 
         let canonical = std::fs::canonicalize(&sdk).unwrap();
-        assert_eq!(
-            find_sdk(Some(&sdk), Some(other.clone())).unwrap(),
-            canonical,
-            "--sdk comes first"
-        );
+        assert_eq!(find_sdk(Some(&sdk), Some(other.clone())).unwrap(), canonical, "--sdk comes first");
         assert_eq!(find_sdk(None, Some(sdk.clone())).unwrap(), canonical);
         let err = find_sdk(None, Some(other.clone())).unwrap_err().0;
-        assert!(
-            err.starts_with("OASIS_SDK ") && err.contains("not the Oasis SDK"),
-            "{err}"
-        );
+        assert!(err.starts_with("OASIS_SDK ") && err.contains("not the Oasis SDK"), "{err}");
         let err = find_sdk(Some(&dir.join("missing")), None).unwrap_err().0;
-        assert!(
-            err.starts_with("--sdk ") && err.contains("missing"),
-            "{err}"
-        );
+        assert!(err.starts_with("--sdk ") && err.contains("missing"), "{err}");
         // Built in this checkout, the unit test binary finds guest-api.
         let found = find_sdk(None, None).unwrap();
         assert!(found.ends_with("guest-api"), "{}", found.display());
@@ -527,12 +450,7 @@ mod tests {
         check_target(&dir).unwrap();
         std::fs::write(dir.join("notes.txt"), "mine").unwrap();
         assert!(check_target(&dir).unwrap_err().0.contains("is not empty"));
-        assert!(
-            check_target(&dir.join("notes.txt"))
-                .unwrap_err()
-                .0
-                .contains("is not a directory")
-        );
+        assert!(check_target(&dir.join("notes.txt")).unwrap_err().0.contains("is not a directory"));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

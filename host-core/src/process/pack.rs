@@ -38,7 +38,8 @@ pub fn write_package(
     }
     let fragment = match &pack.manifest {
         Some(path) => {
-            let text = String::from_utf8(read_input(path)?).map_err(|_| UserError(format!("{}: not UTF-8", path.display())))?;
+            let text = String::from_utf8(read_input(path)?)
+                .map_err(|_| UserError(format!("{}: not UTF-8", path.display())))?;
             ManifestFile::parse(&text).map_err(|e| UserError(format!("{}: {e}", path.display())))?
         }
         None => ManifestFile::default(),
@@ -50,7 +51,8 @@ pub fn write_package(
     // before anything is written.
     let native = EngineProfile::native();
     let engine = engine_for(&native)?;
-    let compiled = wasmtime::Module::new(&engine, &module).map_err(|e| UserError(format!("invalid module: {}", load::one_line(&e))))?;
+    let compiled = wasmtime::Module::new(&engine, &module)
+        .map_err(|e| UserError(format!("invalid module: {}", load::one_line(&e))))?;
     load::check_abi(&compiled, &manifest)?;
 
     let mut builder = PackageBuilder::new(manifest.to_toml(), module.clone());
@@ -81,14 +83,21 @@ pub fn write_package(
     let tmp = output.with_extension(format!("oasis.tmp{}", std::process::id()));
     std::fs::write(&tmp, &bytes).map_err(|e| UserError(format!("{}: {e}", tmp.display())))?;
     std::fs::rename(&tmp, output).map_err(|e| UserError(format!("{}: {e}", output.display())))?;
-    println!("packaged {} {} -> {} ({})", manifest.name, manifest.version, output.display(), display_size(bytes.len() as u64));
+    println!(
+        "packaged {} {} -> {} ({})",
+        manifest.name,
+        manifest.version,
+        output.display(),
+        display_size(bytes.len() as u64)
+    );
     Ok(())
 }
 
 /// An engine that compiles for `profile` (the same `engine_config` its host uses).
 pub(super) fn engine_for(profile: &EngineProfile) -> CliResult<wasmtime::Engine> {
     let config = config::engine_config(profile, &RuntimeOptions::default())?;
-    wasmtime::Engine::new(&config).map_err(|e| UserError(format!("engine for {}: {}", profile.target(), load::one_line(&e))))
+    wasmtime::Engine::new(&config)
+        .map_err(|e| UserError(format!("engine for {}: {}", profile.target(), load::one_line(&e))))
 }
 
 /// Every regular file below `dir`, named by its `/`-separated relative path, sorted.
@@ -135,7 +144,10 @@ pub fn inspect(args: InspectArgs) -> CliResult {
         AppKind::Reactor => "reactor (driven by wake-ups)",
     };
     println!("kind:          {kind}");
-    println!("capabilities:  {}", if m.capabilities.is_empty() { "(none)".to_string() } else { m.capabilities.join(", ") });
+    println!(
+        "capabilities:  {}",
+        if m.capabilities.is_empty() { "(none)".to_string() } else { m.capabilities.join(", ") }
+    );
     let cpu = match m.limits.cpu_ms_per_call {
         0 => "no CPU budget".to_string(),
         ms => format!("{ms} ms CPU per call"),

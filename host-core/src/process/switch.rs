@@ -50,7 +50,8 @@ impl Switch {
     /// A switch whose ports carry frames of at most `mtu` bytes (1500 models
     /// an Ethernet wire).
     pub fn with_mtu(mtu: usize) -> Switch {
-        let state = State { mtu: mtu.clamp(576, MTU), queues: Vec::new(), macs: HashMap::new(), dropped: 0, forwarded: 0 };
+        let state =
+            State { mtu: mtu.clamp(576, MTU), queues: Vec::new(), macs: HashMap::new(), dropped: 0, forwarded: 0 };
         Switch { state: Arc::new((Mutex::new(state), Condvar::new())) }
     }
 
@@ -175,7 +176,8 @@ mod tests {
     use std::net::{Ipv4Addr, SocketAddr};
 
     fn stack(sw: &Switch, last: u8) -> SmolNetwork<SwitchPort> {
-        let config = StackConfig { mac: [2, 0, 0, 0, 0, last], ip: Ipv4Addr::new(10, 0, 0, last), prefix: 24, gateway: None };
+        let config =
+            StackConfig { mac: [2, 0, 0, 0, 0, last], ip: Ipv4Addr::new(10, 0, 0, last), prefix: 24, gateway: None };
         SmolNetwork::new(sw.port(), config, Arc::new(StdPlatform::new()))
     }
 

@@ -46,10 +46,7 @@ impl Clock {
     pub fn wall_ns(&self) -> u64 {
         match self {
             Clock::Xen(pv) => pv.wall_ns(),
-            Clock::Tsc {
-                clock,
-                wall_origin_ns,
-            } => wall_origin_ns + clock.now_ns(),
+            Clock::Tsc { clock, wall_origin_ns } => wall_origin_ns + clock.now_ns(),
         }
     }
 
@@ -75,10 +72,7 @@ impl Tsc {
     /// A TSC running at `hz` (at least 1).
     pub fn with_hz(hz: u64) -> Tsc {
         let hz = hz.max(1);
-        Tsc {
-            ns_per_cycle_fp: ((1_000_000_000u128 << 32) / hz as u128) as u64,
-            hz,
-        }
+        Tsc { ns_per_cycle_fp: ((1_000_000_000u128 << 32) / hz as u128) as u64, hz }
     }
 
     /// Converts a cycle count to nanoseconds.

@@ -63,8 +63,7 @@ struct Reference {
 
 impl State {
     fn now_ns(&self, tsc: u64) -> u64 {
-        self.base_ns
-            .saturating_add(self.rate.cycles_to_ns(tsc.saturating_sub(self.base_tsc)))
+        self.base_ns.saturating_add(self.rate.cycles_to_ns(tsc.saturating_sub(self.base_tsc)))
     }
 
     /// Switches to `rate` from TSC value `tsc` on, continuing from the reading then.
@@ -85,10 +84,7 @@ impl State {
             return false;
         };
         let now = reference.pit.sample();
-        let current = Rate {
-            hz: self.rate.hz,
-            error_ppm: self.error_ppm.unwrap_or(u64::MAX),
-        };
+        let current = Rate { hz: self.rate.hz, error_ppm: self.error_ppm.unwrap_or(u64::MAX) };
         let measured = pit::ticks_since(&reference.start, &now, Some(&current))
             .and_then(|ticks| Rate::between(&reference.start, &now, ticks));
         match measured {
@@ -100,10 +96,7 @@ impl State {
             }
             None => {
                 reference.start = reference.pit.restart();
-                reference.refine_at = reference
-                    .start
-                    .tsc
-                    .saturating_add(cycles_in(self.rate.hz, REFINE_AFTER_NS));
+                reference.refine_at = reference.start.tsc.saturating_add(cycles_in(self.rate.hz, REFINE_AFTER_NS));
                 false
             }
         }
@@ -126,8 +119,7 @@ impl TscClock {
             match pit::ticks_since(&start, &now, None) {
                 Some(ticks) => {
                     if let Some(rate) = Rate::between(&start, &now, ticks) {
-                        let long_enough =
-                            ticks >= MIN_WINDOW_TICKS && rate.error_ppm <= FIRST_ERROR_PPM;
+                        let long_enough = ticks >= MIN_WINDOW_TICKS && rate.error_ppm <= FIRST_ERROR_PPM;
                         if long_enough || ticks >= MAX_WINDOW_TICKS {
                             break rate;
                         }
@@ -143,20 +135,14 @@ impl TscClock {
             }
         };
         let origin = rdtsc();
-        let refine_at = start
-            .tsc
-            .saturating_add(cycles_in(rate.hz, REFINE_AFTER_NS));
+        let refine_at = start.tsc.saturating_add(cycles_in(rate.hz, REFINE_AFTER_NS));
         Some(TscClock {
             state: spin::Mutex::new(State {
                 base_tsc: origin,
                 base_ns: 0,
                 rate: Tsc::with_hz(rate.hz),
                 error_ppm: Some(rate.error_ppm),
-                reference: Some(Reference {
-                    pit,
-                    start,
-                    refine_at,
-                }),
+                reference: Some(Reference { pit, start, refine_at }),
             }),
         })
     }

@@ -26,10 +26,7 @@ pub fn init() -> bool {
     if !super::ready() {
         return false;
     }
-    let (Ok(pfn), Ok(port)) = (
-        hvm_param(HVM_PARAM_CONSOLE_PFN),
-        hvm_param(HVM_PARAM_CONSOLE_EVTCHN),
-    ) else {
+    let (Ok(pfn), Ok(port)) = (hvm_param(HVM_PARAM_CONSOLE_PFN), hvm_param(HVM_PARAM_CONSOLE_EVTCHN)) else {
         return false;
     };
     if pfn == 0 || pfn >= crate::arch::x86_64::mm::MAPPED_LIMIT >> 12 || port > u32::MAX as u64 {
@@ -75,8 +72,7 @@ pub fn write(bytes: &[u8]) -> bool {
                 }
                 core::hint::spin_loop();
             }
-            base.add(OUT_RING + (p % OUT_SIZE) as usize)
-                .write_volatile(b);
+            base.add(OUT_RING + (p % OUT_SIZE) as usize).write_volatile(b);
             p = p.wrapping_add(1);
         }
         // The bytes must be visible before the index that publishes them.

@@ -77,15 +77,7 @@ fn handler(port: usize) -> Option<Handler> {
 pub fn send(port: u32) -> Result<(), Error> {
     // struct evtchn_send { evtchn_port_t port; }
     // SAFETY: EVTCHNOP_send reads `port`, which outlives the call.
-    unsafe {
-        hypercall(
-            op::EVENT_CHANNEL_OP,
-            EVTCHNOP_SEND,
-            &raw const port as u64,
-            0,
-        )
-    }
-    .map(drop)
+    unsafe { hypercall(op::EVENT_CHANNEL_OP, EVTCHNOP_SEND, &raw const port as u64, 0) }.map(drop)
 }
 
 /// `struct evtchn_bind_virq`.
@@ -110,29 +102,15 @@ pub fn init() -> Result<(), Error> {
     for i in 0..64 {
         shared.mask_word(i).store(u64::MAX, Ordering::SeqCst);
     }
-    set_hvm_param(
-        HVM_PARAM_CALLBACK_IRQ,
-        CALLBACK_TYPE_VECTOR | UPCALL_VECTOR as u64,
-    )
+    set_hvm_param(HVM_PARAM_CALLBACK_IRQ, CALLBACK_TYPE_VECTOR | UPCALL_VECTOR as u64)
 }
 
 /// Binds `virq` of vCPU 0 to a new port, registers `handler` for it and
 /// unmasks it; returns the port. Call after [`init`].
 pub fn bind_virq(virq: u32, handler: Handler) -> Result<u32, Error> {
-    let mut bind = BindVirq {
-        virq,
-        vcpu: 0,
-        port: 0,
-    };
+    let mut bind = BindVirq { virq, vcpu: 0, port: 0 };
     // SAFETY: EVTCHNOP_bind_virq reads and writes `bind`, which outlives the call.
-    unsafe {
-        hypercall(
-            op::EVENT_CHANNEL_OP,
-            EVTCHNOP_BIND_VIRQ,
-            &raw mut bind as u64,
-            0,
-        )
-    }?;
+    unsafe { hypercall(op::EVENT_CHANNEL_OP, EVTCHNOP_BIND_VIRQ, &raw mut bind as u64, 0) }?;
     if bind.port == 0 || bind.port >= NR_EVENT_CHANNELS {
         return Err(Error(-34)); // ERANGE: not a port we can see in the bitmaps
     }
@@ -145,15 +123,7 @@ pub fn bind_virq(virq: u32, handler: Handler) -> Result<u32, Error> {
 fn unmask(port: u32) -> Result<(), Error> {
     // struct evtchn_unmask { evtchn_port_t port; }
     // SAFETY: EVTCHNOP_unmask reads `port`, which outlives the call.
-    unsafe {
-        hypercall(
-            op::EVENT_CHANNEL_OP,
-            EVTCHNOP_UNMASK,
-            &raw const port as u64,
-            0,
-        )
-    }
-    .map(drop)
+    unsafe { hypercall(op::EVENT_CHANNEL_OP, EVTCHNOP_UNMASK, &raw const port as u64, 0) }.map(drop)
 }
 
 /// The [`UPCALL_VECTOR`] handler (a callback vector, not an APIC interrupt:
@@ -181,13 +151,11 @@ pub fn handle_upcall() {
             return;
         }
         for word in bits(sel) {
-            let ready = shared.pending_word(word).load(Ordering::SeqCst)
-                & !shared.mask_word(word).load(Ordering::SeqCst);
+            let ready =
+                shared.pending_word(word).load(Ordering::SeqCst) & !shared.mask_word(word).load(Ordering::SeqCst);
             for bit in bits(ready) {
                 // Clear before acting, so a new event during the action is kept.
-                shared
-                    .pending_word(word)
-                    .fetch_and(!(1 << bit), Ordering::SeqCst);
+                shared.pending_word(word).fetch_and(!(1 << bit), Ordering::SeqCst);
                 let port = word * 64 + bit;
                 if let Some(handler) = handler(port) {
                     handler(port as u32);

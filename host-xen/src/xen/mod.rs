@@ -119,14 +119,7 @@ pub fn features() -> u32 {
         // struct xen_feature_info { unsigned int submap_idx; uint32_t submap; }
         let mut info = [0u32; 2];
         // SAFETY: XENVER_get_features reads and writes `info`, which outlives the call.
-        match unsafe {
-            hypercall(
-                op::XEN_VERSION,
-                XENVER_GET_FEATURES,
-                info.as_mut_ptr() as u64,
-                0,
-            )
-        } {
+        match unsafe { hypercall(op::XEN_VERSION, XENVER_GET_FEATURES, info.as_mut_ptr() as u64, 0) } {
             Ok(_) => info[1],
             Err(_) => 0,
         }
@@ -149,12 +142,7 @@ struct HvmParam {
 
 /// Reads HVM parameter `index` of this domain.
 fn hvm_param(index: u32) -> Result<u64, Error> {
-    let mut p = HvmParam {
-        domid: DOMID_SELF,
-        pad: 0,
-        index,
-        value: 0,
-    };
+    let mut p = HvmParam { domid: DOMID_SELF, pad: 0, index, value: 0 };
     // SAFETY: HVMOP_get_param reads and writes `p`, which outlives the call.
     unsafe { hypercall(op::HVM_OP, HVMOP_GET_PARAM, &raw mut p as u64, 0) }?;
     Ok(p.value)
@@ -162,12 +150,7 @@ fn hvm_param(index: u32) -> Result<u64, Error> {
 
 /// Sets HVM parameter `index` of this domain.
 fn set_hvm_param(index: u32, value: u64) -> Result<(), Error> {
-    let p = HvmParam {
-        domid: DOMID_SELF,
-        pad: 0,
-        index,
-        value,
-    };
+    let p = HvmParam { domid: DOMID_SELF, pad: 0, index, value };
     // SAFETY: HVMOP_set_param reads `p`, which outlives the call.
     unsafe { hypercall(op::HVM_OP, HVMOP_SET_PARAM, &raw const p as u64, 0) }.map(drop)
 }

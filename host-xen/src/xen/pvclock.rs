@@ -24,8 +24,7 @@ fn ns_at(t: &TimeInfo, tsc: u64) -> u64 {
     if (delta as i64) < 0 {
         return t.system_time;
     }
-    t.system_time
-        .saturating_add(scale(delta, t.tsc_to_system_mul, t.tsc_shift))
+    t.system_time.saturating_add(scale(delta, t.tsc_to_system_mul, t.tsc_shift))
 }
 
 /// `((delta << shift) * mul) >> 32`, the conversion public/xen.h gives, in
@@ -33,11 +32,7 @@ fn ns_at(t: &TimeInfo, tsc: u64) -> u64 {
 /// ±32: Xen's are single digits, and the clamp keeps the product in range.
 fn scale(delta: u64, mul: u32, shift: i8) -> u64 {
     let shift = shift.clamp(-32, 32);
-    let d = if shift >= 0 {
-        (delta as u128) << shift
-    } else {
-        (delta as u128) >> -shift
-    };
+    let d = if shift >= 0 { (delta as u128) << shift } else { (delta as u128) >> -shift };
     let ns = (d * mul as u128) >> 32;
     u64::try_from(ns).unwrap_or(u64::MAX)
 }
@@ -57,10 +52,7 @@ impl PvClock {
         if !super::has_feature(super::FEAT_HVM_SAFE_PVCLOCK) {
             return None;
         }
-        let clock = PvClock {
-            shared,
-            last: AtomicU64::new(0),
-        };
+        let clock = PvClock { shared, last: AtomicU64::new(0) };
         let t = clock.shared.vcpu0_time();
         // A zero factor would stop the clock; a system time of 0 means Xen
         // never filled the structure in.
@@ -86,11 +78,7 @@ impl PvClock {
         }
         let hz = (1_000_000_000u128 << 32) / t.tsc_to_system_mul as u128;
         let shift = t.tsc_shift.clamp(-32, 32);
-        let hz = if shift >= 0 {
-            hz >> shift
-        } else {
-            hz << -shift
-        };
+        let hz = if shift >= 0 { hz >> shift } else { hz << -shift };
         u64::try_from(hz).unwrap_or(0)
     }
 
@@ -103,14 +91,11 @@ impl PvClock {
         if wc.sec == 0 || wc.nsec >= 1_000_000_000 {
             return None;
         }
-        wc.sec
-            .checked_mul(1_000_000_000)?
-            .checked_add(wc.nsec as u64)
+        wc.sec.checked_mul(1_000_000_000)?.checked_add(wc.nsec as u64)
     }
 
     /// Nanoseconds since the Unix epoch now (0 if Xen gives no wall clock).
     pub fn wall_ns(&self) -> u64 {
-        self.wall_base_ns()
-            .map_or(0, |base| base.saturating_add(self.now_ns()))
+        self.wall_base_ns().map_or(0, |base| base.saturating_add(self.now_ns()))
     }
 }

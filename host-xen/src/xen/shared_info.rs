@@ -168,25 +168,13 @@ impl SharedInfo {
         // SAFETY: the page is mapped for as long as `self` lives (`new`'s
         // contract); `i` is reduced into the array, whose words are 8-byte
         // aligned and only ever accessed atomically.
-        unsafe {
-            AtomicU64::from_ptr(
-                (&raw mut (*self.page).evtchn_pending)
-                    .cast::<u64>()
-                    .add(i % 64),
-            )
-        }
+        unsafe { AtomicU64::from_ptr((&raw mut (*self.page).evtchn_pending).cast::<u64>().add(i % 64)) }
     }
 
     /// Word `i` (reduced modulo 64) of `evtchn_mask`, as an atomic.
     pub fn mask_word(&self, i: usize) -> &AtomicU64 {
         // SAFETY: as for `pending_word`.
-        unsafe {
-            AtomicU64::from_ptr(
-                (&raw mut (*self.page).evtchn_mask)
-                    .cast::<u64>()
-                    .add(i % 64),
-            )
-        }
+        unsafe { AtomicU64::from_ptr((&raw mut (*self.page).evtchn_mask).cast::<u64>().add(i % 64)) }
     }
 
     /// vCPU 0's `evtchn_pending_sel`, as an atomic (Xen sets its bits concurrently).
@@ -228,10 +216,7 @@ impl SharedInfo {
             read_versioned(addr_of!((*s).wc_version), || {
                 let lo = read_volatile(addr_of!((*s).wc_sec));
                 let hi = read_volatile(addr_of!((*s).wc_sec_hi));
-                WallClock {
-                    sec: (hi as u64) << 32 | lo as u64,
-                    nsec: read_volatile(addr_of!((*s).wc_nsec)),
-                }
+                WallClock { sec: (hi as u64) << 32 | lo as u64, nsec: read_volatile(addr_of!((*s).wc_nsec)) }
             })
         }
     }
@@ -287,23 +272,10 @@ pub fn map() -> Result<&'static SharedInfo, Error> {
         return Ok(shared);
     }
     let gpfn = (&raw const PAGE as u64) >> 12;
-    let arg = AddToPhysmap {
-        domid: DOMID_SELF,
-        size: 0,
-        space: XENMAPSPACE_SHARED_INFO,
-        idx: 0,
-        gpfn,
-    };
+    let arg = AddToPhysmap { domid: DOMID_SELF, size: 0, space: XENMAPSPACE_SHARED_INFO, idx: 0, gpfn };
     // SAFETY: XENMEM_add_to_physmap reads `arg`; the frame is a page of ours
     // that nothing else uses, so replacing what backs it is harmless.
-    unsafe {
-        hypercall(
-            op::MEMORY_OP,
-            XENMEM_ADD_TO_PHYSMAP,
-            &raw const arg as u64,
-            0,
-        )
-    }?;
+    unsafe { hypercall(op::MEMORY_OP, XENMEM_ADD_TO_PHYSMAP, &raw const arg as u64, 0) }?;
     // SAFETY: Xen has just put the shared info page at PAGE's frame: a
     // page-aligned static of the identity-mapped kernel image, never freed or
     // remapped, private to this module, whose only use is this handle.

@@ -40,15 +40,7 @@ struct SingleshotTimer {
 pub fn set_periodic_timer(period_ns: u64) -> Result<(), Error> {
     let arg = PeriodicTimer { period_ns };
     // SAFETY: VCPUOP_set_periodic_timer reads `arg`, which outlives the call.
-    unsafe {
-        hypercall(
-            op::VCPU_OP,
-            VCPUOP_SET_PERIODIC_TIMER,
-            VCPU,
-            &raw const arg as u64,
-        )
-    }
-    .map(drop)
+    unsafe { hypercall(op::VCPU_OP, VCPUOP_SET_PERIODIC_TIMER, VCPU, &raw const arg as u64) }.map(drop)
 }
 
 /// Stops the periodic timer.
@@ -60,20 +52,9 @@ pub fn stop_periodic_timer() -> Result<(), Error> {
 /// Sets the single-shot timer to Xen system time `deadline_ns` (a pvclock
 /// reading); it replaces any earlier one.
 pub fn set_singleshot_timer(deadline_ns: u64) -> Result<(), Error> {
-    let arg = SingleshotTimer {
-        timeout_abs_ns: deadline_ns,
-        flags: 0,
-    };
+    let arg = SingleshotTimer { timeout_abs_ns: deadline_ns, flags: 0 };
     // SAFETY: VCPUOP_set_singleshot_timer reads `arg`, which outlives the call.
-    unsafe {
-        hypercall(
-            op::VCPU_OP,
-            VCPUOP_SET_SINGLESHOT_TIMER,
-            VCPU,
-            &raw const arg as u64,
-        )
-    }
-    .map(drop)
+    unsafe { hypercall(op::VCPU_OP, VCPUOP_SET_SINGLESHOT_TIMER, VCPU, &raw const arg as u64) }.map(drop)
 }
 
 /// Waits for the next event: `sti; hlt`. Call with interrupts disabled;
@@ -152,25 +133,9 @@ struct RunstateInfo {
 
 /// This vCPU's run-state times.
 pub fn runstate() -> Result<Runstate, Error> {
-    let mut info = RunstateInfo {
-        state: 0,
-        state_entry_time: 0,
-        time: [0; 4],
-    };
+    let mut info = RunstateInfo { state: 0, state_entry_time: 0, time: [0; 4] };
     // SAFETY: VCPUOP_get_runstate_info writes `info`, which outlives the call.
-    unsafe {
-        hypercall(
-            op::VCPU_OP,
-            VCPUOP_GET_RUNSTATE_INFO,
-            VCPU,
-            &raw mut info as u64,
-        )
-    }?;
+    unsafe { hypercall(op::VCPU_OP, VCPUOP_GET_RUNSTATE_INFO, VCPU, &raw mut info as u64) }?;
     let [running, runnable, blocked, offline] = info.time;
-    Ok(Runstate {
-        running,
-        runnable,
-        blocked,
-        offline,
-    })
+    Ok(Runstate { running, runnable, blocked, offline })
 }

@@ -256,7 +256,9 @@ impl Background {
             .flat_map(|status| {
                 status
                     .lines()
-                    .filter(|l| l.starts_with("voluntary_ctxt_switches:") || l.starts_with("nonvoluntary_ctxt_switches:"))
+                    .filter(|l| {
+                        l.starts_with("voluntary_ctxt_switches:") || l.starts_with("nonvoluntary_ctxt_switches:")
+                    })
                     .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
                     .collect::<Vec<_>>()
             })

@@ -25,10 +25,31 @@ use crate::workspace::Workspace;
 const DOM0_INIT: &str = include_str!("dom0-init.sh");
 /// Everything dom0 needs besides the kernel (found with `apt-cache depends`).
 const PACKAGES: &[&str] = &[
-    "xen-hypervisor-4.17-amd64", "xen-utils-4.17", "xen-utils-common", "libxenmisc4.17", "libxenstore4",
-    "libxentoollog1", "libxencall1", "libxenevtchn1", "libxenforeignmemory1", "libxengnttab1",
-    "libxendevicemodel1", "libxentoolcore1", "libxenhypfs1", "xenstore-utils", "busybox-static", "libyajl2",
-    "libext2fs2", "liblzma5", "libuuid1", "libzstd1", "zlib1g", "libncurses6", "libtinfo6", "libc6", "libgcc-s1",
+    "xen-hypervisor-4.17-amd64",
+    "xen-utils-4.17",
+    "xen-utils-common",
+    "libxenmisc4.17",
+    "libxenstore4",
+    "libxentoollog1",
+    "libxencall1",
+    "libxenevtchn1",
+    "libxenforeignmemory1",
+    "libxengnttab1",
+    "libxendevicemodel1",
+    "libxentoolcore1",
+    "libxenhypfs1",
+    "xenstore-utils",
+    "busybox-static",
+    "libyajl2",
+    "libext2fs2",
+    "liblzma5",
+    "libuuid1",
+    "libzstd1",
+    "zlib1g",
+    "libncurses6",
+    "libtinfo6",
+    "libc6",
+    "libgcc-s1",
     "libcom-err2",
 ];
 const QEMU_LIMIT: Duration = Duration::from_secs(900);
@@ -72,7 +93,10 @@ pub fn test(ws: &Workspace) -> Result<()> {
     fs::write(d0.join("guests/list"), names.join("\n") + "\n")?;
 
     let initrd = build_initramfs(&bed, &work, &d0, &modules)?;
-    println!("test-xen: booting Xen + dom0 in QEMU (TCG; a minute or two, more on a busy machine), then {}", names.join(", "));
+    println!(
+        "test-xen: booting Xen + dom0 in QEMU (TCG; a minute or two, more on a busy machine), then {}",
+        names.join(", ")
+    );
     let started = Instant::now();
     let output = boot(&xen, &vmlinuz, &initrd)?;
     let log = work.join("console.log");
@@ -261,7 +285,11 @@ fn prepare(ws: &Workspace, bed: &Path) -> Result<(PathBuf, PathBuf, PathBuf)> {
         }
         for entry in fs::read_dir(&debs)? {
             let deb = entry?.path();
-            let into = if deb.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("linux-image")) { &kern } else { &rootfs };
+            let into = if deb.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("linux-image")) {
+                &kern
+            } else {
+                &rootfs
+            };
             process::run(Command::new("dpkg").arg("-x").arg(&deb).arg(into))?;
         }
         let xen_gz = rootfs.join("boot/xen-4.17-amd64.gz");
@@ -291,13 +319,26 @@ fn linux_package() -> Result<String> {
 fn build_initramfs(bed: &Path, work: &Path, d0: &Path, modules: &Path) -> Result<PathBuf> {
     process::run(Command::new("cp").arg("-a").arg(format!("{}/.", bed.join("rootfs").display())).arg(d0))?;
     // Mount points and the directories the Xen daemons expect.
-    for dir in ["proc", "sys", "dev", "tmp", "run", "root", "var/run", "var/lib/xen", "var/lib/xenstored", "var/log/xen/console"] {
+    for dir in [
+        "proc",
+        "sys",
+        "dev",
+        "tmp",
+        "run",
+        "root",
+        "var/run",
+        "var/lib/xen",
+        "var/lib/xenstored",
+        "var/log/xen/console",
+    ] {
         fs::create_dir_all(d0.join(dir))?;
     }
     let kv = modules.file_name().and_then(|n| n.to_str()).context("module dir name")?.to_string();
     let mod_dst = d0.join("lib/modules").join(&kv);
     fs::create_dir_all(mod_dst.join("kernel/drivers"))?;
-    process::run(Command::new("cp").arg("-a").arg(modules.join("kernel/drivers/xen")).arg(mod_dst.join("kernel/drivers/")))?;
+    process::run(
+        Command::new("cp").arg("-a").arg(modules.join("kernel/drivers/xen")).arg(mod_dst.join("kernel/drivers/")),
+    )?;
     for f in ["modules.order", "modules.builtin", "modules.builtin.modinfo"] {
         let _ = fs::copy(modules.join(f), mod_dst.join(f));
     }
@@ -306,7 +347,8 @@ fn build_initramfs(bed: &Path, work: &Path, d0: &Path, modules: &Path) -> Result
     fs::write(&init, DOM0_INIT)?;
     process::run(Command::new("chmod").arg("+x").arg(&init))?;
     let initrd = work.join("dom0.cpio.gz");
-    let script = format!("cd '{}' && find . | cpio -o -H newc 2>/dev/null | gzip -1 > '{}'", d0.display(), initrd.display());
+    let script =
+        format!("cd '{}' && find . | cpio -o -H newc 2>/dev/null | gzip -1 > '{}'", d0.display(), initrd.display());
     process::run(Command::new("sh").arg("-c").arg(script))?;
     Ok(initrd)
 }

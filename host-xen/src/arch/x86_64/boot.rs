@@ -177,10 +177,7 @@ pub fn start_info_addr() -> u64 {
 /// The physical range the kernel image (including bss, page tables and stack) occupies.
 pub fn kernel_range() -> (u64, u64) {
     // Linker-defined symbols: only their addresses are taken.
-    (
-        &raw const __kernel_start as u64,
-        &raw const __kernel_end as u64,
-    )
+    (&raw const __kernel_start as u64, &raw const __kernel_end as u64)
 }
 
 /// The boot page directories (2048 entries, each mapping 2 MiB).

@@ -56,8 +56,8 @@ pub fn detect_feature(feature: &str) -> Option<bool> {
         "bmi2" => bit(ebx7, 8),
         "lzcnt" => bit(ecx81, 5),
         // VEX/EVEX-encoded: need CR4.OSXSAVE + XCR0, which this kernel leaves off.
-        "avx" | "avx2" | "fma" | "avxvnni" | "avx512bitalg" | "avx512dq" | "avx512f"
-        | "avx512vl" | "avx512vbmi" | "avx512vnni" => false,
+        "avx" | "avx2" | "fma" | "avxvnni" | "avx512bitalg" | "avx512dq" | "avx512f" | "avx512vl" | "avx512vbmi"
+        | "avx512vnni" => false,
         _ => return None,
     })
 }

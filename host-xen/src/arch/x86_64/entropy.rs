@@ -60,11 +60,9 @@ impl Source {
     /// Fills `buf` with random bytes.
     pub fn fill(self, buf: &mut [u8]) -> Result<(), DriverError> {
         for chunk in buf.chunks_mut(8) {
-            let v = self.next().ok_or_else(|| {
-                DriverError(alloc::string::String::from(
-                    "the CPU has no working RDSEED/RDRAND",
-                ))
-            })?;
+            let v = self
+                .next()
+                .ok_or_else(|| DriverError(alloc::string::String::from("the CPU has no working RDSEED/RDRAND")))?;
             chunk.copy_from_slice(&v.to_le_bytes()[..chunk.len()]);
         }
         Ok(())

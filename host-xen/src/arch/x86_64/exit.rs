@@ -19,10 +19,7 @@ pub fn debug_exit(value: u32) {
 /// Resets the CPU by triple fault: an empty IDT, then a breakpoint (which
 /// `-no-reboot` turns into a QEMU exit). Call with interrupts disabled.
 pub fn triple_fault() -> ! {
-    let empty = x86_64::structures::DescriptorTablePointer {
-        limit: 0,
-        base: x86_64::VirtAddr::new(0),
-    };
+    let empty = x86_64::structures::DescriptorTablePointer { limit: 0, base: x86_64::VirtAddr::new(0) };
     // SAFETY: deliberately unusable IDT; the next exception shuts the CPU down.
     unsafe {
         x86_64::instructions::tables::lidt(&empty);

@@ -43,11 +43,7 @@ fault!(breakpoint, 3, "breakpoint");
 fault!(overflow, 4, "overflow");
 fault!(bound_range, 5, "bound range exceeded");
 fault!(invalid_opcode, 6, "invalid opcode");
-fault!(
-    device_not_available,
-    7,
-    "device not available (FPU/SSE disabled?)"
-);
+fault!(device_not_available, 7, "device not available (FPU/SSE disabled?)");
 fault!(invalid_tss, 10, "invalid TSS", code);
 fault!(segment_not_present, 11, "segment not present", code);
 fault!(stack_segment, 12, "stack-segment fault", code);
@@ -73,10 +69,7 @@ extern "x86-interrupt" fn spurious(_frame: InterruptStackFrame) {}
 
 fn report(vector: u8, what: &str, frame: &InterruptStackFrame, code: Option<u64>) -> ! {
     let cr2 = Cr2::read_raw();
-    let (rip, rsp) = (
-        frame.instruction_pointer.as_u64(),
-        frame.stack_pointer.as_u64(),
-    );
+    let (rip, rsp) = (frame.instruction_pointer.as_u64(), frame.stack_pointer.as_u64());
     // No allocation here: the fault may have hit inside the allocator, whose lock is held.
     let (guard_start, guard_end) = boot::stack_guard();
     let in_guard = |addr: u64| (guard_start..guard_end).contains(&addr);
@@ -90,9 +83,7 @@ fn report(vector: u8, what: &str, frame: &InterruptStackFrame, code: Option<u64>
         Some(code) => crate::kprintln!(
             "CPU exception {vector} ({what}) at RIP {rip:#x}, RSP {rsp:#x}, error code {code:#x}, CR2 {cr2:#x}"
         ),
-        None => crate::kprintln!(
-            "CPU exception {vector} ({what}) at RIP {rip:#x}, RSP {rsp:#x}, CR2 {cr2:#x}"
-        ),
+        None => crate::kprintln!("CPU exception {vector} ({what}) at RIP {rip:#x}, RSP {rsp:#x}, CR2 {cr2:#x}"),
     }
     exit::exit(exit::FAULT)
 }
@@ -109,25 +100,19 @@ pub fn init_idt(external: &[(u8, Handler)]) {
         idt.overflow.set_handler_fn(overflow);
         idt.bound_range_exceeded.set_handler_fn(bound_range);
         idt.invalid_opcode.set_handler_fn(invalid_opcode);
-        idt.device_not_available
-            .set_handler_fn(device_not_available);
+        idt.device_not_available.set_handler_fn(device_not_available);
         // SAFETY: the stack indices are those gdt::init put in the TSS, on
         // stacks used by nothing else (one per vector).
         unsafe {
-            idt.double_fault
-                .set_handler_fn(double_fault)
-                .set_stack_index(gdt::DOUBLE_FAULT_IST);
+            idt.double_fault.set_handler_fn(double_fault).set_stack_index(gdt::DOUBLE_FAULT_IST);
         }
         idt.invalid_tss.set_handler_fn(invalid_tss);
         idt.segment_not_present.set_handler_fn(segment_not_present);
         idt.stack_segment_fault.set_handler_fn(stack_segment);
-        idt.general_protection_fault
-            .set_handler_fn(general_protection);
+        idt.general_protection_fault.set_handler_fn(general_protection);
         // SAFETY: as for the double fault.
         unsafe {
-            idt.page_fault
-                .set_handler_fn(page_fault)
-                .set_stack_index(gdt::PAGE_FAULT_IST);
+            idt.page_fault.set_handler_fn(page_fault).set_stack_index(gdt::PAGE_FAULT_IST);
         }
         idt.x87_floating_point.set_handler_fn(x87_floating_point);
         idt.alignment_check.set_handler_fn(alignment_check);

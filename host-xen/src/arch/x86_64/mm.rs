@@ -50,11 +50,7 @@ pub fn protect_stack_guard() -> bool {
         let table = &raw mut GUARD_TABLE.0;
         for i in 0..512 {
             let page = base + (i as u64) * 4096;
-            let pte = if page == guard {
-                0
-            } else {
-                page | PRESENT | WRITABLE
-            };
+            let pte = if page == guard { 0 } else { page | PRESENT | WRITABLE };
             (table as *mut u64).add(i).write_volatile(pte);
         }
         entry_ptr.write_volatile(table as u64 | PRESENT | WRITABLE);

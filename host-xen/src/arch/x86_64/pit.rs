@@ -137,12 +137,7 @@ impl Pit {
             // alarm, which `ticks_since` resolves like a real one.)
             let wrapped = Port::<u8>::new(PORT_B).read() & 0x20 != 0;
             let slack = after.wrapping_sub(before) / 2;
-            Sample {
-                tsc: before.wrapping_add(slack),
-                slack,
-                count: u16::from_le_bytes([lo, hi]),
-                wrapped,
-            }
+            Sample { tsc: before.wrapping_add(slack), slack, count: u16::from_le_bytes([lo, hi]), wrapped }
         }
     }
 }
@@ -167,12 +162,9 @@ impl Rate {
         let hz = u64::try_from(cycles as u128 * PIT_HZ as u128 / ticks as u128).ok()?;
         // Each end may be off by its slack, and the counts by a tick between
         // them. Rounded up: a bound must not understate.
-        let error_ppm = ((a.slack + b.slack) as u128 * 1_000_000).div_ceil(cycles as u128)
-            + 1_000_000u128.div_ceil(ticks as u128);
-        Some(Rate {
-            hz: hz.max(1),
-            error_ppm: u64::try_from(error_ppm).unwrap_or(u64::MAX),
-        })
+        let error_ppm =
+            ((a.slack + b.slack) as u128 * 1_000_000).div_ceil(cycles as u128) + 1_000_000u128.div_ceil(ticks as u128);
+        Some(Rate { hz: hz.max(1), error_ppm: u64::try_from(error_ppm).unwrap_or(u64::MAX) })
     }
 }
 

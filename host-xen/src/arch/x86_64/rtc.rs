@@ -28,15 +28,7 @@ pub fn unix_seconds() -> Option<u64> {
         while read(0x0a) & 0x80 != 0 && spins < 10_000 {
             spins += 1;
         }
-        [
-            read(0x00),
-            read(0x02),
-            read(0x04),
-            read(0x07),
-            read(0x08),
-            read(0x09),
-            read(0x32),
-        ]
+        [read(0x00), read(0x02), read(0x04), read(0x07), read(0x08), read(0x09), read(0x32)]
     };
     // Read until two snapshots agree: an update may still slip in between.
     let mut a = snapshot();
@@ -64,20 +56,9 @@ pub fn unix_seconds() -> Option<u64> {
         19..=21 => conv(c) as u64,
         _ => 20,
     };
-    let (sec, min, day, month, year) = (
-        conv(s) as u64,
-        conv(m) as u64,
-        conv(d) as u64,
-        conv(mo) as u64,
-        century * 100 + conv(y) as u64,
-    );
-    if sec > 59
-        || min > 59
-        || hour > 23
-        || !(1..=31).contains(&day)
-        || !(1..=12).contains(&month)
-        || year < 1970
-    {
+    let (sec, min, day, month, year) =
+        (conv(s) as u64, conv(m) as u64, conv(d) as u64, conv(mo) as u64, century * 100 + conv(y) as u64);
+    if sec > 59 || min > 59 || hour > 23 || !(1..=31).contains(&day) || !(1..=12).contains(&month) || year < 1970 {
         return None;
     }
     Some(days_from_civil(year, month, day) * 86_400 + hour * 3600 + min * 60 + sec)
