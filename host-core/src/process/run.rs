@@ -1,11 +1,13 @@
 //! `oasis run`: load, instantiate and drive one app to its end, or several
-//! (`APP… :: APP…`) as one group of tenants on one thread.
+//! (`APP… :: APP…`) as one group of tenants: reactors on one event loop,
+//! command apps on threads of their own ([`Group`]).
 
 use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::EXIT_STOPPED;
 use crate::caps::Grants;
 use crate::limits::Limits;
 use crate::load::{CodeSource, LoadedApp};
@@ -13,7 +15,6 @@ use crate::net::smol::{SmolNetwork, StackConfig};
 use crate::net::{ConnectPattern, NetGrants, Network, Proto, Publish};
 use crate::platform::Platform;
 use crate::tenant::{Exit, Runtime, TenantConfig};
-use crate::EXIT_STOPPED;
 use oasis_abi::kind;
 
 use super::cli::{CliResult, RunArgs, UserError, map_input, parse_env, parse_memory};
@@ -74,7 +75,9 @@ impl Settings {
                 if !ip.is_unspecified() && ip != IpAddr::V4(own.ip) {
                     return Err(UserError(format!(
                         "-p {text}: on {on} an app port is published on the app's own address ({}), not the host's; use -p {}:{}",
-                        own.ip, publish.host.port(), publish.app_port
+                        own.ip,
+                        publish.host.port(),
+                        publish.app_port
                     )));
                 }
             }
@@ -135,20 +138,37 @@ fn stack_config(addressing: Addressing, platform: &Arc<dyn Platform>, taken: &mu
 }
 
 #[cfg(target_os = "linux")]
-fn tap_network(name: &str, config: StackConfig, dns: Option<Ipv4Addr>, platform: &Arc<dyn Platform>) -> CliResult<Arc<dyn Network>> {
+fn tap_network(
+    name: &str,
+    config: StackConfig,
+    dns: Option<Ipv4Addr>,
+    platform: &Arc<dyn Platform>,
+) -> CliResult<Arc<dyn Network>> {
     let tap = super::tap::Tap::open(name).map_err(|e| {
-        UserError(format!("--net tap:{name}: {e} (create it first: ip tuntap add {name} mode tap; needs CAP_NET_ADMIN)"))
+        UserError(format!(
+            "--net tap:{name}: {e} (create it first: ip tuntap add {name} mode tap; needs CAP_NET_ADMIN)"
+        ))
     })?;
     Ok(Arc::new(SmolNetwork::new(tap, config, platform.clone()).with_dns_servers(dns.as_slice())))
 }
 
 #[cfg(not(target_os = "linux"))]
-fn tap_network(name: &str, _config: StackConfig, _dns: Option<Ipv4Addr>, _platform: &Arc<dyn Platform>) -> CliResult<Arc<dyn Network>> {
+fn tap_network(
+    name: &str,
+    _config: StackConfig,
+    _dns: Option<Ipv4Addr>,
+    _platform: &Arc<dyn Platform>,
+) -> CliResult<Arc<dyn Network>> {
     Err(UserError(format!("--net tap:{name}: TAP devices are supported on Linux only")))
 }
 
 /// A smoltcp stack on a new port of `switch`.
-fn switch_network(switch: &Switch, addressing: Addressing, platform: &Arc<dyn Platform>, macs: &mut HashSet<[u8; 6]>) -> Arc<dyn Network> {
+fn switch_network(
+    switch: &Switch,
+    addressing: Addressing,
+    platform: &Arc<dyn Platform>,
+    macs: &mut HashSet<[u8; 6]>,
+) -> Arc<dyn Network> {
     let config = stack_config(addressing, platform, macs);
     Arc::new(SmolNetwork::new(switch.port(), config, platform.clone()).with_dns_servers(addressing.dns.as_slice()))
 }
@@ -196,14 +216,30 @@ fn prepare(args: &RunArgs, settings: &Settings, runtime: &Runtime, bytes: &[u8])
     if needs_network {
         // Say up front what the manifest needs and the operator did not publish:
         // the refusal the app will log is less obvious.
-        let declared = app.manifest.net.listen.iter().map(|p| (*p, Proto::Tcp, "")).chain(app.manifest.net.listen_udp.iter().map(|p| (*p, Proto::Udp, "/udp")));
+        let declared = app
+            .manifest
+            .net
+            .listen
+            .iter()
+            .map(|p| (*p, Proto::Tcp, ""))
+            .chain(app.manifest.net.listen_udp.iter().map(|p| (*p, Proto::Udp, "/udp")));
         for (port, proto, suffix) in declared {
             if net.published(proto, port).is_none() {
-                eprintln!("oasis: note: {} listens on app port {port}{suffix}; publish it with -p HOST_PORT:{port}{suffix}", app.manifest.name);
+                eprintln!(
+                    "oasis: note: {} listens on app port {port}{suffix}; publish it with -p HOST_PORT:{port}{suffix}",
+                    app.manifest.name
+                );
             }
         }
     }
-    let cfg = TenantConfig { args: args.args.clone(), env: settings.env.clone(), allowed, limits, net, ..TenantConfig::for_app(&app) };
+    let cfg = TenantConfig {
+        args: args.args.clone(),
+        env: settings.env.clone(),
+        allowed,
+        limits,
+        net,
+        ..TenantConfig::for_app(&app)
+    };
     Ok(Prepared { app, cfg, needs_network })
 }
 
@@ -264,10 +300,15 @@ fn run_one(args: RunArgs) -> CliResult {
     let network = match &settings.mode {
         NetMode::Socket if !needs_network => None,
         NetMode::Socket => Some(os_network()?),
-        NetMode::Tap { device, addressing } => {
-            Some(tap_network(device, stack_config(*addressing, &platform, &mut HashSet::new()), addressing.dns, &platform)?)
+        NetMode::Tap { device, addressing } => Some(tap_network(
+            device,
+            stack_config(*addressing, &platform, &mut HashSet::new()),
+            addressing.dns,
+            &platform,
+        )?),
+        NetMode::Switch(addressing) => {
+            Some(switch_network(&Switch::new(), *addressing, &platform, &mut HashSet::new()))
         }
-        NetMode::Switch(addressing) => Some(switch_network(&Switch::new(), *addressing, &platform, &mut HashSet::new())),
     };
     cfg.network = network.filter(|_| needs_network);
     if args.verbose {
@@ -299,7 +340,9 @@ fn in_app(args: &RunArgs, e: UserError) -> UserError {
 }
 
 /// Several apps as one group of tenants, each with its own options, limits
-/// and network, driven by one event loop on this thread ([`Group`]).
+/// and network: reactors driven by one event loop on this thread, command apps
+/// on threads of their own unless they are on the switch or a TAP device
+/// ([`Group`] says why).
 ///
 /// Apps on `--net switch` share one in-process switch; apps on `--net socket`
 /// share the OS's sockets. Each app's output lines are prefixed with its name.
@@ -323,12 +366,19 @@ fn run_group(apps: Vec<RunArgs>) -> CliResult {
     let exit_with = exit_with(&apps, &prepared)?;
 
     let (external, switch) = attach_networks(&apps, &settings, &mut prepared, &platform)?;
+    let external_is_os =
+        external.is_some() && settings.iter().zip(&prepared).any(|(s, p)| s.mode == NetMode::Socket && p.needs_network);
     for (args, p) in apps.iter().zip(&prepared) {
         if args.verbose {
             eprintln!("{}", describe(&p.cfg.name, &p.app));
         }
     }
     let mut group = Group::new(platform, external, switch);
+    if external_is_os {
+        // The OS's sockets may be used from a command app's thread while the
+        // loop waits in them; a TAP device's stack may not.
+        group = group.external_serves_threads();
+    }
     let mut members = Vec::new(); // group index -> app index
     let mut ended: Vec<(usize, i32)> = Vec::new(); // (app index, status), in order of ending
     for (i, (args, p)) in apps.iter().zip(&prepared).enumerate() {
@@ -342,7 +392,9 @@ fn run_group(apps: Vec<RunArgs>) -> CliResult {
     }
     let until = match exit_with {
         Some(app) if ended.iter().any(|(i, _)| *i == app) => None,
-        Some(app) => Some(Until::Ended(members.iter().position(|m| *m == app).expect("every app is instantiated or ended"))),
+        Some(app) => {
+            Some(Until::Ended(members.iter().position(|m| *m == app).expect("every app is instantiated or ended")))
+        }
         None => Some(Until::AllEnded),
     };
     if let Some(until) = until {
