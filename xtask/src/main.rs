@@ -10,6 +10,7 @@
 //! - `build` builds the `oasis` host and packages every example app;
 //! - `demo` runs the example apps like a terminal session;
 //! - `test` runs every test (what CI runs);
+//! - `lint` checks rustfmt and clippy over every workspace, `fmt` formats them;
 //! - `check-no-std` proves `host-core` still builds without an OS;
 //! - `kernel` builds the PVH kernel (host-xen) that `oasis image` embeds apps in;
 //! - `windows` cross-builds `oasis.exe` and prepares Wine to run it;
@@ -23,6 +24,7 @@ mod debian;
 mod demo;
 mod install;
 mod kernel;
+mod lint;
 mod nostd;
 mod process;
 mod qemu;
@@ -49,6 +51,9 @@ Commands:
   demo              build, then run the example apps like a terminal session
   test [-- ARGS]    build, `cargo test --release --workspace ARGS`, check-no-std,
                     the guest SDK's unit tests and test-xen (what CI runs)
+  lint              setup, then rustfmt --check and clippy -D warnings in every workspace
+                    (root, guest-api, apps, host-xen, host-windows)
+  fmt               rustfmt every workspace
   check-no-std      build host-core for x86_64-unknown-none without std
   kernel            build the PVH kernel (host-xen) and put it next to `oasis`
   test-xen          build, then boot hello, clock and spin as PVH domUs under real Xen 4.17 in QEMU (slow)
@@ -108,6 +113,22 @@ fn run(args: Vec<String>) -> Result<()> {
             demo::demo(&Workspace::from_env()?)
         }
         "test" => testing::test(&Workspace::from_env()?, &cargo_test_args(rest)),
+        "lint" => {
+            no_args("lint")?;
+            let ws = Workspace::from_env()?;
+            let toolchains = setup::setup(&ws)?;
+            let windows = setup::Setup::new(&ws)?.target(windows::WINDOWS_TARGET, "libstd-", debian::NOSTD_PACKAGES)?;
+            let reach = lint::Reach {
+                wasm: toolchains.wasm == setup::Route::Rustup,
+                kernel: toolchains.kernel,
+                windows: windows == setup::Route::Rustup,
+            };
+            lint::check(&ws, &reach)
+        }
+        "fmt" => {
+            no_args("fmt")?;
+            lint::fmt_all(&Workspace::from_env()?)
+        }
         "check-no-std" => {
             no_args("check-no-std")?;
             let ws = Workspace::from_env()?;
@@ -167,15 +188,9 @@ mod tests {
 
     #[test]
     fn test_args_drop_one_leading_separator() {
-        assert_eq!(
-            cargo_test_args(&strings(&["--", "hello"])),
-            strings(&["hello"])
-        );
+        assert_eq!(cargo_test_args(&strings(&["--", "hello"])), strings(&["hello"]));
         assert_eq!(cargo_test_args(&strings(&["hello"])), strings(&["hello"]));
-        assert_eq!(
-            cargo_test_args(&strings(&["--", "--", "--nocapture"])),
-            strings(&["--", "--nocapture"])
-        );
+        assert_eq!(cargo_test_args(&strings(&["--", "--", "--nocapture"])), strings(&["--", "--nocapture"]));
         assert!(cargo_test_args(&[]).is_empty());
     }
 

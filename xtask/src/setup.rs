@@ -116,6 +116,8 @@ pub struct WasmToolchain {
 /// What later steps need to know about the set-up. (The wasm32-wasip1
 /// choice is not here: it lives in the descriptor, which `oasis build` reads.)
 pub struct Toolchains {
+    /// The route apps are built with (wasm32-wasip1).
+    pub wasm: Route,
     /// The route for `check-no-std` (prebuilt core/alloc for x86_64-unknown-none).
     pub nostd: Route,
     /// The route for the PVH kernel (core/alloc built from source).
@@ -131,11 +133,11 @@ pub fn say(message: &str) {
 /// kernel's std source.
 pub fn setup(ws: &Workspace) -> Result<Toolchains> {
     let mut setup = Setup::new(ws)?;
-    let wasm = setup.wasm32_wasip1()?;
-    write_descriptor(ws, &wasm)?;
+    let (wasm, toolchain) = setup.wasm32_wasip1()?;
+    write_descriptor(ws, &toolchain)?;
     let nostd = setup.nostd()?;
     let kernel = setup.std_source()?;
-    Ok(Toolchains { nostd, kernel })
+    Ok(Toolchains { wasm, nostd, kernel })
 }
 
 /// The toolchain descriptor `oasis build` reads.
@@ -161,9 +163,7 @@ impl<'a> Setup<'a> {
     pub fn with_preference(ws: &'a Workspace, preference: Preference) -> Self {
         let rustup_unavailable = match preference {
             Preference::Debian => Some(format!("{ROUTE_ENV}=debian")),
-            _ if !process::succeeds(Command::new("rustup").arg("--version")) => {
-                Some("`rustup` is not on PATH".into())
-            }
+            _ if !process::succeeds(Command::new("rustup").arg("--version")) => Some("`rustup` is not on PATH".into()),
             _ => None,
         };
         Self { ws, preference, rustup_unavailable }
@@ -214,9 +214,9 @@ impl<'a> Setup<'a> {
         self.debian(purpose, debian::KERNEL_PACKAGES)
     }
 
-    fn wasm32_wasip1(&mut self) -> Result<WasmToolchain> {
+    fn wasm32_wasip1(&mut self) -> Result<(Route, WasmToolchain)> {
         match self.target(WASM_TARGET, "libstd-", debian::WASM_PACKAGES)? {
-            Route::Rustup => Ok(WasmToolchain::plain()),
+            Route::Rustup => Ok((Route::Rustup, WasmToolchain::plain())),
             Route::Debian => {
                 let rust = DebianRust::require()?;
                 let dir = if sysroot::is_ready(self.ws, &rust) {
@@ -225,7 +225,7 @@ impl<'a> Setup<'a> {
                     sysroot::build(self.ws, &rust)?
                 };
                 say(&format!("{WASM_TARGET}: apps build with the sysroot {}", dir.display()));
-                WasmToolchain::debian(&dir)
+                Ok((Route::Debian, WasmToolchain::debian(&dir)?))
             }
         }
     }
@@ -256,10 +256,7 @@ impl<'a> Setup<'a> {
         let verdict = match process::run_with_timeout(&mut cmd, RUSTUP_TIMEOUT, Some(&log)) {
             Ok(Some(status)) if status.success() => return true,
             Ok(Some(status)) => format!("`{shown}` failed ({status}; see {})", log.display()),
-            Ok(None) => format!(
-                "`{shown}` did not finish in {} s (offline?)",
-                RUSTUP_TIMEOUT.as_secs()
-            ),
+            Ok(None) => format!("`{shown}` did not finish in {} s (offline?)", RUSTUP_TIMEOUT.as_secs()),
             Err(err) => format!("`{shown}` could not run: {err}"),
         };
         say(&format!("{verdict}; falling back to Debian's Rust"));
@@ -274,9 +271,7 @@ impl<'a> Setup<'a> {
 fn rustup_rustc(ws: &Workspace) -> PathBuf {
     let cargo = Path::new(&ws.cargo);
     match cargo.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => {
-            dir.join(format!("rustc{}", std::env::consts::EXE_SUFFIX))
-        }
+        Some(dir) if !dir.as_os_str().is_empty() => dir.join(format!("rustc{}", std::env::consts::EXE_SUFFIX)),
         _ => PathBuf::from("rustc"),
     }
 }
@@ -286,12 +281,7 @@ fn rustup_rustc(ws: &Workspace) -> PathBuf {
 /// `--print target-libdir` succeeds even for targets that are not installed
 /// (it just names the directory), so look for the library itself.
 pub fn toolchain_has(rustc: &Path, target: &str, lib_prefix: &str) -> bool {
-    let Ok(dir) = process::stdout_of(Command::new(rustc).args([
-        "--print",
-        "target-libdir",
-        "--target",
-        target,
-    ])) else {
+    let Ok(dir) = process::stdout_of(Command::new(rustc).args(["--print", "target-libdir", "--target", target])) else {
         return false;
     };
     fs::read_dir(dir.trim()).is_ok_and(|entries| {
@@ -305,32 +295,22 @@ pub fn toolchain_has(rustc: &Path, target: &str, lib_prefix: &str) -> bool {
 
 /// Whether rustup's toolchain has the `rust-src` component.
 fn has_rust_src(ws: &Workspace) -> bool {
-    process::stdout_of(Command::new(rustup_rustc(ws)).args(["--print", "sysroot"])).is_ok_and(|sysroot| {
-        Path::new(sysroot.trim())
-            .join("lib/rustlib/src/rust/library/core/Cargo.toml")
-            .is_file()
-    })
+    process::stdout_of(Command::new(rustup_rustc(ws)).args(["--print", "sysroot"]))
+        .is_ok_and(|sysroot| Path::new(sysroot.trim()).join("lib/rustlib/src/rust/library/core/Cargo.toml").is_file())
 }
 
 impl WasmToolchain {
     /// The default toolchain, as is.
     fn plain() -> Self {
-        Self {
-            cargo: "cargo".into(),
-            rustc: "rustc".into(),
-            rustflags: Vec::new(),
-        }
+        Self { cargo: "cargo".into(), rustc: "rustc".into(), rustflags: Vec::new() }
     }
 
     /// Debian's cargo and rustc with the prebuilt sysroot. The sysroot is
     /// self-contained (wasi-libc included), so no link flags are needed.
     fn debian(sysroot: &Path) -> Result<Self> {
-        let sysroot = sysroot.to_str().with_context(|| {
-            format!(
-                "the sysroot path {} is not UTF-8; set OASIS_CACHE",
-                sysroot.display()
-            )
-        })?;
+        let sysroot = sysroot
+            .to_str()
+            .with_context(|| format!("the sysroot path {} is not UTF-8; set OASIS_CACHE", sysroot.display()))?;
         Ok(Self {
             cargo: debian::CARGO.into(),
             rustc: debian::RUSTC.into(),
@@ -339,11 +319,7 @@ impl WasmToolchain {
     }
 
     fn descriptor(&self) -> String {
-        let flags: Vec<String> = self
-            .rustflags
-            .iter()
-            .map(|flag| toml_string(flag))
-            .collect();
+        let flags: Vec<String> = self.rustflags.iter().map(|flag| toml_string(flag)).collect();
         format!(
             "# Written by `cargo xtask setup`; read by `oasis build`.\n\
              # Build apps with: RUSTC=<rustc> CARGO_ENCODED_RUSTFLAGS=<rustflags joined by \\x1f> \
@@ -413,19 +389,11 @@ mod tests {
 
     #[test]
     fn descriptor_has_the_agreed_keys() {
-        let toolchain =
-            WasmToolchain::debian(Path::new("/cache/wasm32-wasip1/sysroot-00")).unwrap();
+        let toolchain = WasmToolchain::debian(Path::new("/cache/wasm32-wasip1/sysroot-00")).unwrap();
         let text = toolchain.descriptor();
         assert!(text.contains("\ncargo = \"/usr/bin/cargo\"\n"), "{text}");
         assert!(text.contains("\nrustc = \"/usr/bin/rustc\"\n"), "{text}");
-        assert!(
-            text.contains("\nrustflags = [\"--sysroot\", \"/cache/wasm32-wasip1/sysroot-00\"]\n"),
-            "{text}"
-        );
-        assert!(
-            WasmToolchain::plain()
-                .descriptor()
-                .contains("\nrustflags = []\n")
-        );
+        assert!(text.contains("\nrustflags = [\"--sysroot\", \"/cache/wasm32-wasip1/sysroot-00\"]\n"), "{text}");
+        assert!(WasmToolchain::plain().descriptor().contains("\nrustflags = []\n"));
     }
 }

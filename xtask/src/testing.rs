@@ -10,10 +10,11 @@ use anyhow::{Context, Result};
 
 use crate::build;
 use crate::kernel;
+use crate::lint;
 use crate::nostd;
 use crate::process;
 use crate::qemu;
-use crate::setup::{Preference, Setup};
+use crate::setup::{Preference, Route, Setup};
 use crate::windows::{self, WindowsHost};
 use crate::workspace::Workspace;
 
@@ -37,6 +38,10 @@ fn run_phases(ws: &Workspace, cargo_test_args: &[String], phases: &mut Phases) -
     } else {
         Some(phases.time("windows build", || windows::build(ws))?)
     };
+    // Style and lints of every workspace, before the long tests.
+    let reach =
+        lint::Reach { wasm: toolchains.wasm == Route::Rustup, kernel: toolchains.kernel, windows: windows.is_some() };
+    phases.time("lint", || lint::check(ws, &reach))?;
     phases.time("cargo test", || workspace_tests(ws, windows.as_ref(), cargo_test_args))?;
     phases.time("check-no-std", || nostd::check(ws, toolchains.nostd))?;
     // OASIS_SKIP_DEBIAN=1 skips it for quick local runs; CI never sets it.
@@ -117,10 +122,7 @@ fn skipped(name: &str) -> bool {
 fn guest_api_tests(ws: &Workspace, guest_api: &Path) -> Result<()> {
     println!("test: cargo test (guest-api, host toolchain)");
     let mut cmd = Command::new(&ws.cargo);
-    cmd.arg("test")
-        .arg("--target-dir")
-        .arg(ws.target_dir.join("guest-api"))
-        .current_dir(guest_api);
+    cmd.arg("test").arg("--target-dir").arg(ws.target_dir.join("guest-api")).current_dir(guest_api);
     process::run(&mut cmd).context("guest-api (the app SDK) unit tests failed")
 }
 
@@ -155,18 +157,14 @@ impl Phases {
     fn time<T>(&mut self, name: &'static str, phase: impl FnOnce() -> Result<T>) -> Result<T> {
         let start = Instant::now();
         let result = phase();
-        self.done
-            .push((name, start.elapsed().as_secs_f64(), result.is_ok()));
+        self.done.push((name, start.elapsed().as_secs_f64(), result.is_ok()));
         result
     }
 
     fn report(&self, passed: bool) {
         println!("\ntest: timings (wall seconds)");
         for (name, seconds, ok) in &self.done {
-            println!(
-                "  {name:<16} {seconds:>7.1}{}",
-                if *ok { "" } else { "  FAILED" }
-            );
+            println!("  {name:<16} {seconds:>7.1}{}", if *ok { "" } else { "  FAILED" });
         }
         let total: f64 = self.done.iter().map(|(_, seconds, _)| seconds).sum();
         println!("  {:<16} {total:>7.1}", "total");

@@ -417,6 +417,10 @@ fn run_group(apps: Vec<RunArgs>) -> CliResult {
     })
 }
 
+/// What a group's loop blocks on and forwards: the network from outside the
+/// process, if any, and the run's switch, if any.
+type GroupNetworks = (Option<Arc<dyn Network>>, Option<Switch>);
+
 /// Gives each app that uses the network its own: the OS's sockets (one
 /// [`OsNetwork`](super::net::OsNetwork) for every socket-mode app), a port on
 /// the run's switch, or a TAP device. Returns the network from outside the
@@ -426,7 +430,7 @@ fn attach_networks(
     settings: &[Settings],
     prepared: &mut [Prepared],
     platform: &Arc<dyn Platform>,
-) -> CliResult<(Option<Arc<dyn Network>>, Option<Switch>)> {
+) -> CliResult<GroupNetworks> {
     let (mut os, mut switch, mut taps) = (None, None, Vec::new());
     let mut macs = HashSet::new();
     for ((args, settings), p) in apps.iter().zip(settings).zip(prepared) {
