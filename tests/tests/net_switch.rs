@@ -80,18 +80,22 @@ fn http_server_answers_a_client_on_the_switch() {
 #[test]
 fn a_tenant_that_fails_leaves_the_others_running() {
     // Three tenants stopped by the host, each by its own limit, and a client
-    // that still gets its answer from the echo server.
+    // that still gets its answer from the echo server. The command apps run
+    // on threads of their own, so the client may finish (and end the run)
+    // before they are stopped: their stops are checked in a run of their
+    // own below, where the run waits for every app.
     let (trap, spin, memhog) = (artifact("trap.oasis"), artifact("spin.oasis"), artifact("memhog.oasis"));
-    let r = run_group(&[
+    let (trap_app, spin_app, memhog_app) = (
         vec![s(&trap).to_string()],
-        echo_server(),
         vec!["--cpu-ms-per-call".into(), "50".into(), s(&spin).to_string()],
         vec!["--memory".into(), "4MiB".into(), s(&memhog).to_string()],
-        client(7, "still here"),
-    ]);
+    );
+    let r = run_group(&[trap_app.clone(), echo_server(), spin_app.clone(), memhog_app.clone(), client(7, "still here")]);
     assert_eq!(r.status, 0, "the run ends with the client's status: {r:#?}");
     assert!(r.stdout.contains("net-client | still here"), "{r:#?}");
-    assert!(r.stdout.contains("trap       | about to trap"), "{r:#?}");
+    let r = run_group(&[trap_app, spin_app, memhog_app]);
+    assert_eq!(r.status, 134, "every app was stopped: {r:#?}");
+    assert!(r.stdout.contains("trap   | about to trap"), "{r:#?}");
     assert!(r.stderr.contains("oasis: trap stopped: app trapped"), "{r:#?}");
     assert!(r.stderr.contains("oasis: spin stopped: CPU budget exceeded"), "{r:#?}");
     assert!(r.stderr.contains("oasis: memhog stopped: memory limit exceeded"), "{r:#?}");

@@ -29,7 +29,8 @@ enum Command {
     ///
     /// Apps separated by `::`, each with its own options and arguments
     /// (`oasis run A.oasis -p 7:7 :: B.oasis -- ARGS`), run as tenants of one
-    /// process on one thread, with their output lines prefixed by their names.
+    /// process (reactors on one event loop, command apps on threads of their
+    /// own), with their output lines prefixed by their names.
     Run(RunArgs),
     /// Package a module with its manifest, assets and AOT code.
     Package(PackageArgs),
