@@ -90,7 +90,8 @@ fn a_tenant_that_fails_leaves_the_others_running() {
         vec!["--cpu-ms-per-call".into(), "50".into(), s(&spin).to_string()],
         vec!["--memory".into(), "4MiB".into(), s(&memhog).to_string()],
     );
-    let r = run_group(&[trap_app.clone(), echo_server(), spin_app.clone(), memhog_app.clone(), client(7, "still here")]);
+    let r =
+        run_group(&[trap_app.clone(), echo_server(), spin_app.clone(), memhog_app.clone(), client(7, "still here")]);
     assert_eq!(r.status, 0, "the run ends with the client's status: {r:#?}");
     assert!(r.stdout.contains("net-client | still here"), "{r:#?}");
     let r = run_group(&[trap_app, spin_app, memhog_app]);
