@@ -346,8 +346,8 @@ fn in_app(args: &RunArgs, e: UserError) -> UserError {
 ///
 /// Apps on `--net switch` share one in-process switch; apps on `--net socket`
 /// share the OS's sockets. Each app's output lines are prefixed with its name.
-/// The group ends when every app has ended, with the status of the first that
-/// failed (134 if stopped) or else 0; with `--exit-with NAME`, when app NAME
+/// The group ends when every app has ended, with the status of the first app
+/// (in the order given) that failed (134 if stopped) or else 0; with `--exit-with NAME`, when app NAME
 /// ends, with its status.
 fn run_group(apps: Vec<RunArgs>) -> CliResult {
     let settings = apps.iter().map(|a| Settings::parse(a).map_err(|e| in_app(a, e))).collect::<CliResult<Vec<_>>>()?;
@@ -413,7 +413,13 @@ fn run_group(apps: Vec<RunArgs>) -> CliResult {
     }
     Ok(match exit_with {
         Some(app) => ended.iter().find(|(i, _)| *i == app).map_or(EXIT_STOPPED, |(_, status)| *status),
-        None => ended.iter().map(|(_, status)| *status).find(|s| *s != 0).unwrap_or(0),
+        // The first failure in the order the apps were given, not in the
+        // order they ended: command apps end on threads of their own, and the
+        // run's status must not depend on which thread was scheduled first.
+        None => {
+            ended.sort_by_key(|(app, _)| *app);
+            ended.iter().map(|(_, status)| *status).find(|s| *s != 0).unwrap_or(0)
+        }
     })
 }
 
