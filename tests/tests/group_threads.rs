@@ -4,8 +4,7 @@
 
 mod common;
 use common::{Background, artifact, free_port, s, scratch};
-use std::io::{Read, Write};
-use std::net::{Shutdown, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -37,16 +36,7 @@ fn sleeper(dir: &Path, ns: u64) -> PathBuf {
     path
 }
 
-/// The echo server's answer to `text` on 127.0.0.1:`port`.
-fn echo(port: u16, text: &[u8]) -> Vec<u8> {
-    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    c.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    c.write_all(text).unwrap();
-    c.shutdown(Shutdown::Write).unwrap();
-    let mut got = Vec::new();
-    c.read_to_end(&mut got).unwrap();
-    got
-}
+use common::echo_round_trip as echo;
 
 /// Waits (at most a minute) for the host to exit; its status.
 fn status_of(host: &mut Background) -> i32 {

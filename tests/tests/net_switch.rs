@@ -5,8 +5,6 @@
 
 mod common;
 use common::{Background, artifact, free_port, oasis, s, scratch};
-use std::io::{Read, Write};
-use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -160,15 +158,7 @@ fn socket_and_switch_tenants_share_one_loop_and_idle_quietly() {
     let mut host = Background::start(&dir, &args);
     host.wait_for_port(port);
     host.wait_for_stdout("net-client | across the switch");
-    let talk = |text: &[u8]| {
-        let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        c.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-        c.write_all(text).unwrap();
-        c.shutdown(Shutdown::Write).unwrap();
-        let mut got = Vec::new();
-        c.read_to_end(&mut got).unwrap();
-        got
-    };
+    let talk = |text: &[u8]| common::echo_round_trip(port, text);
     assert_eq!(talk(b"over the OS"), b"over the OS");
     // Idle, the loop blocks: no busy waiting (which would use a whole core).
     std::thread::sleep(Duration::from_secs(1));

@@ -287,3 +287,16 @@ impl Drop for Background {
         let _ = self.child.wait();
     }
 }
+
+/// What an echo server on 127.0.0.1:`port` sends back for `text`: written,
+/// half-closed, and read to the end of the stream.
+pub fn echo_round_trip(port: u16, text: &[u8]) -> Vec<u8> {
+    use std::io::{Read, Write};
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    c.write_all(text).unwrap();
+    c.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut got = Vec::new();
+    c.read_to_end(&mut got).unwrap();
+    got
+}
