@@ -19,10 +19,10 @@ use std::sync::Arc;
 
 mod native_http;
 
-use host_core::config::{EngineProfile, RuntimeOptions};
-use host_core::platform::{DriverError, Output, Platform};
-use host_core::process::StdPlatform;
-use host_core::tenant::{Runtime, TenantConfig};
+use oasis_host_std::StdPlatform;
+use oasis_runtime::config::{EngineProfile, RuntimeOptions};
+use oasis_runtime::platform::{DriverError, Output, Platform};
+use oasis_runtime::tenant::{Runtime, TenantConfig};
 
 mod windows;
 mod xen;
@@ -149,7 +149,7 @@ fn instantiate_latency(iterations: usize) -> Result<(), String> {
         let instantiated = Instant::now();
         let step = tenant.init();
         let done = Instant::now();
-        assert!(matches!(step, host_core::Step::Deadline(_)), "clock should be waiting after init: {step:?}");
+        assert!(matches!(step, oasis_runtime::Step::Deadline(_)), "clock should be waiting after init: {step:?}");
         drop(tenant);
         let dropped = done.elapsed();
         if i >= 100 {
@@ -193,7 +193,7 @@ fn startup_phases(runs: usize) -> Result<(), String> {
         let t3 = Instant::now();
         let exit = tenant.run_to_exit();
         let t4 = Instant::now();
-        assert_eq!(exit, host_core::Exit::Status(0));
+        assert_eq!(exit, oasis_runtime::Exit::Status(0));
         for (p, d) in phases.iter_mut().zip([t1 - t0, t2 - t1, t3 - t2, t4 - t3]) {
             p.push(d);
         }
@@ -211,9 +211,9 @@ fn startup_phases(runs: usize) -> Result<(), String> {
 /// Bulk TCP through two smoltcp stacks on the in-process switch, one thread
 /// driving both (the stack's own cost: no OS, no copies through a kernel).
 fn smoltcp_bulk(total: usize, mtu: usize) -> Result<(), String> {
-    use host_core::net::smol::{SmolNetwork, StackConfig};
-    use host_core::net::{NetError, Network};
-    use host_core::process::switch::Switch;
+    use oasis_host_std::switch::Switch;
+    use oasis_runtime::net::smol::{SmolNetwork, StackConfig};
+    use oasis_runtime::net::{NetError, Network};
     use std::net::Ipv4Addr;
 
     let sw = Switch::with_mtu(mtu);

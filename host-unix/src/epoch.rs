@@ -14,7 +14,7 @@
 
 use std::sync::{Arc, OnceLock};
 
-use host_core::process::epoch::{EPOCH_TICK, TickSource, Ticker};
+use oasis_host_std::epoch::{EPOCH_TICK, TickSource, Ticker};
 
 /// The one ticker the signal serves (one engine per `oasis` process).
 static TICKER: OnceLock<Arc<Ticker>> = OnceLock::new();

@@ -1,6 +1,6 @@
 //! `oasis.exe`: the shared process-host CLI with Windows drivers.
 //!
-//! Everything a process host does lives once in `host_core::process` (CLI,
+//! Everything a process host does lives once in `oasis-cli` and `oasis-host-std` (CLI,
 //! std drivers, mio sockets — IOCP/AFD on Windows — and the epoch ticker
 //! thread); host-unix and host-windows are its two entry points. What is
 //! Windows-specific is console control events, in [`console`].
@@ -11,8 +11,8 @@ mod console;
 #[cfg(windows)]
 fn main() {
     console::install_ctrl_handler();
-    let status = host_core::process::cli::main(std::env::args_os());
-    host_core::process::stop_thread_tickers();
+    let status = oasis_cli::main(std::env::args_os());
+    oasis_host_std::stop_thread_tickers();
     std::process::exit(status);
 }
 
@@ -21,5 +21,5 @@ fn main() {
 #[cfg(not(windows))]
 fn main() {
     eprintln!("oasis: error: this is the Windows host; on this OS build and run host-unix's `oasis`");
-    std::process::exit(host_core::EXIT_BAD_INPUT);
+    std::process::exit(oasis_runtime::EXIT_BAD_INPUT);
 }

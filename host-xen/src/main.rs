@@ -2,7 +2,7 @@
 //! and runs one Oasis app with no OS underneath.
 //!
 //! This crate is platform code only — boot, memory, console, clocks, entropy,
-//! interrupts — plus the glue that hands them to `host-core`, which owns
+//! interrupts — plus the glue that hands them to `oasis-runtime`, which owns
 //! everything about apps (package format, ABI, tenants, limits).
 //!
 //! Layout:
@@ -14,7 +14,7 @@
 //!   today; netfront, blkfront and virtio to come);
 //! - the kernel itself: [`pvh`] (what the loader hands over), [`heap`],
 //!   [`console`], [`time`] (the clock), [`tick`], [`exit`], [`package`], and
-//!   [`platform`], the glue to host-core.
+//!   [`platform`], the glue to oasis-runtime.
 //!
 //! Kernel command line (`-append` / Xen `cmdline`): everything after a `--`
 //! word is the app's arguments, split on whitespace. Words before it are
@@ -51,9 +51,9 @@ use alloc::string::{String, ToString};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
-use host_core::config::RuntimeOptions;
-use host_core::load::{LoadOptions, Step, Verify};
-use host_core::{EngineProfile, Exit, Runtime, TenantConfig};
+use oasis_runtime::config::RuntimeOptions;
+use oasis_runtime::load::{LoadOptions, Step, Verify};
+use oasis_runtime::{EngineProfile, Exit, Runtime, TenantConfig};
 
 use crate::arch::x86_64::{boot, cpu, entropy, gdt, interrupts, mm, pic, pit, rtc};
 use crate::laps::Laps;
@@ -143,7 +143,7 @@ fn run() -> Result<u32, String> {
     let platform = Arc::new(platform::PvhPlatform::new(clock, idle, entropy));
     #[allow(
         clippy::needless_update,
-        reason = "RuntimeOptions has more fields when host-core's `pooling` feature is on"
+        reason = "RuntimeOptions has more fields when oasis-runtime's `pooling` feature is on"
     )]
     let options = RuntimeOptions {
         compiler: false,
@@ -170,7 +170,7 @@ fn run() -> Result<u32, String> {
     // This kernel cannot compile, and `oasis image` verified the whole package
     // when it built the image: verify what the load uses (Verify::Used).
     let load_options = LoadOptions { verify: Verify::Used, observe: Some(&mut |step: Step| laps.end(step.name())) };
-    let app = host_core::load::load_with(runtime.engine(), runtime.profile(), false, bytes, "app", load_options)
+    let app = oasis_runtime::load::load_with(runtime.engine(), runtime.profile(), false, bytes, "app", load_options)
         .map_err(|e| alloc::format!("the package: {e}"))?;
     if let Clock::Tsc { clock, .. } = platform.clock() {
         // Measure the TSC again over the whole boot so far: more precise, and

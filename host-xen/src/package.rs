@@ -1,28 +1,16 @@
 //! Where the app's package is: embedded by `oasis image`, or a PVH module.
 //!
-//! The embedding contract with `oasis image` (host-core/src/process/image.rs):
-//! the kernel has exactly one [`Descriptor`] in its loaded data, found in the
-//! ELF file by its 16-byte [`MAGIC`]. `oasis image` appends the package as a new
-//! PT_LOAD segment (page-aligned, above `__kernel_end`) and writes the
-//! segment's physical address and size into the descriptor. A zero size means
-//! "not embedded": the kernel then takes the first PVH module (QEMU `-initrd`).
+//! The embedding contract with `oasis image` is [`oasis_format::image`]: the
+//! kernel holds the one [`Descriptor`], which `oasis image` fills in with the
+//! physical range of the package it appends above `__kernel_end`.
 
-/// Marks the descriptor in the ELF file. Only the descriptor contains it.
-pub const MAGIC: [u8; 16] = *b"OASIS-PVH-PKG\0v1";
-
-/// The descriptor `oasis image` patches (little-endian, packed as declared).
-#[repr(C)]
-pub struct Descriptor {
-    magic: [u8; 16],
-    paddr: u64,
-    size: u64,
-}
+use oasis_format::image::Descriptor;
 
 #[used]
 // SAFETY: an ordinary data section (link.ld puts `.data.*` in `.data`), for
 // plain initialized data.
 #[unsafe(link_section = ".data.oasis_package")]
-static DESCRIPTOR: Descriptor = Descriptor { magic: MAGIC, paddr: 0, size: 0 };
+static DESCRIPTOR: Descriptor = Descriptor::EMPTY;
 
 /// The embedded package's physical range, if `oasis image` put one in.
 pub fn embedded() -> Option<(u64, u64)> {

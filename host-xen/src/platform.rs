@@ -1,9 +1,9 @@
-//! Glue: the kernel's drivers as a [`host_core::Platform`], and the code memory
+//! Glue: the kernel's drivers as a [`oasis_runtime::Platform`], and the code memory
 //! Wasmtime needs when there is no virtual memory to ask an OS for.
 
 use core::sync::atomic::{AtomicPtr, Ordering};
 
-use host_core::platform::{DriverError, Output, Platform};
+use oasis_runtime::platform::{DriverError, Output, Platform};
 
 use crate::arch::x86_64::entropy;
 use crate::time::Clock;

@@ -3,7 +3,7 @@
 
 mod common;
 use common::{artifact, oasis, s, scratch};
-use host_core::package::PackageBuilder;
+use oasis_format::package::PackageBuilder;
 
 fn module_with(wat: &str) -> Vec<u8> {
     wat::parse_str(wat).unwrap()
@@ -120,12 +120,12 @@ fn corrupted_package() {
 #[test]
 fn aot_from_another_engine_is_recompiled_here() {
     // This host has a compiler, so a fingerprint mismatch means "compile from the
-    // module", and the run says so with -v. (Hosts without one refuse; host-core's
+    // module", and the run says so with -v. (Hosts without one refuse; oasis-runtime's
     // unit tests cover that branch.)
     let module = module_with(MINIMAL);
     let manifest = "name = \"old\"\nversion = \"1.0.0\"\nabi = 1\n".to_string();
     let mut b = PackageBuilder::new(manifest, module);
-    b.aot(host_core::config::HOST_TARGET, "wasmtime-47.0.0:0000000000000000", b"not really code".to_vec());
+    b.aot(oasis_runtime::config::HOST_TARGET, "wasmtime-47.0.0:0000000000000000", b"not really code".to_vec());
     let dir = scratch("oldaot");
     let path = dir.join("old.oasis");
     std::fs::write(&path, b.build()).unwrap();
@@ -138,7 +138,7 @@ fn aot_from_another_engine_is_recompiled_here() {
 fn aot_with_matching_fingerprint_but_garbage_code_is_refused() {
     let module = module_with(MINIMAL);
     let manifest = "name = \"forged\"\nversion = \"1.0.0\"\nabi = 1\n".to_string();
-    let profile = host_core::EngineProfile::native();
+    let profile = oasis_runtime::EngineProfile::native();
     let mut b = PackageBuilder::new(manifest, module);
     b.aot(profile.target(), &profile.fingerprint(), vec![0x7f, b'E', b'L', b'F', 0, 0, 0, 0]);
     let dir = scratch("forged");

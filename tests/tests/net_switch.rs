@@ -1,7 +1,7 @@
 //! `--net switch`: tenants of one host, each with its own smoltcp stack and IP
 //! address on the in-process switch, talk to each other with no OS sockets.
 //! Driven the way a user would (`oasis run A :: B`, one process, one thread),
-//! and through host-core's API (the multi-tenant loop, `Group`).
+//! and through oasis-runtime's API (the multi-tenant loop, `Group`).
 
 mod common;
 use common::{Background, artifact, free_port, oasis, s, scratch};
@@ -9,15 +9,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use host_core::caps::Grants;
-use host_core::net::smol::{SmolNetwork, StackConfig};
-use host_core::net::{ConnectPattern, NetGrants, Network, Publish};
-use host_core::platform::{DriverError, Output, Platform};
-use host_core::process::StdPlatform;
-use host_core::process::group::{Group, Until};
-use host_core::process::switch::Switch;
-use host_core::tenant::{Runtime, TenantConfig};
-use host_core::{EngineProfile, Exit};
+use oasis_format::Grants;
+use oasis_host_std::StdPlatform;
+use oasis_host_std::group::{Group, Until};
+use oasis_host_std::switch::Switch;
+use oasis_runtime::net::smol::{SmolNetwork, StackConfig};
+use oasis_runtime::net::{ConnectPattern, NetGrants, Network, Publish};
+use oasis_runtime::platform::{DriverError, Output, Platform};
+use oasis_runtime::tenant::{Runtime, TenantConfig};
+use oasis_runtime::{EngineProfile, Exit};
 
 /// `oasis run` arguments of the echo server on the switch at 10.0.0.1.
 fn echo_server() -> Vec<String> {

@@ -16,7 +16,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::{artifact, oasis, s, scratch};
-use host_core::package::{Package, PackageBuilder, SectionKind, parse_sections};
+use oasis_format::package::{Package, PackageBuilder, SectionKind, parse_sections};
 
 const QEMU: &str = "qemu-system-x86_64";
 const QEMU_LIMIT: Duration = Duration::from_secs(120);

@@ -10,7 +10,7 @@
 //! ```
 //!
 //! `oasis new` finds the SDK through this layout, relative to the running
-//! binary (host-core/src/process/new.rs, `INSTALLED_SDK`), and writes its
+//! binary (crates/oasis-cli/src/new.rs, `INSTALLED_SDK`), and writes its
 //! path into the new crate's Cargo.toml.
 
 use std::fs;

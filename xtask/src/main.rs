@@ -11,7 +11,7 @@
 //! - `demo` runs the example apps like a terminal session;
 //! - `test` runs every test (what CI runs);
 //! - `lint` checks rustfmt and clippy over every workspace, `fmt` formats them;
-//! - `check-no-std` proves `host-core` still builds without an OS;
+//! - `check-no-std` proves `oasis-runtime` still builds without an OS;
 //! - `kernel` builds the PVH kernel (host-xen) that `oasis image` embeds apps in;
 //! - `windows` cross-builds `oasis.exe` and prepares Wine to run it;
 //! - `bench` runs the benchmarks against their peers;
@@ -54,7 +54,7 @@ Commands:
   lint              setup, then rustfmt --check and clippy -D warnings in every workspace
                     (root, guest-api, apps, host-xen, host-windows)
   fmt               rustfmt every workspace
-  check-no-std      build host-core for x86_64-unknown-none without std
+  check-no-std      build oasis-runtime for x86_64-unknown-none without std
   kernel            build the PVH kernel (host-xen) and put it next to `oasis`
   test-xen          build, then boot hello, clock and spin as PVH domUs under real Xen 4.17 in QEMU (slow)
   windows           cross-build `oasis.exe` (host-windows) and prepare a Wine prefix to run it

@@ -1,7 +1,7 @@
 //! The `oasis_v1` imports, written down once: [`for_each_import!`] is the
 //! table, and everything else that names an import or its type is made from it
 //! — here the name constants ([`import`]) and [`IMPORTS`]; in the guest SDK the
-//! `extern "C"` declarations and their native stand-ins; in `host-core` the
+//! `extern "C"` declarations and their native stand-ins; in `oasis-runtime` the
 //! typed definitions and the check a module's imports pass at load.
 
 use core::fmt;

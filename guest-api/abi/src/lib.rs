@@ -1,7 +1,7 @@
 //! The numbers and names of the Oasis guest ABI, written down once.
 //!
 //! `guest-api/ABI.md` is the specification; this crate is its machine-readable
-//! half. The guest SDK (`oasis`) and the host side (`host-core`) both depend on
+//! half. The guest SDK (`oasis`) and the host side (`oasis-runtime`) both depend on
 //! it, so a status code or an import name cannot drift between the two. The
 //! imports and their types are one table, [`for_each_import!`], from which the
 //! guest's bindings and the host's definitions and load-time check are made.

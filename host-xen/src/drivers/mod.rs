@@ -9,11 +9,11 @@
 //! (built on `crate::xen`'s event channels, plus xenbus and grant tables),
 //! virtio-net and virtio-blk under QEMU.
 //!
-//! The seam with `host-core`, which has no driver code and must not get any:
-//! a network driver implements `host_core::net::smol::NetDevice` (smoltcp's
-//! `phy::Device` plus a wait for the next frame) and is handed to host-core's
+//! The seam with `oasis-runtime`, which has no driver code and must not get any:
+//! a network driver implements `oasis_runtime::net::smol::NetDevice` (smoltcp's
+//! `phy::Device` plus a wait for the next frame) and is handed to oasis-runtime's
 //! smoltcp stack, which owns the sockets; a block driver implements the block
-//! trait host-core defines for storage. Queues, rings, interrupts and device
+//! trait oasis-runtime defines for storage. Queues, rings, interrupts and device
 //! memory stay here; under Xen a driver's event handler goes into the
 //! event-channel dispatch table ([`crate::xen::evtchn::set_handler`]) and
 //! must not allocate.

@@ -6,7 +6,7 @@
 
 use core::arch::asm;
 
-use host_core::platform::DriverError;
+use oasis_runtime::platform::DriverError;
 
 /// The instruction used, chosen once at boot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
