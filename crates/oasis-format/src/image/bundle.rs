@@ -44,8 +44,9 @@ pub const MAGIC: &[u8; 8] = b"OASISBN\x1a";
 pub const FORMAT_VERSION: u32 = 1;
 /// Most tenants in one bundle: far more than one kernel's heap holds.
 pub const MAX_TENANTS: u32 = 256;
-/// Longest tenant name, in bytes.
-pub const MAX_NAME_LEN: usize = 64;
+/// Longest tenant name, in bytes: a manifest's name (at most 64) with room
+/// for the suffix that tells two tenants of one app apart (`hello-2`).
+pub const MAX_NAME_LEN: usize = 80;
 /// Each package starts at a multiple of this from the bundle's start (the
 /// package format aligns its sections' data the same way).
 pub const PACKAGE_ALIGN: usize = 16;
@@ -193,10 +194,12 @@ pub enum EntryError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BundleError {
     /// Not a bundle.
-    #[error("not a bundle of Oasis apps (bad magic bytes)")]
+    #[error("neither an Oasis package nor a bundle of apps (bad magic bytes)")]
     BadMagic,
     /// A newer (or garbage) format version.
-    #[error("bundle format v{0} is not supported: this kernel reads v1 (build the image with the `oasis` of this kernel)")]
+    #[error(
+        "bundle format v{0} is not supported: this kernel reads v1 (build the image with the `oasis` of this kernel)"
+    )]
     UnsupportedFormat(u32),
     /// The bytes end before what the header and table describe.
     #[error("bundle is truncated: {0} (the image is incomplete; build or copy it again)")]
@@ -476,7 +479,10 @@ fn str_len(s: &str) -> usize {
 }
 
 fn entry_len(name: &str, s: &Settings) -> usize {
-    8 + 8 + 4 + 8 + 8
+    8 + 8
+        + 4
+        + 8
+        + 8
         + str_len(name)
         + 4
         + s.args.iter().map(|a| str_len(a)).sum::<usize>()
@@ -707,7 +713,10 @@ mod tests {
         assert!(matches!(one("", Settings::default()), Err(BundleError::Entry { error: EntryError::EmptyName, .. })));
         let deny = Settings { deny: alloc::vec!["disk".to_string()], ..Settings::default() };
         let err = one("a", deny).unwrap_err();
-        assert_eq!(err.to_string(), "bundle entry 0 (`a`): capability `disk` to deny is unknown (known: console, clock, entropy, net)");
+        assert_eq!(
+            err.to_string(),
+            "bundle entry 0 (`a`): capability `disk` to deny is unknown (known: console, clock, entropy, net)"
+        );
         let env = Settings { env: alloc::vec![("".to_string(), "v".to_string())], ..Settings::default() };
         assert!(matches!(
             one("a", env),
