@@ -1,5 +1,5 @@
 //! The Oasis PVH kernel: boots under QEMU (`-kernel`) or Xen (`type = "pvh"`)
-//! and runs one Oasis app with no OS underneath.
+//! and runs the Oasis apps of its image, as tenants, with no OS underneath.
 //!
 //! This crate is platform code only — boot, memory, console, clocks, entropy,
 //! interrupts — plus the glue that hands them to `oasis-runtime`, which owns
@@ -13,11 +13,20 @@
 //! - [`drivers`]: devices that carry data (the console's UART and debugcon
 //!   today; netfront, blkfront and virtio to come);
 //! - the kernel itself: [`pvh`] (what the loader hands over), [`heap`],
-//!   [`console`], [`time`] (the clock), [`tick`], [`exit`], [`package`], and
+//!   [`console`], [`prefix`] (several tenants' lines on it), [`time`] (the
+//!   clock), [`tick`], [`exit`], [`package`] (where the apps are), [`apps`]
+//!   (what they are and how each runs), [`tenants`] (running them), and
 //!   [`platform`], the glue to oasis-runtime.
 //!
+//! An image holds one app or several ([`oasis_format::image`]). Each is
+//! loaded, given its own limits and settings, and run; with several, each
+//! output line is prefixed with the app's name. The kernel exits when every
+//! app has ended, with the status of the first app in the order given that
+//! failed ([`tenants::first_failure`]), as `oasis run A :: B` does.
+//!
 //! Kernel command line (`-append` / Xen `cmdline`): everything after a `--`
-//! word is the app's arguments, split on whitespace. Words before it are
+//! word is the app's arguments, split on whitespace (an image of one app
+//! only, see [`apps`]). Words before it are
 //! reserved for kernel options: `oasis.verbose` prints boot details (the
 //! time each boot phase took, see [`laps`], the clock chosen and, under Xen,
 //! the vCPU's run-state times at the end), `oasis.test-fault` makes
@@ -34,6 +43,7 @@
 
 extern crate alloc;
 
+mod apps;
 mod arch;
 mod console;
 mod drivers;
@@ -42,7 +52,9 @@ mod heap;
 mod laps;
 mod package;
 mod platform;
+mod prefix;
 mod pvh;
+mod tenants;
 mod tick;
 mod time;
 mod xen;
@@ -53,7 +65,7 @@ use alloc::vec::Vec;
 
 use oasis_runtime::config::RuntimeOptions;
 use oasis_runtime::load::{LoadOptions, Step, Verify};
-use oasis_runtime::{EngineProfile, Exit, Runtime, TenantConfig};
+use oasis_runtime::{EngineProfile, Exit, Runtime};
 
 use crate::arch::x86_64::{boot, cpu, entropy, gdt, interrupts, mm, pic, pit, rtc};
 use crate::laps::Laps;
@@ -90,7 +102,7 @@ extern "C" fn oasis_kmain() -> ! {
     }
 }
 
-/// Boots the rest of the machine, runs the app; returns the debug-exit value.
+/// Boots the rest of the machine, runs the apps; returns the debug-exit value.
 fn run() -> Result<u32, String> {
     let mut laps = Laps::new(boot::boot_tsc());
     // The PIT starts counting now, so that measuring the TSC against it
@@ -109,7 +121,7 @@ fn run() -> Result<u32, String> {
     }
     let cmdline = boot.cmdline();
     let verbose = kernel_words(cmdline).any(|w| w == "oasis.verbose");
-    let args: Vec<String> = app_args(cmdline).map(str::to_string).collect();
+    let args = app_args(cmdline).map(|words| words.map(str::to_string).collect::<Vec<String>>());
 
     let (paddr, size) =
         match embedded {
@@ -117,7 +129,7 @@ fn run() -> Result<u32, String> {
             None => match boot.modules().first() {
                 Some(m) => (m.paddr, m.size),
                 None => return Err(
-                    "no app: build the image with `oasis image`, or pass a package as the first PVH module (-initrd)"
+                    "no app: build the image with `oasis image`, or pass a package (or a bundle of apps) as the first PVH module (-initrd)"
                         .to_string(),
                 ),
             },
@@ -125,6 +137,8 @@ fn run() -> Result<u32, String> {
     // SAFETY: the range is a loaded segment of our image or a module the loader
     // placed; the heap was kept off it (heap::init_heap).
     let bytes = unsafe { package::bytes_at(paddr, size) };
+    let entries = apps::entries(bytes, args)?;
+    let several = entries.len() > 1;
     laps.end("machine + heap");
 
     let (clock, has_pit) = clock(pit);
@@ -140,7 +154,9 @@ fn run() -> Result<u32, String> {
     if idle == Idle::Spin {
         kprintln!("no timer interrupt: CPU budgets are not enforced and idle waits spin");
     }
-    let platform = Arc::new(platform::PvhPlatform::new(clock, idle, entropy));
+    // Only a bundle holds several apps, and a bundle names each one.
+    let prefixed = several.then(|| prefix::Prefixed::new(entries.iter().filter_map(|e| e.name.as_deref())));
+    let platform = Arc::new(platform::PvhPlatform::new(clock, idle, entropy, prefixed));
     #[allow(
         clippy::needless_update,
         reason = "RuntimeOptions has more fields when oasis-runtime's `pooling` feature is on"
@@ -168,10 +184,34 @@ fn run() -> Result<u32, String> {
     laps.end("engine");
 
     // This kernel cannot compile, and `oasis image` verified the whole package
-    // when it built the image: verify what the load uses (Verify::Used).
-    let load_options = LoadOptions { verify: Verify::Used, observe: Some(&mut |step: Step| laps.end(step.name())) };
-    let app = oasis_runtime::load::load_with(runtime.engine(), runtime.profile(), false, bytes, "app", load_options)
-        .map_err(|e| alloc::format!("the package: {e}"))?;
+    // when it built the image: verify what the load uses (Verify::Used). The
+    // first app's load is timed step by step; with several apps, the others'
+    // together ("other apps"), so that the phases fit the laps.
+    let mut loaded = Vec::with_capacity(entries.len());
+    for (i, entry) in entries.iter().enumerate() {
+        let mut observe = |step: Step| laps.end(step.name());
+        let load_options =
+            LoadOptions { verify: Verify::Used, observe: (i == 0).then_some(&mut observe as &mut dyn FnMut(Step)) };
+        let name = entry.name.as_deref().unwrap_or("app");
+        let app = oasis_runtime::load::load_with(
+            runtime.engine(),
+            runtime.profile(),
+            false,
+            entry.package,
+            name,
+            load_options,
+        )
+        .map_err(|e| match &entry.name {
+            Some(name) if several => alloc::format!("the package of `{name}`: {e}"),
+            _ => alloc::format!("the package: {e}"),
+        })?;
+        let cfg = apps::config(entry, &app);
+        loaded.push((app, cfg));
+    }
+    if several {
+        laps.end("other apps");
+    }
+    check_memory(loaded.iter().map(|(_, cfg)| cfg.limits.memory_bytes), heap);
     if let Clock::Tsc { clock, .. } = platform.clock() {
         // Measure the TSC again over the whole boot so far: more precise, and
         // done before the app can read the clock.
@@ -181,27 +221,32 @@ fn run() -> Result<u32, String> {
     // From here on wasm runs (instantiation may run the module's start
     // function), so its CPU budget must be enforced.
     start_ticking(idle);
-    let cfg = TenantConfig { args, ..TenantConfig::for_app(&app) };
-    let mut tenant = runtime.instantiate(&app, &cfg);
-    // The app's first instruction is moments away (init runs its start function).
+    let tenants: Vec<_> = loaded.iter().map(|(app, cfg)| runtime.instantiate(app, cfg)).collect();
+    // The first app's first instruction is moments away (init runs its start function).
     laps.end("instantiate");
     // Under Xen, how much of the boot the vCPU spent waiting for a physical
     // CPU (other domains ran): time in the boot figure that is not ours.
     let boot_runstate = if verbose && xen::ready() { xen::vcpu::runstate().ok() } else { None };
-    let exit = match &mut tenant {
-        Ok(tenant) => tenant.run_to_exit(),
-        Err(reason) => Exit::Stopped(reason.clone()),
-    };
+    let names: Vec<&str> = loaded.iter().map(|(_, cfg)| cfg.name.as_str()).collect();
+    let exits = tenants::run_tenants(platform.as_ref(), tenants, |i, exit| {
+        // With several apps, each one's end is reported as it comes, after
+        // the last of its output.
+        if several {
+            platform.flush_output(names[i]);
+            report(names[i], exit);
+        }
+    });
     let tsc = platform.clock().tsc();
     if verbose {
         // Printed after the run, so that the boot figures leave out the
         // console (under Xen, each byte of it also traps to port 0xe9).
         kprintln!(
-            "{} MiB heap, TSC {} MHz, entropy {:?}, {}, clock {clock_name}, idle {idle:?}, package {size} bytes at {paddr:#x}",
+            "{} MiB heap, TSC {} MHz, entropy {:?}, {}, clock {clock_name}, idle {idle:?}, {} app(s) in {size} bytes at {paddr:#x}",
             heap >> 20,
             tsc.hz / 1_000_000,
             entropy,
             if xen::ready() { "Xen (hypercall page set)" } else { "no Xen (QEMU or bare metal)" },
+            names.len(),
         );
         if let Clock::Tsc { clock, .. } = platform.clock() {
             match clock.rate().1 {
@@ -233,16 +278,54 @@ fn run() -> Result<u32, String> {
         kprintln!("boot: vCPU running {} us, runnable (waiting for a CPU) {} us", us(rs.running), us(rs.runnable));
     }
     kprintln!("boot: PVH entry to app start {} us", laps.total_us(&tsc));
-    Ok(match exit {
+    let Some(first) = tenants::first_failure(&exits) else {
+        kprintln!("exit status 0");
+        return Ok(0);
+    };
+    let why = if several {
+        alloc::format!(": {} is the first app to fail, in the order given", names[first])
+    } else {
+        String::new()
+    };
+    Ok(match &exits[first] {
         Exit::Status(status) => {
-            kprintln!("exit status {status}");
-            exit::app_status(status)
+            kprintln!("exit status {status}{why}");
+            exit::app_status(*status)
         }
         Exit::Stopped(reason) => {
-            kprintln!("{} stopped: {reason}", cfg.name);
+            if several {
+                kprintln!("stopped{why}");
+            } else {
+                kprintln!("{} stopped: {reason}", names[first]);
+            }
             exit::STOPPED
         }
     })
+}
+
+/// Says how app `name` of several ended.
+fn report(name: &str, exit: &Exit) {
+    match exit {
+        Exit::Status(status) => kprintln!("{name} exited with status {status}"),
+        Exit::Stopped(reason) => kprintln!("{name} stopped: {reason}"),
+    }
+}
+
+/// Says when the apps' memory limits add up to more than the heap: then an
+/// app may be refused memory before it reaches its own limit. A refused
+/// `memory.grow` fails in that app alone, but a heap that full may also
+/// refuse the kernel's own allocations, which end the boot. Linear memories
+/// grow by copying, so growing one to its limit also needs room for its old
+/// size meanwhile.
+fn check_memory(limits: impl Iterator<Item = u64>, heap: u64) {
+    let total = limits.fold(0u64, u64::saturating_add);
+    if total > heap {
+        kprintln!(
+            "note: the apps' memory limits add up to {} MiB, more than the {} MiB heap: an app may run out of memory before it reaches its limit (give the machine more memory)",
+            total >> 20,
+            heap >> 20
+        );
+    }
 }
 
 /// The clock: Xen's pvclock under Xen, else the TSC measured against the PIT
@@ -316,9 +399,10 @@ fn kernel_words(cmdline: &str) -> impl Iterator<Item = &str> {
     cmdline.split_whitespace().take_while(|w| *w != "--")
 }
 
-/// The app's arguments: the words after the first `--`.
-fn app_args(cmdline: &str) -> impl Iterator<Item = &str> {
-    cmdline.split_whitespace().skip_while(|w| *w != "--").skip(1)
+/// The app's arguments: the words after the first `--`; `None` without one.
+fn app_args(cmdline: &str) -> Option<impl Iterator<Item = &str>> {
+    let mut words = cmdline.split_whitespace();
+    words.any(|w| w == "--").then_some(words)
 }
 
 #[panic_handler]

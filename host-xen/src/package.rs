@@ -1,8 +1,9 @@
-//! Where the app's package is: embedded by `oasis image`, or a PVH module.
+//! Where the image's apps are: embedded by `oasis image`, or a PVH module.
 //!
 //! The embedding contract with `oasis image` is [`oasis_format::image`]: the
 //! kernel holds the one [`Descriptor`], which `oasis image` fills in with the
-//! physical range of the package it appends above `__kernel_end`.
+//! physical range of the payload (a bundle of apps, or one package) it
+//! appends above `__kernel_end`.
 
 use oasis_format::image::Descriptor;
 
@@ -12,7 +13,7 @@ use oasis_format::image::Descriptor;
 #[unsafe(link_section = ".data.oasis_package")]
 static DESCRIPTOR: Descriptor = Descriptor::EMPTY;
 
-/// The embedded package's physical range, if `oasis image` put one in.
+/// The embedded payload's physical range, if `oasis image` put one in.
 pub fn embedded() -> Option<(u64, u64)> {
     // SAFETY: volatile reads of a static the compiler must not constant-fold:
     // its value was changed in the file after linking.
@@ -22,7 +23,7 @@ pub fn embedded() -> Option<(u64, u64)> {
     (size != 0 && paddr != 0).then_some((paddr, size))
 }
 
-/// The bytes of a package in identity-mapped RAM.
+/// The bytes of a payload in identity-mapped RAM.
 ///
 /// # Safety
 /// `[paddr, paddr + size)` must be loaded memory that nothing else writes to.

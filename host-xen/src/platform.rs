@@ -6,6 +6,7 @@ use core::sync::atomic::{AtomicPtr, Ordering};
 use oasis_runtime::platform::{DriverError, Output, Platform};
 
 use crate::arch::x86_64::entropy;
+use crate::prefix::{Prefixed, Stream};
 use crate::time::Clock;
 
 /// How the kernel waits for a deadline, and what advances the epoch.
@@ -21,27 +22,37 @@ pub enum Idle {
     Spin,
 }
 
-/// The drivers of the PVH kernel (one CPU, one tenant).
+/// The drivers of the PVH kernel (one CPU, one console for every tenant).
 pub struct PvhPlatform {
     clock: Clock,
     idle: Idle,
     entropy: entropy::Source,
+    /// With several tenants, their output lines are prefixed with their names.
+    prefixed: Option<Prefixed>,
 }
 
 impl PvhPlatform {
     /// Drivers over `clock`, waiting as `idle` says. [`Idle::Xen`] needs
     /// [`Clock::Xen`]; with another clock it falls back to [`Idle::Spin`].
-    pub fn new(clock: Clock, idle: Idle, entropy: entropy::Source) -> PvhPlatform {
+    /// `prefixed` is given for an image of several tenants.
+    pub fn new(clock: Clock, idle: Idle, entropy: entropy::Source, prefixed: Option<Prefixed>) -> PvhPlatform {
         let idle = match (&clock, idle) {
             (Clock::Xen(_), Idle::Xen) | (_, Idle::Pit | Idle::Spin) => idle,
             _ => Idle::Spin,
         };
-        PvhPlatform { clock, idle, entropy }
+        PvhPlatform { clock, idle, entropy, prefixed }
     }
 
     /// The clock.
     pub fn clock(&self) -> &Clock {
         &self.clock
+    }
+
+    /// Writes what `tenant`, which has ended, left of its last lines.
+    pub fn flush_output(&self, tenant: &str) {
+        if let Some(prefixed) = &self.prefixed {
+            prefixed.flush(tenant);
+        }
     }
 }
 
@@ -58,7 +69,15 @@ impl Platform for PvhPlatform {
         self.entropy.fill(buf)
     }
 
-    fn write_output(&self, _tenant: &str, output: Output<'_>, bytes: &[u8]) -> Result<(), DriverError> {
+    fn write_output(&self, tenant: &str, output: Output<'_>, bytes: &[u8]) -> Result<(), DriverError> {
+        if let Some(prefixed) = &self.prefixed {
+            match output {
+                Output::Stdout => prefixed.write(tenant, Stream::Stdout, bytes),
+                Output::Stderr => prefixed.write(tenant, Stream::Stderr, bytes),
+                Output::Log { stream } => prefixed.log(tenant, stream, bytes),
+            }
+            return Ok(());
+        }
         // One tenant, one console: stdout and stderr interleave as written.
         match output {
             Output::Stdout | Output::Stderr => crate::console::write_bytes(bytes),
@@ -71,6 +90,11 @@ impl Platform for PvhPlatform {
             }
         }
         Ok(())
+    }
+
+    fn host_log(&self, tenant: &str, message: &str) {
+        // The host's own messages name the tenant already: no prefix.
+        crate::console::write_bytes(alloc::format!("oasis: {tenant}: {message}\n").as_bytes());
     }
 
     fn sleep_until(&self, deadline_ns: u64) {

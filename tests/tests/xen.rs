@@ -16,6 +16,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::{artifact, oasis, s, scratch};
+use oasis_format::image::bundle::{self, Bundle, Settings};
 use oasis_format::package::{Package, PackageBuilder, SectionKind, parse_sections};
 
 const QEMU: &str = "qemu-system-x86_64";
@@ -365,5 +366,233 @@ fn kernel_stack_overflow_hits_the_guard_page() {
     );
     assert!(lines.iter().any(|l| l.starts_with("oasis-xen: CPU exception 14 (page fault)")), "{boot:#?}");
     assert!(!lines.contains(&"Hello from Oasis!"), "the app must not run: {boot:#?}");
+    assert_eq!(boot.status, QEMU_KERNEL_FAILED, "{boot:#?}");
+}
+
+/// `oasis image -o DIR/NAME.xen APP.oasis OPTIONS… :: …`: one image of
+/// several apps, each given as its artifact's name and its options.
+fn image_of(apps: &[(&str, &[&str])], dir: &Path, name: &str) -> PathBuf {
+    let out = dir.join(format!("{name}.xen"));
+    let mut args = vec!["image".to_string(), "-o".to_string(), s(&out).to_string()];
+    for (i, (app, options)) in apps.iter().enumerate() {
+        if i > 0 {
+            args.push("::".to_string());
+        }
+        args.push(s(&artifact(&format!("{app}.oasis"))).to_string());
+        args.extend(options.iter().map(|o| o.to_string()));
+    }
+    let run = oasis(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(run.status, 0, "{run:#?}");
+    assert!(run.stdout.contains(&format!("{} apps", apps.len())), "{run:#?}");
+    out
+}
+
+#[test]
+fn an_image_of_a_command_app_and_a_reactor_runs_both() {
+    if !have_qemu() {
+        return;
+    }
+    let dir = scratch("xen-two");
+    let img =
+        image_of(&[("hello", &["-e", "GREETING=hi", "--", "a", "b"]), ("clock", &["-e", "TICKS=3"])], &dir, "two");
+    let boot = qemu_boot(&img, None, None);
+    let lines = boot.lines();
+    // Each app's lines carry its name, with the settings `oasis image` stored for it.
+    for line in [
+        "hello | Hello from Oasis!",
+        r#"hello | args: ["a", "b"]"#,
+        "hello | GREETING=hi",
+        "clock | [tick] tick 3",
+        "oasis-xen: hello exited with status 0",
+        "oasis-xen: clock exited with status 0",
+        "oasis-xen: exit status 0",
+    ] {
+        assert!(lines.contains(&line), "no line `{line}`: {boot:#?}");
+    }
+    assert!(lines.iter().any(|l| l.starts_with("clock | done: 3 ticks in ")), "{boot:#?}");
+    assert!(!lines.contains(&"clock | [tick] tick 4"), "TICKS=3 is clock's: {boot:#?}");
+    assert!(!lines.contains(&"Hello from Oasis!"), "every app line is prefixed: {boot:#?}");
+    assert_eq!(boot.app_status(), Some(0), "{boot:#?}");
+}
+
+#[test]
+fn a_trapping_app_stops_alone_and_the_first_failure_in_order_decides() {
+    if !have_qemu() {
+        return;
+    }
+    let dir = scratch("xen-fail");
+    // trap is stopped, memhog reaches the limit it was given here (not its
+    // manifest's 64MiB); clock still runs to its end. The image ends as trap did.
+    let img =
+        image_of(&[("trap", &[]), ("memhog", &["--memory", "8MiB"]), ("clock", &["-e", "TICKS=2"])], &dir, "trap");
+    let boot = qemu_boot(&img, None, None);
+    let lines = boot.lines();
+    assert!(lines.contains(&"trap   | about to trap"), "names are padded to the longest: {boot:#?}");
+    assert!(boot.console.contains("oasis-xen: trap stopped: app trapped"), "{boot:#?}");
+    assert!(boot.console.contains("trap::deliberately_crash"), "backtrace expected: {boot:#?}");
+    assert!(boot.console.contains("oasis-xen: memhog stopped: memory limit exceeded"), "{boot:#?}");
+    assert!(boot.console.contains("but its limit is 8MiB"), "{boot:#?}");
+    assert!(lines.iter().any(|l| l.starts_with("clock  | done: 2 ticks in ")), "{boot:#?}");
+    assert!(lines.contains(&"oasis-xen: clock exited with status 0"), "{boot:#?}");
+    assert!(lines.contains(&"oasis-xen: stopped: trap is the first app to fail, in the order given"), "{boot:#?}");
+    assert_eq!(boot.status, QEMU_STOPPED, "{boot:#?}");
+
+    // exit-code ends first, with 3; clock, given first, fails later (with 1,
+    // as an app whose main returns an error): the image's status is clock's.
+    // A second clock is told apart by its name, and is denied its clock.
+    let img = image_of(
+        &[("clock", &["-e", "INTERVAL_MS=0"]), ("exit-code", &["--", "3"]), ("clock", &["--deny", "clock"])],
+        &dir,
+        "order",
+    );
+    let boot = qemu_boot(&img, None, None);
+    let lines = boot.lines();
+    let at = |line: &str| lines.iter().position(|l| *l == line).unwrap_or_else(|| panic!("no `{line}`: {boot:#?}"));
+    assert!(at("oasis-xen: exit-code exited with status 3") < at("oasis-xen: clock exited with status 1"), "{boot:#?}");
+    assert!(lines.contains(&"clock     | Error: INTERVAL_MS must be above zero"), "{boot:#?}");
+    assert!(
+        lines.iter().any(|l| l.starts_with("clock-2   | Error: capability \"clock:monotonic\" was not granted")),
+        "{boot:#?}"
+    );
+    assert!(
+        lines.contains(&"oasis-xen: exit status 1: clock is the first app to fail, in the order given"),
+        "{boot:#?}"
+    );
+    assert_eq!(boot.app_status(), Some(1), "{boot:#?}");
+}
+
+#[test]
+fn memory_limits_beyond_the_heap_are_noted_and_each_app_keeps_its_own() {
+    // Two of one app are told apart by name; their limits (given here, over
+    // the manifest's 16MiB) add up to more than the heap under `-m 256M`.
+    if !have_qemu() {
+        return;
+    }
+    let dir = scratch("xen-heap");
+    let img =
+        image_of(&[("hello", &["--memory", "200MiB"]), ("hello", &["--memory", "200MiB", "--", "x"])], &dir, "big");
+    let boot = qemu_boot(&img, None, None);
+    let lines = boot.lines();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("oasis-xen: note: the apps' memory limits add up to 400 MiB, more than the ")),
+        "{boot:#?}"
+    );
+    assert!(lines.contains(&"hello   | args: []"), "{boot:#?}");
+    assert!(lines.contains(&r#"hello-2 | args: ["x"]"#), "{boot:#?}");
+    assert_eq!(boot.app_status(), Some(0), "{boot:#?}");
+}
+
+#[test]
+fn image_of_several_apps_writes_an_xl_config() {
+    let dir = scratch("xen-xl-two");
+    let out = dir.join("two.xen");
+    let cfg = dir.join("two.cfg");
+    let (hello, clock) = (artifact("hello.oasis"), artifact("clock.oasis"));
+    let run = oasis(&[
+        "image",
+        s(&hello),
+        "-o",
+        s(&out),
+        "--",
+        "a",
+        "::",
+        s(&clock),
+        "--memory",
+        "32MiB",
+        "--xen-config",
+        s(&cfg),
+    ]);
+    assert_eq!(run.status, 0, "{run:#?}");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    assert!(text.contains("name = \"hello-clock\""), "{text}");
+    // hello's manifest limit and clock's given one, plus the kernel's room.
+    assert!(text.contains("memory = 112\n"), "{text}");
+    // The arguments are in the image: a command line could not say whose they are.
+    assert!(!text.contains("cmdline"), "{text}");
+}
+
+#[test]
+fn image_of_several_apps_refuses_bad_input() {
+    let dir = scratch("xen-bad-group");
+    let out = dir.join("out.xen");
+    let (hello, clock) = (artifact("hello.oasis"), artifact("clock.oasis"));
+    let (hello, clock, o) = (s(&hello), s(&clock), s(&out));
+    oasis(&["image", "-o", o, hello, "::"]).assert_bad_input("`::` must be followed by another app");
+    oasis(&["image", "::", hello, "-o", o]).assert_bad_input("`::` with no app before it");
+    oasis(&["image", hello, "::", clock]).assert_bad_input("no -o IMAGE");
+    oasis(&["image", hello, "::", clock, "--", "-o", o])
+        .assert_bad_input("an `-o` after `--` is an argument of the app");
+    oasis(&["image", hello, "-o", o, "::", clock, "-o", o]).assert_bad_input("-o is given 2 times");
+    // A bad setting is reported with the app it was given to.
+    oasis(&["image", "-o", o, hello, "::", clock, "--deny", "disk"])
+        .assert_bad_input(&format!("{clock}: --deny disk: unknown capability"));
+    oasis(&["image", "-o", o, hello, "-e", "=x", "::", clock]).assert_bad_input(&format!("{hello}: -e `=x`"));
+    oasis(&["image", "-o", o, hello, "::", clock, "--memory", "1KiB"]).assert_bad_input("out of range");
+    // A damaged package, named.
+    let mut bytes = std::fs::read(artifact("clock.oasis")).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    let bad = dir.join("damaged.oasis");
+    std::fs::write(&bad, &bytes).unwrap();
+    oasis(&["image", "-o", o, hello, "::", s(&bad)]).assert_bad_input(&format!("{}: ", bad.display()));
+    // What means nothing on the kernel (it has no network) is not an option of `image`.
+    let run = oasis(&["image", "-o", o, hello, "::", clock, "-p", "8080:80"]);
+    assert_eq!(run.status, 2, "{run:#?}");
+    assert!(run.stderr.contains("unexpected argument '-p'"), "{run:#?}");
+    assert!(!out.exists(), "no image may be written on failure");
+}
+
+#[test]
+fn kernel_checks_the_bundle_it_is_given() {
+    // A bundle, like a package, also boots as the plain kernel's -initrd; a
+    // damaged one is refused before anything runs, with what is wrong.
+    if !have_qemu() {
+        return;
+    }
+    let dir = scratch("xen-bundle");
+    let pkg = dir.join("hello.oasis");
+    let run = oasis(&["package", s(&artifact("hello.wasm")), "--target", "x86_64-unknown-none", "-o", s(&pkg)]);
+    assert_eq!(run.status, 0, "{run:#?}");
+    let package = std::fs::read(&pkg).unwrap();
+    let settings = |arg: &str| Settings { args: vec![arg.to_string()], ..Settings::default() };
+    let bundle = Bundle::build(&[
+        bundle::Tenant { name: "first", settings: settings("one"), package: &package },
+        bundle::Tenant { name: "second", settings: settings("two"), package: &package },
+    ])
+    .unwrap();
+    let write = |name: &str, bytes: &[u8]| {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path
+    };
+
+    let boot = qemu_boot(&plain_kernel(), Some(&write("good.bundle", &bundle)), None);
+    assert!(boot.lines().contains(&r#"first  | args: ["one"]"#), "{boot:#?}");
+    assert!(boot.lines().contains(&r#"second | args: ["two"]"#), "{boot:#?}");
+    assert_eq!(boot.app_status(), Some(0), "{boot:#?}");
+    // Whose arguments would `-- x` be? Refused.
+    let boot = qemu_boot(&plain_kernel(), Some(&write("good.bundle", &bundle)), Some("-- x"));
+    assert!(boot.console.contains("oasis-xen: error: the image holds 2 apps, so the kernel command line"), "{boot:#?}");
+    assert_eq!(boot.status, QEMU_KERNEL_FAILED, "{boot:#?}");
+
+    let mut corrupted = bundle.clone();
+    corrupted[30] ^= 0x01; // inside the table
+    let boot = qemu_boot(&plain_kernel(), Some(&write("corrupted.bundle", &corrupted)), None);
+    assert!(boot.console.contains("oasis-xen: error: the image: bundle is corrupted"), "{boot:#?}");
+    assert!(!boot.console.contains("args:"), "nothing may run: {boot:#?}");
+    assert_eq!(boot.status, QEMU_KERNEL_FAILED, "{boot:#?}");
+
+    let truncated = &bundle[..bundle.len() - 100];
+    let boot = qemu_boot(&plain_kernel(), Some(&write("truncated.bundle", truncated)), None);
+    assert!(boot.console.contains("oasis-xen: error: the image: bundle is truncated"), "{boot:#?}");
+    assert_eq!(boot.status, QEMU_KERNEL_FAILED, "{boot:#?}");
+
+    let boot = qemu_boot(&plain_kernel(), Some(&write("garbage.bundle", b"not an app at all")), None);
+    assert!(
+        boot.console.contains("oasis-xen: error: the image: neither an Oasis package nor a bundle of apps"),
+        "{boot:#?}"
+    );
     assert_eq!(boot.status, QEMU_KERNEL_FAILED, "{boot:#?}");
 }

@@ -1,43 +1,50 @@
-//! `oasis image`: one bootable PVH ELF — the Oasis kernel with an app's package.
+//! `oasis image`: one bootable PVH ELF — the Oasis kernel with the packages
+//! of one or more apps (`PKG [OPTIONS] [-- ARGS] :: PKG …`).
 //!
 //! The kernel (`host-xen`, built by `cargo xtask kernel`) is a static x86_64
 //! ELF with a Xen PVH entry note. It carries one 32-byte descriptor in its
-//! loaded data: the 16-byte magic [`DESCRIPTOR_MAGIC`], then the physical
-//! address and size (little-endian u64) of the package, both zero in the plain
-//! kernel. Embedding
+//! loaded data ([`oasis_format::image`]): the 16-byte magic
+//! [`DESCRIPTOR_MAGIC`], then the physical address and size (little-endian
+//! u64) of its payload, both zero in the plain kernel. Embedding
 //!
-//! 1. re-packages the app with only what the kernel needs: manifest, module,
+//! 1. re-packages each app with only what the kernel needs: manifest, module,
 //!    assets and AOT code for `x86_64-unknown-none` made by an engine with the
 //!    kernel's fingerprint (reused from the package if it matches, else
 //!    compiled here with the same `engine_config` the kernel uses);
-//! 2. appends the package to the file at a page-aligned offset, as a new
+//! 2. puts the packages, with each app's name and the operator's settings
+//!    (`-e`, `--memory`, `--cpu-ms-per-call`, `--deny`, arguments), into one
+//!    bundle ([`oasis_format::image::bundle`]);
+//! 3. appends the bundle to the file at a page-aligned offset, as a new
 //!    PT_LOAD segment at the first page-aligned physical address above every
 //!    existing segment (so it overlaps neither the kernel nor its bss);
-//! 3. appends a copy of the program header table with that segment added and
+//! 4. appends a copy of the program header table with that segment added and
 //!    points `e_phoff`/`e_phnum` at it (the original table has no spare slot);
-//! 4. writes the segment's address and size into the descriptor.
+//! 5. writes the segment's address and size into the descriptor.
 //!
 //! PVH loaders (QEMU `-kernel`, Xen's libelf) load every PT_LOAD segment, so
-//! the package is in RAM before the kernel's first instruction; the kernel
-//! keeps its heap off that range. The plain kernel also boots with the package
-//! as its first PVH module (QEMU `-initrd`).
+//! the bundle is in RAM before the kernel's first instruction; the kernel
+//! keeps its heap off that range. The plain kernel also boots with a package
+//! or a bundle as its first PVH module (QEMU `-initrd`).
 
 use std::path::{Path, PathBuf};
 
+use oasis_abi::kind;
 use oasis_format::image as pvh;
+use oasis_format::image::bundle::{self, Bundle, Settings};
 
 use oasis_format::limits::display_size;
 use oasis_format::package::{Package, PackageBuilder, SectionKind};
 use oasis_runtime::config::EngineProfile;
 use oasis_runtime::load;
+use oasis_runtime::tenant::Runtime;
 
-use crate::{CliResult, ImageArgs, UserError, read_input};
+use crate::{CliResult, ImageArgs, UserError, parse_env, parse_memory, read_input};
 
 /// The target the kernel runs on.
 pub const KERNEL_TARGET: &str = "x86_64-unknown-none";
 /// File name of the kernel next to the `oasis` binary.
 pub const KERNEL_FILE: &str = "oasis-xen-kernel.elf";
-/// Marks the package descriptor in the kernel ([`oasis_format::image`]).
+/// Marks the payload descriptor in the kernel ([`oasis_format::image`]).
 pub const DESCRIPTOR_MAGIC: &[u8; 16] = &pvh::MAGIC;
 
 const PT_LOAD: u32 = 1;
@@ -45,38 +52,179 @@ const PF_R: u32 = 4;
 const PHDR_SIZE: usize = 56;
 const PAGE: u64 = 4096;
 
-/// `oasis image PACKAGE -o IMAGE`.
-pub fn image(args: ImageArgs) -> CliResult {
+/// What the image as a whole is told: given once, by any one app's options.
+#[derive(Debug, PartialEq, Eq)]
+struct ImageOptions {
+    output: PathBuf,
+    kernel: Option<PathBuf>,
+    xen_config: Option<PathBuf>,
+}
+
+impl ImageOptions {
+    /// The image's options out of the apps' command lines.
+    fn of(apps: &[ImageArgs]) -> CliResult<ImageOptions> {
+        let once = |flag: &str, given: Vec<&PathBuf>| -> CliResult<Option<PathBuf>> {
+            match given[..] {
+                [] => Ok(None),
+                [one] => Ok(Some(one.clone())),
+                _ => Err(UserError(format!(
+                    "{flag} is given {} times: it is the image's, give it once (after any of the packages)",
+                    given.len()
+                ))),
+            }
+        };
+        let output = once("-o", apps.iter().filter_map(|a| a.output.as_ref()).collect())?.ok_or_else(|| {
+            let hint = if apps.iter().any(|a| a.args.iter().any(|w| w == "-o" || w.starts_with("--output"))) {
+                " (an `-o` after `--` is an argument of the app: put `-o` before `--`)"
+            } else {
+                ""
+            };
+            UserError(format!("no -o IMAGE: say where to write the image{hint}"))
+        })?;
+        Ok(ImageOptions {
+            output,
+            kernel: once("--kernel", apps.iter().filter_map(|a| a.kernel.as_ref()).collect())?,
+            xen_config: once("--xen-config", apps.iter().filter_map(|a| a.xen_config.as_ref()).collect())?,
+        })
+    }
+}
+
+/// An app's settings from its options, checked as `oasis run` checks them.
+fn settings(args: &ImageArgs) -> CliResult<Settings> {
+    let env = args.env.iter().map(|kv| parse_env(kv)).collect::<CliResult<Vec<_>>>()?;
+    let memory_bytes = args.memory.as_deref().map(parse_memory).transpose()?;
+    if let Some(unknown) = args.deny.iter().find(|k| !kind::ALL.contains(&k.as_str())) {
+        return Err(UserError(format!("--deny {unknown}: unknown capability (known: {})", kind::ALL.join(", "))));
+    }
+    let settings = Settings {
+        args: args.args.clone(),
+        env,
+        memory_bytes,
+        cpu_ms_per_call: args.cpu_ms_per_call,
+        deny: args.deny.clone(),
+    };
+    settings.check()?;
+    Ok(settings)
+}
+
+/// One app, ready for the bundle.
+struct Prepared {
+    name: String,
+    version: String,
+    settings: Settings,
+    /// The package as the kernel needs it ([`kernel_package`]).
+    package: Vec<u8>,
+    /// Where its AOT code came from.
+    code_note: &'static str,
+    /// The memory limit it runs under.
+    memory_bytes: u64,
+}
+
+/// Reads, checks and re-packages one app.
+fn prepare(args: &ImageArgs, runtime: &Runtime) -> CliResult<Prepared> {
+    let settings = settings(args)?;
     let input = read_input(&args.package)?;
     let package = Package::parse(&input).map_err(|e| UserError(format!("{}: {e}", args.package.display())))?;
     let name = package.manifest.name.clone();
-    let version = package.manifest.version.clone();
     // Everything the host checks before running an app (ABI, imports, manifest)
     // is checked here too, by loading it natively: an image that cannot run
     // must not be built.
-    let runtime = oasis_host_std::native_runtime(None, true)?;
     runtime.load(&input, &name).map_err(|e| UserError(format!("{}: {e}", args.package.display())))?;
-
+    let limits = settings.limits(package.manifest.limits);
+    limits.validate()?;
     let (slim, code_note) = kernel_package(&package)?;
-    let kernel_path = match &args.kernel {
+    Ok(Prepared {
+        name,
+        version: package.manifest.version.clone(),
+        settings,
+        package: slim,
+        code_note,
+        memory_bytes: limits.memory_bytes,
+    })
+}
+
+/// An error about one app of several, saying which (unless it does already).
+fn in_app(args: &ImageArgs, e: UserError) -> UserError {
+    let app = args.package.display().to_string();
+    if e.0.starts_with(&app) { e } else { UserError(format!("{app}: {}", e.0)) }
+}
+
+/// Tenants are called by their apps' names; a name that is taken already
+/// gets `-2`, `-3`, … (as under `oasis run A :: B`), so that their output
+/// can be told apart.
+fn name_uniquely(apps: &mut [Prepared]) {
+    let mut taken = std::collections::HashSet::new();
+    for app in apps {
+        let base = app.name.clone();
+        let mut n = 2;
+        while !taken.insert(app.name.clone()) {
+            app.name = format!("{base}-{n}");
+            n += 1;
+        }
+    }
+}
+
+/// `oasis image PKG [OPTIONS] [-- ARGS] [:: PKG [OPTIONS] [-- ARGS]]… -o IMAGE`.
+pub fn image(apps: Vec<ImageArgs>) -> CliResult {
+    let options = ImageOptions::of(&apps)?;
+    let runtime = oasis_host_std::native_runtime(None, true)?;
+    let several = apps.len() > 1;
+    let mut prepared = Vec::with_capacity(apps.len());
+    for args in &apps {
+        let app = prepare(args, &runtime);
+        prepared.push(if several { app.map_err(|e| in_app(args, e))? } else { app? });
+    }
+    name_uniquely(&mut prepared);
+    let tenants: Vec<bundle::Tenant<'_>> = prepared
+        .iter()
+        .map(|p| bundle::Tenant { name: &p.name, settings: p.settings.clone(), package: &p.package })
+        .collect();
+    let bundle = Bundle::build(&tenants)?;
+
+    let kernel_path = match &options.kernel {
         Some(path) => path.clone(),
         None => default_kernel()?,
     };
     let kernel = read_input(&kernel_path)?;
-    let image = embed(&kernel, &slim).map_err(|e| UserError(format!("{}: {e}", kernel_path.display())))?;
+    let image = embed(&kernel, &bundle).map_err(|e| UserError(format!("{}: {e}", kernel_path.display())))?;
 
-    let tmp = args.output.with_extension("tmp");
+    let output = &options.output;
+    let tmp = output.with_extension("tmp");
     std::fs::write(&tmp, &image).map_err(|e| UserError(format!("{}: {e}", tmp.display())))?;
-    std::fs::rename(&tmp, &args.output).map_err(|e| UserError(format!("{}: {e}", args.output.display())))?;
-    println!(
-        "image {name} {version} -> {} ({}: kernel {}, package {}, {code_note})",
-        args.output.display(),
-        display_size(image.len() as u64),
-        display_size(kernel.len() as u64),
-        display_size(slim.len() as u64),
-    );
-    if let Some(cfg) = &args.xen_config {
-        write_xl_config(cfg, &name, &args.output, package.manifest.limits.memory_bytes, &args.args)?;
+    std::fs::rename(&tmp, output).map_err(|e| UserError(format!("{}: {e}", output.display())))?;
+    let names: Vec<String> = prepared.iter().map(|p| format!("{} {}", p.name, p.version)).collect();
+    let sizes = format!("{}: kernel {}", display_size(image.len() as u64), display_size(kernel.len() as u64));
+    match &prepared[..] {
+        [one] => println!(
+            "image {} -> {} ({sizes}, package {}, {})",
+            names[0],
+            output.display(),
+            display_size(one.package.len() as u64),
+            one.code_note
+        ),
+        _ => {
+            println!(
+                "image {} -> {} ({sizes}, {} apps {})",
+                names.join(" + "),
+                output.display(),
+                prepared.len(),
+                display_size(bundle.len() as u64)
+            );
+            for p in &prepared {
+                println!("  {}: package {}, {}", p.name, display_size(p.package.len() as u64), p.code_note);
+            }
+        }
+    }
+    if let Some(cfg) = &options.xen_config {
+        let name = prepared.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join("-");
+        let memory = prepared.iter().map(|p| p.memory_bytes).sum();
+        // With one app, its arguments also go on the command line, where they
+        // can be changed without building the image again.
+        let args = match &apps[..] {
+            [one] => one.args.as_slice(),
+            _ => &[],
+        };
+        write_xl_config(cfg, &name, output, memory, args)?;
         println!("xl config -> {}", cfg.display());
     }
     Ok(0)
@@ -140,9 +288,10 @@ fn u64_at(b: &[u8], at: usize) -> Option<u64> {
     Some(u64::from_le_bytes(b.get(at..at + 8)?.try_into().ok()?))
 }
 
-/// Builds the image: `kernel` with `package` as an extra PT_LOAD segment (see
-/// the module docs). Errors are one line, about the kernel file.
-pub fn embed(kernel: &[u8], package: &[u8]) -> Result<Vec<u8>, String> {
+/// Builds the image: `kernel` with `payload` (a bundle, or a package) as an
+/// extra PT_LOAD segment (see the module docs). Errors are one line, about
+/// the kernel file.
+pub fn embed(kernel: &[u8], payload: &[u8]) -> Result<Vec<u8>, String> {
     let not_kernel = |why: &str| format!("not an Oasis PVH kernel ({why})");
     if kernel.get(..4) != Some(b"\x7fELF") {
         return Err(not_kernel("no ELF header"));
@@ -165,6 +314,12 @@ pub fn embed(kernel: &[u8], package: &[u8]) -> Result<Vec<u8>, String> {
     let mut hits = kernel.windows(DESCRIPTOR_MAGIC.len()).enumerate().filter(|(_, w)| *w == DESCRIPTOR_MAGIC);
     let desc = match (hits.next(), hits.next()) {
         (Some((at, _)), None) => at,
+        (None, _) if kernel.windows(pvh::MAGIC_PREFIX.len()).any(|w| w == pvh::MAGIC_PREFIX) => {
+            return Err(
+                "this kernel is older than this oasis (its descriptor is not v2): rebuild it with `cargo xtask kernel`"
+                    .to_string(),
+            );
+        }
         (None, _) => return Err(not_kernel("no package descriptor: build it with `cargo xtask kernel`")),
         (Some(_), Some(_)) => return Err(not_kernel("more than one package descriptor")),
     };
@@ -189,14 +344,14 @@ pub fn embed(kernel: &[u8], package: &[u8]) -> Result<Vec<u8>, String> {
     }
 
     let paddr = top.next_multiple_of(PAGE);
-    // The kernel identity-maps 4 GiB; a package beyond it could not be read.
-    if paddr.saturating_add(package.len() as u64) > 4 << 30 {
-        return Err("the package does not fit below 4 GiB".to_string());
+    // The kernel identity-maps 4 GiB; apps beyond it could not be read.
+    if paddr.saturating_add(payload.len() as u64) > 4 << 30 {
+        return Err("the apps do not fit below 4 GiB".to_string());
     }
     let mut out = kernel.to_vec();
     out.resize((out.len() as u64).next_multiple_of(PAGE) as usize, 0);
     let offset = out.len() as u64;
-    out.extend_from_slice(package);
+    out.extend_from_slice(payload);
     out.resize(out.len().next_multiple_of(8), 0);
     let new_phoff = out.len() as u64;
     out.extend_from_slice(table);
@@ -206,26 +361,27 @@ pub fn embed(kernel: &[u8], package: &[u8]) -> Result<Vec<u8>, String> {
     ph[8..16].copy_from_slice(&offset.to_le_bytes());
     ph[16..24].copy_from_slice(&paddr.to_le_bytes()); // vaddr = paddr: identity-mapped
     ph[24..32].copy_from_slice(&paddr.to_le_bytes());
-    ph[32..40].copy_from_slice(&(package.len() as u64).to_le_bytes());
-    ph[40..48].copy_from_slice(&(package.len() as u64).to_le_bytes());
+    ph[32..40].copy_from_slice(&(payload.len() as u64).to_le_bytes());
+    ph[40..48].copy_from_slice(&(payload.len() as u64).to_le_bytes());
     ph[48..56].copy_from_slice(&PAGE.to_le_bytes());
     out.extend_from_slice(&ph);
     out[0x20..0x28].copy_from_slice(&new_phoff.to_le_bytes());
     out[0x38..0x3a].copy_from_slice(&((phnum + 1) as u16).to_le_bytes());
     out[desc + pvh::PADDR_OFFSET..desc + pvh::SIZE_OFFSET].copy_from_slice(&paddr.to_le_bytes());
-    out[desc + pvh::SIZE_OFFSET..desc + pvh::DESCRIPTOR_LEN].copy_from_slice(&(package.len() as u64).to_le_bytes());
+    out[desc + pvh::SIZE_OFFSET..desc + pvh::DESCRIPTOR_LEN].copy_from_slice(&(payload.len() as u64).to_le_bytes());
     Ok(out)
 }
 
-/// Writes an `xl` domain configuration that boots `image` as a PVH guest.
+/// Writes an `xl` domain configuration that boots `image` as a PVH guest;
+/// `memory_limit` is the sum of its apps' limits.
 fn write_xl_config(path: &Path, name: &str, image: &Path, memory_limit: u64, args: &[String]) -> CliResult<()> {
     let image = std::path::absolute(image).map_err(|e| UserError(format!("{}: {e}", image.display())))?;
     let image = image.to_str().ok_or_else(|| UserError(format!("{}: path is not UTF-8", image.display())))?;
-    // The app's memory limit plus room for the kernel, its heap overhead and the package.
+    // The apps' memory limits plus room for the kernel, its heap overhead and the packages.
     let memory_mib = (memory_limit >> 20) + 64;
     let quote = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
     let mut text = format!(
-        "# Boots the Oasis app `{name}` as a Xen PVH guest: xl create {}\n\
+        "# Boots the Oasis image `{name}` as a Xen PVH guest: xl create {}\n\
          name = \"{}\"\ntype = \"pvh\"\nkernel = \"{}\"\nmemory = {memory_mib}\nvcpus = 1\n\
          on_poweroff = \"destroy\"\non_crash = \"destroy\"\non_reboot = \"destroy\"\n",
         quote(&path.display().to_string()),
@@ -283,5 +439,66 @@ mod tests {
         let mut k = fake_kernel();
         k[0x100] = b'X';
         assert!(embed(&k, b"p").unwrap_err().contains("no package descriptor"));
+        // A kernel whose descriptor is v1 cannot read a bundle: it is refused as old.
+        let mut old = fake_kernel();
+        old[0x10f] = b'1';
+        assert!(embed(&old, b"p").unwrap_err().contains("older than this oasis"));
+    }
+
+    /// `oasis image ARGS…` as `main` parses one app's part of the command line.
+    fn app(args: &[&str]) -> ImageArgs {
+        match <crate::Cli as clap::Parser>::try_parse_from(["oasis", "image"].iter().chain(args)) {
+            Ok(crate::Cli { command: crate::Command::Image(a) }) => a,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_image_options_are_given_once_by_any_app() {
+        let apps = [app(&["a.oasis", "-e", "K=V"]), app(&["b.oasis", "-o", "x.xen", "--kernel", "k.elf"])];
+        let options = ImageOptions::of(&apps).unwrap();
+        assert_eq!(options, ImageOptions { output: "x.xen".into(), kernel: Some("k.elf".into()), xen_config: None });
+        let twice = [app(&["a.oasis", "-o", "x.xen"]), app(&["b.oasis", "-o", "y.xen"])];
+        assert!(ImageOptions::of(&twice).unwrap_err().0.starts_with("-o is given 2 times"));
+        let none = [app(&["a.oasis"]), app(&["b.oasis"])];
+        assert_eq!(ImageOptions::of(&none).unwrap_err().0, "no -o IMAGE: say where to write the image");
+        let after_args = [app(&["a.oasis", "--", "-o", "x.xen"])];
+        assert!(ImageOptions::of(&after_args).unwrap_err().0.contains("argument of the app"));
+    }
+
+    #[test]
+    fn settings_are_checked_like_oasis_run_checks_them() {
+        let s = settings(&app(&["a.oasis", "-e", "K=a=b", "--memory", "32MiB", "--deny", "clock", "--", "x"])).unwrap();
+        assert_eq!(
+            s,
+            Settings {
+                args: vec!["x".into()],
+                env: vec![("K".into(), "a=b".into())],
+                memory_bytes: Some(32 << 20),
+                cpu_ms_per_call: None,
+                deny: vec!["clock".into()],
+            }
+        );
+        assert!(settings(&app(&["a.oasis", "-e", "=v"])).unwrap_err().0.contains("KEY=VALUE"));
+        assert!(settings(&app(&["a.oasis", "--memory", "lots"])).unwrap_err().0.starts_with("--memory: "));
+        assert!(settings(&app(&["a.oasis", "--memory", "1KiB"])).unwrap_err().0.contains("out of range"));
+        assert!(settings(&app(&["a.oasis", "--cpu-ms-per-call", "9999999"])).unwrap_err().0.contains("out of range"));
+        assert!(settings(&app(&["a.oasis", "--deny", "disk"])).unwrap_err().0.starts_with("--deny disk: unknown"));
+    }
+
+    #[test]
+    fn two_of_one_app_get_names_of_their_own() {
+        let prepared = |name: &str| Prepared {
+            name: name.to_string(),
+            version: "1".into(),
+            settings: Settings::default(),
+            package: Vec::new(),
+            code_note: "",
+            memory_bytes: 0,
+        };
+        let mut apps = [prepared("hello"), prepared("clock"), prepared("hello"), prepared("hello")];
+        name_uniquely(&mut apps);
+        let names: Vec<&str> = apps.iter().map(|a| a.name.as_str()).collect();
+        assert_eq!(names, ["hello", "clock", "hello-2", "hello-3"]);
     }
 }

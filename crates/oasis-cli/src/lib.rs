@@ -49,7 +49,18 @@ enum Command {
     Inspect(InspectArgs),
     /// Build an app crate for wasm32-wasip1 and package it, in one step.
     Build(BuildArgs),
-    /// Make a bootable x86_64 PVH image (QEMU, Xen) of a package.
+    /// Make a bootable x86_64 PVH image (QEMU, Xen) of a package; `::` between packages embeds several.
+    ///
+    /// Packages separated by `::`, each with its own options and arguments
+    /// (`oasis image -o app.xen A.oasis -e K=V -- ARGS :: B.oasis --memory 32MiB`),
+    /// become tenants of one kernel, which runs them all, prefixes their
+    /// output lines with their names and ends when every app has ended, with
+    /// the status of the first that failed, in the order given. `-o`,
+    /// `--kernel` and `--xen-config` are the image's: give each once, among
+    /// any one package's options (not after its `--`).
+    #[command(
+        override_usage = "oasis image -o IMAGE [--kernel PATH] [--xen-config FILE] PACKAGE [OPTIONS] [-- ARGS] [:: PACKAGE [OPTIONS] [-- ARGS]]…"
+    )]
     Image(ImageArgs),
     /// Create an app crate (reactor, command or http) that `oasis build` builds at once.
     New(crate::new::NewArgs),
@@ -168,17 +179,29 @@ pub struct BuildArgs {
 pub struct ImageArgs {
     /// The package (.oasis).
     pub package: PathBuf,
-    /// Where to write the image (an ELF kernel for `qemu-system-x86_64 -kernel` or Xen `type = "pvh"`).
+    /// Where to write the image (an ELF kernel for `qemu-system-x86_64 -kernel` or Xen `type = "pvh"`); once per image.
     #[arg(short, long, value_name = "FILE")]
-    pub output: PathBuf,
+    pub output: Option<PathBuf>,
     /// The Oasis PVH kernel (default: oasis-xen-kernel.elf next to this binary).
     #[arg(long, value_name = "PATH")]
     pub kernel: Option<PathBuf>,
     /// Also write an `xl` domain configuration that boots the image.
     #[arg(long, value_name = "FILE")]
     pub xen_config: Option<PathBuf>,
-    /// Arguments for the app, written into the xl configuration's command line
-    /// (under QEMU pass them with `-append "-- ARGS"`).
+    /// Set an environment variable for the app (repeatable).
+    #[arg(short = 'e', long = "env", value_name = "K=V")]
+    pub env: Vec<String>,
+    /// Memory limit, e.g. 64MiB (default: the manifest's, else 256MiB).
+    #[arg(long, value_name = "SIZE")]
+    pub memory: Option<String>,
+    /// CPU budget of each call into the app in ms; 0 = none (default: the manifest's, else 10000).
+    #[arg(long, value_name = "N")]
+    pub cpu_ms_per_call: Option<u64>,
+    /// Withhold a capability kind the manifest asks for (repeatable).
+    #[arg(long, value_name = "KIND")]
+    pub deny: Vec<String>,
+    /// Arguments for the app, stored in the image (with one app, words after
+    /// `--` on the kernel command line replace them).
     #[arg(last = true)]
     pub args: Vec<String>,
 }
@@ -196,18 +219,40 @@ impl<E: std::fmt::Display> From<E> for UserError {
 /// Shorthand for command results.
 pub type CliResult<T = i32> = Result<T, UserError>;
 
-/// The argument that separates the apps of one `oasis run`.
+/// The argument that separates the apps of one `oasis run` or `oasis image`.
 pub const APP_SEPARATOR: &str = "::";
+
+/// The commands that take several apps separated by [`APP_SEPARATOR`], with
+/// the usage an error about the separator shows.
+const GROUP_COMMANDS: &[(&str, &str)] = &[
+    ("run", "oasis run APP [OPTIONS] [-- ARGS] :: APP [OPTIONS] [-- ARGS]…"),
+    ("image", "oasis image -o IMAGE PKG [OPTIONS] [-- ARGS] :: PKG [OPTIONS] [-- ARGS]…"),
+];
 
 /// Parses `args` and runs the command; returns the process exit status.
 pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
     let args: Vec<OsString> = args.into_iter().collect();
     let result = match split_apps(&args) {
         Err(e) => Err(e),
-        Ok(Some(segments)) => match parse_each_app(&args[..2], &segments) {
-            Ok(apps) => crate::run::run(apps),
-            Err(status) => return status,
-        },
+        Ok(Some(segments)) => {
+            let parsed = if args[1] == "image" {
+                parse_each_app(&args[..2], &segments, |c| match c {
+                    Command::Image(a) => Some(a),
+                    _ => None,
+                })
+                .map(crate::image::image)
+            } else {
+                parse_each_app(&args[..2], &segments, |c| match c {
+                    Command::Run(a) => Some(a),
+                    _ => None,
+                })
+                .map(crate::run::run)
+            };
+            match parsed {
+                Ok(result) => result,
+                Err(status) => return status,
+            }
+        }
         Ok(None) => match Cli::try_parse_from(&args) {
             Err(e) => return clap_failed(e),
             Ok(cli) => match cli.command {
@@ -215,7 +260,7 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
                 Command::Package(a) => crate::pack::package(a),
                 Command::Inspect(a) => crate::pack::inspect(a),
                 Command::Build(a) => crate::build::build(a),
-                Command::Image(a) => crate::image::image(a),
+                Command::Image(a) => crate::image::image(vec![a]),
                 Command::New(a) => crate::new::new(a),
             },
         },
@@ -236,18 +281,18 @@ fn clap_failed(e: clap::Error) -> i32 {
     if e.use_stderr() { EXIT_BAD_INPUT } else { 0 }
 }
 
-/// Splits `oasis run A… :: B… :: C…` into the arguments of each app; `None`
-/// for any other command line, which clap parses whole.
+/// Splits `oasis run A… :: B… :: C…` (or `oasis image …`, see
+/// [`GROUP_COMMANDS`]) into the arguments of each app; `None` for any other
+/// command line, which clap parses whole.
 ///
 /// A standalone `::` always separates apps, after `--` too: that is what lets
 /// every app but the last have arguments of its own.
 fn split_apps(args: &[OsString]) -> CliResult<Option<Vec<&[OsString]>>> {
-    let is_run = args.get(1).is_some_and(|a| a == "run");
-    if !is_run || !args[2..].iter().any(|a| a == APP_SEPARATOR) {
+    let command = args.get(1).and_then(|c| GROUP_COMMANDS.iter().find(|(name, _)| c == name));
+    let Some((_, usage)) = command.filter(|_| args[2..].iter().any(|a| a == APP_SEPARATOR)) else {
         return Ok(None);
-    }
+    };
     let segments: Vec<&[OsString]> = args[2..].split(|a| a == APP_SEPARATOR).collect();
-    let usage = "oasis run APP [OPTIONS] [-- ARGS] :: APP [OPTIONS] [-- ARGS]…";
     if segments[0].is_empty() {
         return Err(UserError(format!("`{APP_SEPARATOR}` with no app before it: {usage}")));
     }
@@ -257,14 +302,19 @@ fn split_apps(args: &[OsString]) -> CliResult<Option<Vec<&[OsString]>>> {
     Ok(Some(segments))
 }
 
-/// Parses each app's arguments exactly as a one-app `oasis run`'s; `Err(status)`
-/// when clap printed an error (or the help text it was asked for).
-fn parse_each_app(program_and_run: &[OsString], segments: &[&[OsString]]) -> Result<Vec<RunArgs>, i32> {
+/// Parses each app's arguments exactly as a one-app command line of the same
+/// subcommand (`program_and_command`), taking its arguments out of the parsed
+/// command with `pick`; `Err(status)` when clap printed an error (or the help
+/// text it was asked for).
+fn parse_each_app<T>(
+    program_and_command: &[OsString],
+    segments: &[&[OsString]],
+    pick: fn(Command) -> Option<T>,
+) -> Result<Vec<T>, i32> {
     segments
         .iter()
-        .map(|segment| match Cli::try_parse_from(program_and_run.iter().chain(segment.iter())) {
-            Ok(Cli { command: Command::Run(a) }) => Ok(a),
-            Ok(_) => unreachable!("the subcommand is `run`"),
+        .map(|segment| match Cli::try_parse_from(program_and_command.iter().chain(segment.iter())) {
+            Ok(cli) => Ok(pick(cli.command).expect("the subcommand is the one the segments were split for")),
             Err(e) => Err(clap_failed(e)),
         })
         .collect()

@@ -1,15 +1,31 @@
 //! The contract between `oasis image` and the PVH kernel (host-xen): how the
-//! kernel finds the package it was given.
+//! kernel finds the apps it was given.
 //!
 //! The kernel has exactly one [`Descriptor`] in its loaded data, found in the
-//! ELF file by its 16-byte [`MAGIC`]. `oasis image` appends the package as a
-//! new PT_LOAD segment (page-aligned, above everything the kernel loads) and
-//! writes the segment's physical address and size into the descriptor. A zero
-//! size means "not embedded": the kernel then takes its first PVH module
-//! (QEMU `-initrd`).
+//! ELF file by its 16-byte [`MAGIC`]. `oasis image` appends the image's
+//! payload as a new PT_LOAD segment (page-aligned, above everything the
+//! kernel loads) and writes the segment's physical address and size into the
+//! descriptor. A zero size means "not embedded": the kernel then takes its
+//! first PVH module (QEMU `-initrd`).
+//!
+//! The payload, embedded or a module, is a [`Payload`]: a [`bundle`] of apps
+//! with the operator's settings for each (what `oasis image` writes), or one
+//! plain package (`.oasis`, run with the manifest's settings).
+//!
+//! Descriptor versions: v1 (up to the bundle) pointed at one package; v2
+//! points at a payload. `oasis image` writes only into a kernel whose
+//! descriptor has its own version ([`MAGIC`]), so that no kernel is handed a
+//! payload it cannot read; [`MAGIC_PREFIX`] lets it tell an older kernel
+//! from a file that is no kernel at all.
+
+pub mod bundle;
+
+pub use bundle::{Bundle, BundleError, Payload};
 
 /// Marks the descriptor in the ELF file. Only the descriptor contains it.
-pub const MAGIC: [u8; 16] = *b"OASIS-PVH-PKG\0v1";
+pub const MAGIC: [u8; 16] = *b"OASIS-PVH-PKG\0v2";
+/// [`MAGIC`] without its version byte: what every descriptor version starts with.
+pub const MAGIC_PREFIX: &[u8; 15] = b"OASIS-PVH-PKG\0v";
 
 /// Offset of the little-endian `u64` physical address within the descriptor.
 pub const PADDR_OFFSET: usize = 16;
@@ -24,9 +40,9 @@ pub const DESCRIPTOR_LEN: usize = 32;
 pub struct Descriptor {
     /// Always [`MAGIC`].
     pub magic: [u8; 16],
-    /// Physical address of the embedded package; 0 when none is.
+    /// Physical address of the embedded payload; 0 when none is.
     pub paddr: u64,
-    /// Size of the embedded package in bytes; 0 when none is.
+    /// Size of the embedded payload in bytes; 0 when none is.
     pub size: u64,
 }
 
