@@ -53,7 +53,8 @@ use alloc::vec::Vec;
 
 use oasis_runtime::config::RuntimeOptions;
 use oasis_runtime::load::{LoadOptions, Step, Verify};
-use oasis_runtime::{EngineProfile, Exit, Runtime, TenantConfig};
+use oasis_runtime::sched::{End, Scheduler, Sleep, Until};
+use oasis_runtime::{EngineProfile, Exit, Runtime, StopReason, TenantConfig};
 
 use crate::arch::x86_64::{boot, cpu, entropy, gdt, interrupts, mm, pic, pit, rtc};
 use crate::laps::Laps;
@@ -182,15 +183,15 @@ fn run() -> Result<u32, String> {
     // function), so its CPU budget must be enforced.
     start_ticking(idle);
     let cfg = TenantConfig { args, ..TenantConfig::for_app(&app) };
-    let mut tenant = runtime.instantiate(&app, &cfg);
+    let tenant = runtime.instantiate(&app, &cfg);
     // The app's first instruction is moments away (init runs its start function).
     laps.end("instantiate");
     // Under Xen, how much of the boot the vCPU spent waiting for a physical
     // CPU (other domains ran): time in the boot figure that is not ours.
     let boot_runstate = if verbose && xen::ready() { xen::vcpu::runstate().ok() } else { None };
-    let exit = match &mut tenant {
-        Ok(tenant) => tenant.run_to_exit(),
-        Err(reason) => Exit::Stopped(reason.clone()),
+    let exit = match tenant {
+        Ok(tenant) => run_tenant(&platform, tenant),
+        Err(reason) => Exit::Stopped(reason),
     };
     let tsc = platform.clock().tsc();
     if verbose {
@@ -243,6 +244,22 @@ fn run() -> Result<u32, String> {
             exit::STOPPED
         }
     })
+}
+
+/// Runs `tenant` to its end on the scheduler's loop. One CPU and no threads:
+/// the loop sleeps in the platform's `sleep_until`, which halts the CPU until
+/// the timer interrupt, and a command app runs on the loop.
+fn run_tenant(platform: &Arc<platform::PvhPlatform>, tenant: oasis_runtime::Tenant) -> Exit {
+    let platform: Arc<dyn oasis_runtime::Platform> = platform.clone();
+    let mut scheduler = Scheduler::new(platform.clone(), Arc::new(Sleep::new(platform)));
+    let id = scheduler.handle().add(tenant, None);
+    let mut exit = None;
+    scheduler.run(Until::Ended(id), |ended| {
+        if let End::Exited(e) = &ended.end {
+            exit = Some(e.clone());
+        }
+    });
+    exit.unwrap_or_else(|| Exit::Stopped(StopReason::Protocol("the app ended without an exit status".to_string())))
 }
 
 /// The clock: Xen's pvclock under Xen, else the TSC measured against the PIT

@@ -7,7 +7,6 @@
 #![warn(missing_docs)]
 
 pub mod epoch;
-pub mod group;
 pub mod net;
 pub mod prefix;
 pub mod sched;
