@@ -228,7 +228,7 @@ fn run() -> Result<u32, String> {
     // CPU (other domains ran): time in the boot figure that is not ours.
     let boot_runstate = if verbose && xen::ready() { xen::vcpu::runstate().ok() } else { None };
     let names: Vec<&str> = loaded.iter().map(|(_, cfg)| cfg.name.as_str()).collect();
-    let exits = tenants::run_tenants(platform.as_ref(), tenants, |i, exit| {
+    let exits = tenants::run_tenants(platform.clone(), tenants, |i, exit| {
         // With several apps, each one's end is reported as it comes, after
         // the last of its output.
         if several {

@@ -1,7 +1,7 @@
 //! `--net switch`: tenants of one host, each with its own smoltcp stack and IP
 //! address on the in-process switch, talk to each other with no OS sockets.
 //! Driven the way a user would (`oasis run A :: B`, one process, one thread),
-//! and through oasis-runtime's API (the multi-tenant loop, `Group`).
+//! and through oasis-runtime's API (the multi-tenant loop, `Scheduler`).
 
 mod common;
 use common::{Background, artifact, free_port, oasis, s, scratch};
@@ -11,11 +11,12 @@ use std::time::Duration;
 
 use oasis_format::Grants;
 use oasis_host_std::StdPlatform;
-use oasis_host_std::group::{Group, Until};
+use oasis_host_std::sched::Parker;
 use oasis_host_std::switch::Switch;
 use oasis_runtime::net::smol::{SmolNetwork, StackConfig};
 use oasis_runtime::net::{ConnectPattern, NetGrants, Network, Publish};
 use oasis_runtime::platform::{DriverError, Output, Platform};
+use oasis_runtime::sched::{End, Ended, Scheduler, Until};
 use oasis_runtime::tenant::{Runtime, TenantConfig};
 use oasis_runtime::{EngineProfile, Exit};
 
@@ -268,10 +269,13 @@ fn two_tenants_talk_over_the_in_process_switch() {
         allowed: Grants::new(["console", "clock", "net"]),
         ..TenantConfig::for_app(&client_app)
     };
-    // One loop drives both tenants: no OS network, so it blocks only on deadlines.
-    let mut group = Group::new(platform.clone(), None, Some(sw.clone()));
-    group.add(runtime.instantiate(&echo_app, &echo_cfg).unwrap(), echo_cfg.network.clone());
-    let client = group.add(runtime.instantiate(&client_app, &client_cfg).unwrap(), client_cfg.network.clone());
+    // One loop drives both tenants: no OS network, so it parks until a
+    // deadline or a frame on the switch wakes it.
+    let mut scheduler = Scheduler::new(platform.clone(), Arc::new(Parker::new()));
+    let handle = scheduler.handle();
+    sw.wake_on_frames(handle.waker());
+    handle.add(runtime.instantiate(&echo_app, &echo_cfg).unwrap(), echo_cfg.network.clone());
+    let client = handle.add(runtime.instantiate(&client_app, &client_cfg).unwrap(), client_cfg.network.clone());
     // A hang is a failure, not a test that never ends.
     let done = Arc::new(AtomicBool::new(false));
     let watched = done.clone();
@@ -283,10 +287,11 @@ fn two_tenants_talk_over_the_in_process_switch() {
         }
     });
     let mut ended = Vec::new();
-    group.run(Until::Ended(client), |i, name, exit| ended.push((i, name.to_string(), exit.clone())));
+    scheduler.run(Until::Ended(client), |e| ended.push(e.clone()));
     done.store(true, Ordering::Relaxed);
     let out = platform.out.lock().unwrap().clone();
-    assert_eq!(ended, [(client, "client".to_string(), Exit::Status(0))], "output: {out:?}");
+    let client_ended = Ended { id: client, name: "client".to_string(), end: End::Exited(Exit::Status(0)) };
+    assert_eq!(ended, [client_ended], "output: {out:?}");
     let client_said: String = out.iter().filter(|(t, _)| t == "client").map(|(_, s)| s.as_str()).collect();
     assert!(client_said.contains("across the switch"), "{out:?}");
     assert_eq!(sw.dropped(), 0);

@@ -204,3 +204,32 @@ fn without_a_dns_server_names_do_not_resolve() {
     assert!(r.stderr.contains("oasis: net-client: cannot look up db.test: this network has no DNS server"), "{r:#?}");
     assert!(r.stderr.contains("connect to db.test:9007") && r.stderr.contains("unreachable"), "{r:#?}");
 }
+
+#[test]
+fn a_command_apps_end_wakes_a_loop_asleep_in_a_tap_device() {
+    // A command app with no network runs on a thread of its own, beside an
+    // echo server on the TAP device that waits for connections: the loop
+    // sleeps in the device's poller with nothing due, and only the command
+    // app's end, through the device's waker, can wake it to end the run.
+    let ns = Netns::new("tapwake");
+    let dir = common::scratch("tap-wake");
+    let sleeper = dir.join("sleeper.wasm");
+    let wat = r#"(module
+        (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
+        (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+        (memory (export "memory") 1)
+        (data (i32.const 16) "\01")
+        (data (i32.const 24) "\00\e1\f5\05\00\00\00\00")
+        (func (export "_start")
+            (drop (call $poll (i32.const 0) (i32.const 100) (i32.const 1) (i32.const 200)))
+            (call $exit (i32.const 5))))"#;
+    std::fs::write(&sleeper, wat::parse_str(wat).unwrap()).unwrap();
+    let echo = artifact("echo.oasis");
+    let tap = ["--net", "tap:otap0", "--ip", "10.77.0.2/24", s(&echo), "-p", "7:7"];
+    let mut args = vec!["run", "--exit-with", "sleeper", s(&sleeper), "::"];
+    args.extend(tap);
+    // 100 ms asleep; a loop that nothing woke would wait for ever.
+    let r = common::run_with_limit(ns.exec(s(&oasis_bin())).args(&args), Duration::from_secs(60));
+    assert_eq!(r.status, 5, "{r:#?}");
+    assert!(r.stdout.contains("echo: listening on app port 7"), "the server ran beside it: {r:#?}");
+}

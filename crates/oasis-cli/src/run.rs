@@ -1,6 +1,6 @@
 //! `oasis run`: load, instantiate and drive one app to its end, or several
 //! (`APP… :: APP…`) as one group of tenants: reactors on one event loop,
-//! command apps on threads of their own ([`Group`]).
+//! command apps on threads of their own (oasis-runtime's [`Scheduler`]).
 
 use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr};
@@ -15,11 +15,12 @@ use oasis_runtime::load::{CodeSource, LoadedApp};
 use oasis_runtime::net::smol::{SmolNetwork, StackConfig};
 use oasis_runtime::net::{ConnectPattern, NetGrants, Network, Proto, Publish};
 use oasis_runtime::platform::Platform;
+use oasis_runtime::sched::{End, Scheduler, TenantId, Until};
 use oasis_runtime::tenant::{Exit, Runtime, TenantConfig};
 
 use crate::{CliResult, RunArgs, UserError, map_input, parse_env, parse_memory};
-use oasis_host_std::group::{Group, Until};
 use oasis_host_std::prefix::PrefixedOutput;
+use oasis_host_std::sched::Threads;
 use oasis_host_std::switch::Switch;
 
 /// An app's own address on a TAP device or the switch (`--ip`, `--gateway`,
@@ -321,10 +322,29 @@ fn run_one(args: RunArgs) -> CliResult {
         );
     }
     let exit = match runtime.instantiate(&app, &cfg) {
-        Ok(mut tenant) => tenant.run_to_exit(),
+        Ok(tenant) => {
+            // Alone, a command app stalls nobody: it runs on the loop, on
+            // this thread, like a reactor.
+            let mut scheduler = Scheduler::new(platform, wake_source(cfg.network.clone())?);
+            let id = scheduler.handle().add(tenant, cfg.network.clone());
+            let mut exit = None;
+            scheduler.run(Until::Ended(id), |ended| {
+                if let End::Exited(e) = &ended.end {
+                    exit = Some(e.clone());
+                }
+            });
+            exit.ok_or_else(|| UserError(format!("{}: the app ended without an exit status", cfg.name)))?
+        }
         Err(reason) => Exit::Stopped(reason),
     };
     Ok(report(&cfg.name, &exit, args.verbose))
+}
+
+/// What a run's loop blocks on: the wait of the network from outside the
+/// process, if there is one.
+fn wake_source(external: Option<Arc<dyn Network>>) -> CliResult<Arc<dyn oasis_runtime::sched::WakeSource>> {
+    oasis_host_std::sched::wake_source(external)
+        .ok_or_else(|| UserError("network: its wait cannot be woken, so no loop can block in it".to_string()))
 }
 
 /// The error for an `--exit-with` that names no app of the run.
@@ -342,7 +362,7 @@ fn in_app(args: &RunArgs, e: UserError) -> UserError {
 /// Several apps as one group of tenants, each with its own options, limits
 /// and network: reactors driven by one event loop on this thread, command apps
 /// on threads of their own unless they are on the switch or a TAP device
-/// ([`Group`] says why).
+/// ([`oasis_runtime::sched`] says why).
 ///
 /// Apps on `--net switch` share one in-process switch; apps on `--net socket`
 /// share the OS's sockets. Each app's output lines are prefixed with its name.
@@ -366,44 +386,43 @@ fn run_group(apps: Vec<RunArgs>) -> CliResult {
     let exit_with = exit_with(&apps, &prepared)?;
 
     let (external, switch) = attach_networks(&apps, &settings, &mut prepared, &platform)?;
-    let external_is_os =
-        external.is_some() && settings.iter().zip(&prepared).any(|(s, p)| s.mode == NetMode::Socket && p.needs_network);
     for (args, p) in apps.iter().zip(&prepared) {
         if args.verbose {
             eprintln!("{}", describe(&p.cfg.name, &p.app));
         }
     }
-    let mut group = Group::new(platform, external, switch);
-    if external_is_os {
-        // The OS's sockets may be used from a command app's thread while the
-        // loop waits in them; a TAP device's stack may not.
-        group = group.external_serves_threads();
+    let mut scheduler = Scheduler::new(platform, wake_source(external)?).with_spawner(Arc::new(Threads));
+    let handle = scheduler.handle();
+    if let Some(switch) = &switch {
+        // The stacks on the switch are polled by the loop: a frame one sends
+        // must wake it to be received by another.
+        switch.wake_on_frames(handle.waker());
     }
-    let mut members = Vec::new(); // group index -> app index
+    let mut members: Vec<(TenantId, usize)> = Vec::new(); // tenant -> app index
     let mut ended: Vec<(usize, i32)> = Vec::new(); // (app index, status), in order of ending
     for (i, (args, p)) in apps.iter().zip(&prepared).enumerate() {
         match runtime.instantiate(&p.app, &p.cfg) {
-            Ok(tenant) => {
-                group.add(tenant, p.cfg.network.clone());
-                members.push(i);
-            }
+            Ok(tenant) => members.push((handle.add(tenant, p.cfg.network.clone()), i)),
             Err(reason) => ended.push((i, report(&p.cfg.name, &Exit::Stopped(reason), args.verbose))),
         }
     }
     let until = match exit_with {
         Some(app) if ended.iter().any(|(i, _)| *i == app) => None,
-        Some(app) => {
-            Some(Until::Ended(members.iter().position(|m| *m == app).expect("every app is instantiated or ended")))
-        }
+        Some(app) => members.iter().find(|(_, m)| *m == app).map(|(id, _)| Until::Ended(*id)),
         None => Some(Until::AllEnded),
     };
     if let Some(until) = until {
-        group.run(until, |member, name, exit| {
-            let app = members[member];
-            output.flush(name);
-            ended.push((app, report(name, exit, apps[app].verbose)));
+        scheduler.run(until, |end| {
+            let Some(&(_, app)) = members.iter().find(|(id, _)| *id == end.id) else { return };
+            // Nothing here removes tenants: every end is an exit.
+            let End::Exited(exit) = &end.end else { return };
+            output.flush(&end.name);
+            ended.push((app, report(&end.name, exit, apps[app].verbose)));
         });
     }
+    // The tenants still running are dropped: their last log lines are
+    // delivered before the output is flushed below.
+    drop(scheduler);
     for (i, p) in prepared.iter().enumerate() {
         output.flush(&p.cfg.name);
         let running = !ended.iter().any(|(e, _)| *e == i);
@@ -462,7 +481,7 @@ fn attach_networks(
         };
     }
     // The loop blocks in the wait of one network from outside the process
-    // ([`Group`]); a second could not wake it.
+    // ([`oasis_runtime::sched`]); a second could not wake it.
     if usize::from(os.is_some()) + taps.len() > 1 {
         let (device, _) = taps.last().expect("a second external network is a TAP device");
         return Err(UserError(format!(

@@ -1,14 +1,15 @@
 //! The std drivers the process hosts (`host-unix`, `host-windows`) share:
 //! clocks, entropy and output ([`StdPlatform`]), the OS's sockets ([`net`]),
-//! TAP devices ([`tap`]), the in-process switch ([`switch`]) and the epoch
-//! ticker ([`epoch`]). Everything here uses portable std APIs (and mio); the
+//! TAP devices ([`tap`]), the in-process switch ([`switch`]), the epoch
+//! ticker ([`epoch`]) and what the scheduler's loop blocks on and runs
+//! command apps on ([`sched`]). Everything here uses portable std APIs (and mio); the
 //! command line on top of it is `oasis-cli`.
 #![warn(missing_docs)]
 
 pub mod epoch;
-pub mod group;
 pub mod net;
 pub mod prefix;
+pub mod sched;
 pub mod switch;
 #[cfg(target_os = "linux")]
 pub mod tap;

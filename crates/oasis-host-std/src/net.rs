@@ -5,14 +5,19 @@
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr, ToSocketAddrs};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use mio::net::{TcpListener, TcpStream, UdpSocket};
 use mio::{Events, Interest, Poll, Registry, Token};
 
 use oasis_runtime::net::{ERROR, HANGUP, NetError, Network, READABLE, SocketId, WRITABLE};
+use oasis_runtime::sched::Wake;
+
+/// The poller's token for its [`mio::Waker`]; sockets' tokens are their ids,
+/// which count up from 1.
+const WAKE: Token = Token(usize::MAX);
 
 enum Socket {
     Listener(TcpListener),
@@ -21,9 +26,15 @@ enum Socket {
 }
 
 /// OS sockets behind the [`Network`] trait.
+///
+/// A loop can block in its [`wait`](Network::wait) and be woken from another
+/// thread ([`Network::waker`], a `mio::Waker` on the same poller), and other
+/// threads may use its sockets meanwhile: the poller and the socket table
+/// have locks of their own, and `wait` holds only the poller's.
 pub struct OsNetwork {
     poll: Mutex<(Poll, Events)>,
     registry: Registry,
+    waker: Arc<OsWaker>,
     sockets: Mutex<HashMap<SocketId, Socket>>,
     next_id: AtomicU64,
 }
@@ -48,9 +59,11 @@ impl OsNetwork {
     pub fn new() -> io::Result<OsNetwork> {
         let poll = Poll::new()?;
         let registry = poll.registry().try_clone()?;
+        let waker = Arc::new(OsWaker(mio::Waker::new(&registry, WAKE)?));
         Ok(OsNetwork {
             poll: Mutex::new((poll, Events::with_capacity(1024))),
             registry,
+            waker,
             sockets: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
         })
@@ -200,7 +213,8 @@ impl Network for OsNetwork {
         if poll.poll(events, timeout_ns.map(Duration::from_nanos)).is_err() {
             return;
         }
-        for e in events.iter() {
+        // The waker's event only ends the wait.
+        for e in events.iter().filter(|e| e.token() != WAKE) {
             let mut flags = 0;
             if e.is_readable() || e.is_read_closed() {
                 flags |= READABLE;
@@ -220,5 +234,23 @@ impl Network for OsNetwork {
 
     fn open_sockets(&self) -> usize {
         self.sockets.lock().expect("socket table lock").len()
+    }
+
+    fn waker(&self) -> Option<Arc<dyn Wake>> {
+        Some(self.waker.clone())
+    }
+
+    fn serves_other_threads(&self) -> bool {
+        true
+    }
+}
+
+/// Ends an [`OsNetwork::wait`](Network::wait) from another thread.
+struct OsWaker(mio::Waker);
+
+impl Wake for OsWaker {
+    fn wake(&self) {
+        // Fails only if the poller is gone: then nobody waits in it.
+        let _ = self.0.wake();
     }
 }

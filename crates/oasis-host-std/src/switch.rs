@@ -4,6 +4,12 @@
 //! Frames never leave memory, so ports offer a 64 KiB MTU and skip checksums
 //! (the "offload" a virtual NIC would do): what limits throughput is the stack,
 //! not the wire.
+//!
+//! The stacks on the switch are polled by the scheduler's loop, and a frame
+//! one of them sends is only received when the loop polls the other: so the
+//! switch wakes the loop for every frame it forwards
+//! ([`Switch::wake_on_frames`]), which then makes another pass instead of
+//! sleeping with the frame unread.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Condvar, Mutex};
@@ -12,7 +18,8 @@ use std::time::Duration;
 use smoltcp::phy::{self, ChecksumCapabilities, Device, DeviceCapabilities, Medium};
 use smoltcp::time::Instant;
 
-use oasis_runtime::net::smol::NetDevice;
+use oasis_runtime::net::smol::{FrameWait, NetDevice};
+use oasis_runtime::sched::Wake;
 
 /// Frames a port queues before the switch drops more, as a real one would.
 const PORT_QUEUE: usize = 4096;
@@ -22,6 +29,10 @@ const MTU: usize = 65535;
 struct State {
     mtu: usize,
     queues: Vec<VecDeque<Vec<u8>>>,
+    /// A port's sleep was woken ([`Wake`] on its [`FrameWait`]), by port.
+    woken: Vec<bool>,
+    /// Told of every frame forwarded.
+    on_frame: Option<Arc<dyn Wake>>,
     /// Learned source addresses: MAC -> port.
     macs: HashMap<[u8; 6], usize>,
     dropped: u64,
@@ -50,8 +61,15 @@ impl Switch {
     /// A switch whose ports carry frames of at most `mtu` bytes (1500 models
     /// an Ethernet wire).
     pub fn with_mtu(mtu: usize) -> Switch {
-        let state =
-            State { mtu: mtu.clamp(576, MTU), queues: Vec::new(), macs: HashMap::new(), dropped: 0, forwarded: 0 };
+        let state = State {
+            mtu: mtu.clamp(576, MTU),
+            queues: Vec::new(),
+            woken: Vec::new(),
+            on_frame: None,
+            macs: HashMap::new(),
+            dropped: 0,
+            forwarded: 0,
+        };
         Switch { state: Arc::new((Mutex::new(state), Condvar::new())) }
     }
 
@@ -59,7 +77,15 @@ impl Switch {
     pub fn port(&self) -> SwitchPort {
         let mut st = self.state.0.lock().expect("switch lock");
         st.queues.push(VecDeque::new());
+        st.woken.push(false);
         SwitchPort { switch: self.clone(), index: st.queues.len() - 1 }
+    }
+
+    /// Wakes `waker` whenever a frame is forwarded: the scheduler's loop that
+    /// polls the ports' stacks ([`Handle::waker`](oasis_runtime::sched::Handle::waker)).
+    /// Replaces the one given before.
+    pub fn wake_on_frames(&self, waker: Arc<dyn Wake>) {
+        self.state.0.lock().expect("switch lock").on_frame = Some(waker);
     }
 
     /// Frames dropped because a port's queue was full.
@@ -67,8 +93,7 @@ impl Switch {
         self.state.0.lock().expect("switch lock").dropped
     }
 
-    /// Frames sent into the switch so far: a loop driving the ports' stacks
-    /// compares it across a pass to see whether traffic moved.
+    /// Frames sent into the switch so far.
     pub fn forwarded(&self) -> u64 {
         self.state.0.lock().expect("switch lock").forwarded
     }
@@ -100,7 +125,12 @@ impl Switch {
             }
             st.queues[*port].push_back(frame.clone());
         }
+        let on_frame = st.on_frame.clone();
+        drop(st);
         ready.notify_all();
+        if let Some(waker) = on_frame {
+            waker.wake();
+        }
     }
 }
 
@@ -133,16 +163,37 @@ impl Device for SwitchPort {
 }
 
 impl NetDevice for SwitchPort {
-    fn wait(&mut self, timeout_ns: Option<u64>) {
+    fn waiter(&self) -> Arc<dyn FrameWait> {
+        Arc::new(PortWait { switch: self.switch.clone(), index: self.index })
+    }
+}
+
+/// Sleeps until a frame is queued for a port, or a wake.
+struct PortWait {
+    switch: Switch,
+    index: usize,
+}
+
+impl FrameWait for PortWait {
+    fn wait(&self, timeout_ns: Option<u64>) -> bool {
         let (lock, ready) = &*self.switch.state;
-        let st = lock.lock().expect("switch lock");
-        if !st.queues[self.index].is_empty() {
-            return;
+        let mut st = lock.lock().expect("switch lock");
+        if !st.queues[self.index].is_empty() || st.woken[self.index] {
+            return std::mem::take(&mut st.woken[self.index]);
         }
-        match timeout_ns {
-            Some(ns) => drop(ready.wait_timeout(st, Duration::from_nanos(ns))),
-            None => drop(ready.wait(st)),
-        }
+        let mut st = match timeout_ns {
+            Some(ns) => ready.wait_timeout(st, Duration::from_nanos(ns)).expect("switch lock").0,
+            None => ready.wait(st).expect("switch lock"),
+        };
+        std::mem::take(&mut st.woken[self.index])
+    }
+}
+
+impl Wake for PortWait {
+    fn wake(&self) {
+        let (lock, ready) = &*self.switch.state;
+        lock.lock().expect("switch lock").woken[self.index] = true;
+        ready.notify_all();
     }
 }
 

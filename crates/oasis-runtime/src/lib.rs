@@ -12,7 +12,9 @@
 //! * [`caps`]: the per-tenant capability table;
 //! * [`tenant`]: the tenant lifecycle (load → instantiate → init → poll → stop)
 //!   under memory and CPU-budget limits;
-//! * [`net`]: the socket driver trait and smoltcp for hosts that own a NIC.
+//! * [`net`]: the socket driver trait and smoltcp for hosts that own a NIC;
+//! * [`sched`]: the one loop that runs a host's tenants, and the handle
+//!   through which other threads add, remove and replace them.
 //!
 //! The package format itself is `oasis-format`'s. The crate is `no_std` +
 //! `alloc` unless the `std` feature is on, and must always build for
@@ -29,6 +31,7 @@ pub mod limiter;
 pub mod load;
 pub mod net;
 pub mod platform;
+pub mod sched;
 pub mod tenant;
 
 pub use config::{EngineProfile, WASMTIME_VERSION};

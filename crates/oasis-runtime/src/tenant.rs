@@ -527,50 +527,6 @@ impl Tenant {
         }
     }
 
-    /// Drives the tenant to its end on the calling thread, sleeping between
-    /// deadlines. Used by single-tenant hosts (`oasis run`, the Xen kernel).
-    pub fn run_to_exit(&mut self) -> Exit {
-        let platform = self.store.data().platform.clone();
-        let network = self.store.data().net.as_ref().map(|n| n.network.clone());
-        let mut ready = Vec::new();
-        let mut step = self.init();
-        loop {
-            let deadline = match step {
-                Step::Done => break,
-                Step::Deadline(d) => Some(d),
-                Step::WaitForEvents => None,
-            };
-            match &network {
-                // Wait for the deadline or for an event the guest asked for.
-                // A deadline already due (the guest yielded: "call me again at
-                // once") still collects what became ready meanwhile, without
-                // blocking: otherwise, under load, busy connections that keep
-                // yielding would have the guest called again and again while
-                // new readiness for every other connection waits unseen.
-                Some(network) => loop {
-                    let now = platform.monotonic_ns();
-                    let due = deadline.is_some_and(|d| now >= d);
-                    ready.clear();
-                    network.wait(if due { Some(0) } else { deadline.map(|d| d - now) }, &mut ready);
-                    if self.deliver(&ready) || due {
-                        break;
-                    }
-                },
-                None => {
-                    let Some(d) = deadline else {
-                        self.end(Exit::Stopped(StopReason::Idle));
-                        break;
-                    };
-                    while platform.monotonic_ns() < d {
-                        platform.sleep_until(d);
-                    }
-                }
-            }
-            step = self.poll(platform.monotonic_ns());
-        }
-        self.exit.clone().expect("Done means an exit was recorded")
-    }
-
     fn finish(&mut self, error: wasmtime::Error) -> Step {
         let exit = match error.downcast_ref::<ExitRequest>() {
             Some(ExitRequest(status)) => Exit::Status(*status),
@@ -684,10 +640,22 @@ mod tests {
         let wasm = wat::parse_str(wat).unwrap();
         let app = rt.load(&wasm, "t").unwrap();
         let cfg = TenantConfig { allowed: Grants::new(allowed.iter().copied()), limits, ..TenantConfig::for_app(&app) };
-        let mut t = rt.instantiate(&app, &cfg).unwrap();
-        let exit = t.run_to_exit();
-        assert_eq!(t.open_handles(), 0, "handles are released when a tenant ends");
-        exit
+        drive(rt, rt.instantiate(&app, &cfg).unwrap())
+    }
+
+    /// Runs `tenant` to its end through the scheduler, on this thread.
+    fn drive(rt: &Runtime, tenant: Tenant) -> Exit {
+        use crate::sched::{End, Scheduler, Sleep, Until};
+        let platform = rt.platform().clone();
+        let mut scheduler = Scheduler::new(platform.clone(), Arc::new(Sleep::new(platform)));
+        let id = scheduler.handle().add(tenant, None);
+        let mut exit = None;
+        scheduler.run(Until::Ended(id), |ended| {
+            if let End::Exited(e) = &ended.end {
+                exit = Some(e.clone());
+            }
+        });
+        exit.expect("the tenant ended")
     }
 
     /// A command module whose `_start` evaluates `body` (leaving an i32) and exits with it.
@@ -934,7 +902,7 @@ mod tests {
         let wasm = wat::parse_str(wat).unwrap();
         let app = rt.load(&wasm, "t").unwrap();
         let cfg = TenantConfig { args: vec!["a".into(), "b".into()], ..TenantConfig::for_app(&app) };
-        let exit = rt.instantiate(&app, &cfg).unwrap().run_to_exit();
+        let exit = drive(&rt, rt.instantiate(&app, &cfg).unwrap());
         assert_eq!(exit, Exit::Status(3 * 100 + 76));
         assert_eq!(*rec.lines.lock().unwrap(), ["stdout:hi\n"]);
     }

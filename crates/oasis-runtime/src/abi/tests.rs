@@ -157,7 +157,8 @@ fn linker_defines_exactly_the_table() {
         assets: Vec::new(),
     };
     let mut tenant = rt.instantiate(&app, &TenantConfig::for_app(&app)).unwrap();
-    assert_eq!(tenant.run_to_exit(), Exit::Status(0));
+    tenant.init();
+    assert_eq!(tenant.exit(), Some(&Exit::Status(0)));
 
     let as_abi = |types: &[ValType]| -> Vec<oasis_abi::ValType> {
         types

@@ -11,10 +11,13 @@ pub mod addr;
 pub mod smol;
 
 use alloc::string::String;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::net::{IpAddr, SocketAddr};
 
 pub use oasis_format::net::{ConnectPattern, NetGrants, Proto, Publish};
+
+use crate::sched::Wake;
 
 /// A socket in a [`Network`], unique for the life of the network.
 pub type SocketId = u64;
@@ -96,7 +99,11 @@ pub trait Network: Send + Sync {
     /// Resolves a host name.
     fn lookup(&self, name: &str) -> Result<Vec<IpAddr>, NetError>;
     /// Waits until a socket is ready or `timeout_ns` passes (`None`: no limit),
-    /// appending `(socket, flags)` events to `out`.
+    /// appending `(socket, flags)` events to `out`. Returns early, maybe with
+    /// nothing, when its [`waker`](Network::waker) is woken.
+    ///
+    /// Must not hold a lock that the network's other calls need while it
+    /// blocks: another thread may use the network meanwhile.
     fn wait(&self, timeout_ns: Option<u64>, out: &mut Vec<(SocketId, u32)>);
     /// Number of open sockets (for leak checks).
     fn open_sockets(&self) -> usize;
@@ -108,5 +115,19 @@ pub trait Network: Send + Sync {
     /// by then. `None`: no such timer, as with the OS's sockets.
     fn poll_at_ns(&self) -> Option<u64> {
         None
+    }
+    /// What ends a [`wait`](Network::wait) in progress from another thread,
+    /// so that a loop can block in it and still be woken (see
+    /// [`sched`](crate::sched)). `None`: nothing can.
+    fn waker(&self) -> Option<Arc<dyn Wake>> {
+        None
+    }
+    /// Whether a tenant on another thread may use this network while a loop
+    /// polls it for its own tenants' readiness. The OS's sockets may: each
+    /// socket has its readiness in the kernel. A smoltcp stack may not: its
+    /// readiness is edge-triggered and kept in the stack, so the loop's poll
+    /// would take the edges meant for the other thread's tenant.
+    fn serves_other_threads(&self) -> bool {
+        false
     }
 }

@@ -4,7 +4,10 @@
 //!
 //! Frames come and go through a [`NetDevice`]: smoltcp's `Device` (the
 //! frame-level interface every smoltcp driver implements) plus a way to sleep
-//! until a frame arrives.
+//! until a frame arrives ([`FrameWait`]) that works without the device
+//! itself, so that the stack's lock is released while a thread sleeps in it:
+//! other threads may use the stack meanwhile, and another thread can end the
+//! sleep ([`Network::waker`]).
 
 use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
@@ -19,11 +22,22 @@ use smoltcp::wire::{DnsQueryType, EthernetAddress, HardwareAddress, IpAddress, I
 
 use super::{ERROR, HANGUP, NetError, Network, READABLE, SocketId, WRITABLE};
 use crate::platform::Platform;
+use crate::sched::Wake;
 
 /// A frame-level network device.
 pub trait NetDevice: smoltcp::phy::Device + Send {
-    /// Blocks until a frame may be ready to receive, or `timeout_ns` passes.
-    fn wait(&mut self, timeout_ns: Option<u64>);
+    /// What sleeps until a frame arrives on this device (taken once, when the
+    /// stack is made).
+    fn waiter(&self) -> Arc<dyn FrameWait>;
+}
+
+/// Sleeps until a frame may have arrived on a [`NetDevice`], without the
+/// device: called with the stack's lock released. Its [`Wake`] ends a sleep
+/// in progress (or makes the next one return at once).
+pub trait FrameWait: Wake {
+    /// Blocks until a frame may be ready to receive, `timeout_ns` passes or
+    /// it is woken; true if it was woken.
+    fn wait(&self, timeout_ns: Option<u64>) -> bool;
 }
 
 /// Addressing of a smoltcp interface.
@@ -48,6 +62,8 @@ const TCP_BUFFER: usize = 256 << 10;
 /// UDP buffers: packets and bytes.
 const UDP_PACKETS: usize = 64;
 const UDP_BUFFER: usize = 256 << 10;
+/// Lookups one stack runs at once (each blocks its caller's thread).
+const LOOKUPS_AT_ONCE: usize = 4;
 /// Ports for outgoing connections.
 const EPHEMERAL: core::ops::Range<u16> = 49152..65535;
 
@@ -73,6 +89,8 @@ struct Stack<D> {
 /// smoltcp behind the [`Network`] trait.
 pub struct SmolNetwork<D: NetDevice> {
     stack: spin::Mutex<Stack<D>>,
+    /// The device's sleep, outside the lock.
+    waiter: Arc<dyn FrameWait>,
     platform: Arc<dyn Platform>,
     /// DNS servers for [`Network::lookup`]; none means names do not resolve.
     dns_servers: Vec<IpAddress>,
@@ -128,6 +146,7 @@ impl<D: NetDevice> SmolNetwork<D> {
         }
         let next_port = EPHEMERAL.start + (u16::from_le_bytes([seed[0], seed[1]]) % (EPHEMERAL.end - EPHEMERAL.start));
         SmolNetwork {
+            waiter: device.waiter(),
             stack: spin::Mutex::new(Stack {
                 device,
                 iface,
@@ -436,79 +455,104 @@ impl<D: NetDevice> Network for SmolNetwork<D> {
                 "cannot look up {name}: this network has no DNS server (the operator sets one, e.g. --dns 10.0.0.1)"
             )));
         }
-        let mut guard = self.stack.lock();
-        let st = &mut *guard;
-        let handle = match st.dns {
-            Some(h) => h,
-            None => {
-                // One query at a time: lookups block the caller anyway.
-                let h = st.sockets.add(dns::Socket::new(&self.dns_servers, vec![None]));
-                st.dns = Some(h);
-                h
-            }
+        let (handle, query) = {
+            let mut guard = self.stack.lock();
+            let st = &mut *guard;
+            let handle = match st.dns {
+                Some(h) => h,
+                None => {
+                    // A query slot for each thread that may look up at once.
+                    let slots: Vec<Option<dns::DnsQuery>> = (0..LOOKUPS_AT_ONCE).map(|_| None).collect();
+                    let h = st.sockets.add(dns::Socket::new(&self.dns_servers, slots));
+                    st.dns = Some(h);
+                    h
+                }
+            };
+            let query = st
+                .sockets
+                .get_mut::<dns::Socket>(handle)
+                .start_query(st.iface.context(), name, DnsQueryType::A)
+                .map_err(|e| match e {
+                    dns::StartQueryError::NoFreeSlot => NetError::Other(alloc::format!(
+                        "cannot look up {name}: {LOOKUPS_AT_ONCE} lookups are under way on this network already"
+                    )),
+                    // Not a valid DNS name (an empty label, one over 63 bytes, …).
+                    _ => NetError::Invalid,
+                })?;
+            (handle, query)
         };
-        let query = st
-            .sockets
-            .get_mut::<dns::Socket>(handle)
-            .start_query(st.iface.context(), name, DnsQueryType::A)
-            // Not a valid DNS name (an empty label, one over 63 bytes, …).
-            .map_err(|_| NetError::Invalid)?;
         loop {
-            let now = self.now();
-            let _ = st.iface.poll(now, &mut st.device, &mut st.sockets);
-            match st.sockets.get_mut::<dns::Socket>(handle).get_query_result(query) {
-                // As in socket mode: a name without IPv4 addresses, one the
-                // server does not know, and a server that never answered are
-                // all "unreachable" to the app.
-                Ok(addrs) if addrs.is_empty() => return Err(NetError::Unreachable),
-                Ok(addrs) => return Ok(addrs.iter().map(|a| ip_of(*a)).collect()),
-                Err(dns::GetQueryResultError::Failed) => return Err(NetError::Unreachable),
-                Err(dns::GetQueryResultError::Pending) => {}
-            }
-            let delay = st.iface.poll_delay(now, &st.sockets).map(|d| d.total_micros() * 1000);
-            st.device.wait(delay);
+            let delay = {
+                let now = self.now();
+                let mut guard = self.stack.lock();
+                let st = &mut *guard;
+                let _ = st.iface.poll(now, &mut st.device, &mut st.sockets);
+                match st.sockets.get_mut::<dns::Socket>(handle).get_query_result(query) {
+                    // As in socket mode: a name without IPv4 addresses, one the
+                    // server does not know, and a server that never answered are
+                    // all "unreachable" to the app.
+                    Ok(addrs) if addrs.is_empty() => return Err(NetError::Unreachable),
+                    Ok(addrs) => return Ok(addrs.iter().map(|a| ip_of(*a)).collect()),
+                    Err(dns::GetQueryResultError::Failed) => return Err(NetError::Unreachable),
+                    Err(dns::GetQueryResultError::Pending) => {}
+                }
+                st.iface.poll_delay(now, &st.sockets).map(|d| d.total_micros() * 1000)
+            };
+            // Unlocked while asleep: another thread may poll the stack (and
+            // so answer this query) meanwhile. A wake is not for a lookup,
+            // which goes on until its answer or its timeout.
+            self.waiter.wait(delay);
         }
     }
 
     fn wait(&self, timeout_ns: Option<u64>, out: &mut Vec<(SocketId, u32)>) {
         let start = self.platform.monotonic_ns();
         loop {
-            let now = self.now();
-            let mut guard = self.stack.lock();
-            let st = &mut *guard;
-            let _ = st.iface.poll(now, &mut st.device, &mut st.sockets);
-            st.reap_closing();
-            let ids: Vec<SocketId> = st.entries.keys().copied().collect();
-            for id in ids {
-                let flags = st.flags(id);
-                if let Some(prev) = st.prev_mut(id) {
-                    let rising = flags & !*prev;
-                    *prev = flags;
-                    if rising != 0 {
-                        out.push((id, rising));
+            let delay = {
+                let now = self.now();
+                let mut guard = self.stack.lock();
+                let st = &mut *guard;
+                let _ = st.iface.poll(now, &mut st.device, &mut st.sockets);
+                st.reap_closing();
+                let ids: Vec<SocketId> = st.entries.keys().copied().collect();
+                for id in ids {
+                    let flags = st.flags(id);
+                    if let Some(prev) = st.prev_mut(id) {
+                        let rising = flags & !*prev;
+                        *prev = flags;
+                        if rising != 0 {
+                            out.push((id, rising));
+                        }
                     }
                 }
-            }
-            if !out.is_empty() {
+                if !out.is_empty() {
+                    return;
+                }
+                let elapsed = self.platform.monotonic_ns().saturating_sub(start);
+                let left = match timeout_ns {
+                    Some(t) if elapsed >= t => return,
+                    Some(t) => Some(t - elapsed),
+                    None => None,
+                };
+                let stack_delay = st.iface.poll_delay(now, &st.sockets).map(|d| d.total_micros() * 1000);
+                match (left, stack_delay) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                }
+            };
+            // Unlocked while asleep (see the module docs).
+            if self.waiter.wait(delay) {
                 return;
             }
-            let elapsed = self.platform.monotonic_ns().saturating_sub(start);
-            let left = match timeout_ns {
-                Some(t) if elapsed >= t => return,
-                Some(t) => Some(t - elapsed),
-                None => None,
-            };
-            let stack_delay = st.iface.poll_delay(now, &st.sockets).map(|d| d.total_micros() * 1000);
-            let delay = match (left, stack_delay) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
-            st.device.wait(delay);
         }
     }
 
     fn open_sockets(&self) -> usize {
         self.stack.lock().entries.len()
+    }
+
+    fn waker(&self) -> Option<Arc<dyn Wake>> {
+        Some(self.waiter.clone())
     }
 
     fn poll_at_ns(&self) -> Option<u64> {
