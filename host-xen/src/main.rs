@@ -152,8 +152,9 @@ fn run() -> Result<u32, String> {
         ..RuntimeOptions::default()
     };
     let tick_ms = (1000 / tick::TICK_HZ) as u64;
-    let runtime =
-        Runtime::new(EngineProfile::native(), &options, platform.clone(), tick_ms).map_err(|e| e.to_string())?;
+    let runtime = Runtime::new(EngineProfile::native(), &options, platform.clone(), tick_ms)
+        .map_err(|e| e.to_string())?
+        .with_output(Arc::new(platform::ConsoleOutput));
     tick::EPOCH_ENGINE.call_once(|| runtime.engine().clone());
     if kernel_words(cmdline).any(|w| w == "oasis.test-fault") {
         // For the tests: prove that a CPU exception is reported, not a silent reset.

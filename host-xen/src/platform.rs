@@ -1,9 +1,11 @@
-//! Glue: the kernel's drivers as a [`oasis_runtime::Platform`], and the code memory
-//! Wasmtime needs when there is no virtual memory to ask an OS for.
+//! Glue: the kernel's drivers as a [`oasis_runtime::Platform`], the console as
+//! the tenant's [`OutputSink`], and the code memory Wasmtime needs when there
+//! is no virtual memory to ask an OS for.
 
 use core::sync::atomic::{AtomicPtr, Ordering};
 
-use oasis_runtime::platform::{DriverError, Output, Platform};
+use oasis_runtime::output::{OutputSink, StdStream};
+use oasis_runtime::platform::{DriverError, Platform};
 
 use crate::arch::x86_64::entropy;
 use crate::time::Clock;
@@ -58,21 +60,6 @@ impl Platform for PvhPlatform {
         self.entropy.fill(buf)
     }
 
-    fn write_output(&self, _tenant: &str, output: Output<'_>, bytes: &[u8]) -> Result<(), DriverError> {
-        // One tenant, one console: stdout and stderr interleave as written.
-        match output {
-            Output::Stdout | Output::Stderr => crate::console::write_bytes(bytes),
-            Output::Log { stream } => {
-                crate::console::write_bytes(b"[");
-                crate::console::write_bytes(stream.as_bytes());
-                crate::console::write_bytes(b"] ");
-                crate::console::write_bytes(bytes);
-                crate::console::write_bytes(b"\n");
-            }
-        }
-        Ok(())
-    }
-
     fn sleep_until(&self, deadline_ns: u64) {
         match (self.idle, &self.clock) {
             (Idle::Xen, Clock::Xen(pv)) => crate::xen::vcpu::sleep_until(pv, deadline_ns, crate::tick::TICK_NS),
@@ -96,6 +83,23 @@ impl Platform for PvhPlatform {
                 }
             }
         }
+    }
+
+    fn host_log(&self, tenant: &str, message: &str) {
+        for piece in [b"oasis: ".as_slice(), tenant.as_bytes(), b": ", message.as_bytes(), b"\n"] {
+            crate::console::write_bytes(piece);
+        }
+    }
+}
+
+/// The tenant's output on the kernel's console (one tenant, one console:
+/// stdout and stderr interleave as written; log lines in the runtime's form).
+pub struct ConsoleOutput;
+
+impl OutputSink for ConsoleOutput {
+    fn write(&self, _stream: StdStream, bytes: &[u8]) -> Result<(), DriverError> {
+        crate::console::write_bytes(bytes);
+        Ok(())
     }
 }
 

@@ -373,7 +373,8 @@ mod tests {
     use oasis_runtime::EngineProfile;
     use oasis_runtime::config::RuntimeOptions;
     use oasis_runtime::net::smol::{SmolNetwork, StackConfig};
-    use oasis_runtime::platform::{DriverError, Output};
+    use oasis_runtime::output::{OutputSink, StdStream};
+    use oasis_runtime::platform::DriverError;
     use oasis_runtime::tenant::{Runtime, StopReason, TenantConfig};
     use std::sync::Mutex;
     use std::thread::ThreadId;
@@ -418,38 +419,36 @@ mod tests {
         (data (i32.const 100) "\6c\00\00\00\03\00\00\00hi\n")
         (func (export "_start") (drop (call $write (i32.const 1) (i32.const 100) (i32.const 1) (i32.const 200)))))"#;
 
-    /// Std drivers that note which thread each tenant wrote from.
-    struct Threads {
-        inner: StdPlatform,
-        writers: Mutex<Vec<(String, ThreadId)>>,
+    /// Notes which thread each tenant wrote from: each tenant's output sink.
+    struct Writer {
+        name: String,
+        writers: Arc<Mutex<Vec<(String, ThreadId)>>>,
     }
 
-    impl Platform for Threads {
-        fn monotonic_ns(&self) -> u64 {
-            self.inner.monotonic_ns()
-        }
-        fn wall_ns(&self) -> u64 {
-            self.inner.wall_ns()
-        }
-        fn fill_entropy(&self, buf: &mut [u8]) -> Result<(), DriverError> {
-            self.inner.fill_entropy(buf)
-        }
-        fn write_output(&self, tenant: &str, _output: Output<'_>, _bytes: &[u8]) -> Result<(), DriverError> {
-            self.writers.lock().unwrap().push((tenant.to_string(), std::thread::current().id()));
+    impl OutputSink for Writer {
+        fn write(&self, _stream: StdStream, _bytes: &[u8]) -> Result<(), DriverError> {
+            self.writers.lock().unwrap().push((self.name.clone(), std::thread::current().id()));
             Ok(())
-        }
-        fn sleep_until(&self, deadline_ns: u64) {
-            self.inner.sleep_until(deadline_ns)
         }
     }
 
     fn runtime_on(platform: Arc<dyn Platform>) -> Runtime {
-        Runtime::new(EngineProfile::native(), &RuntimeOptions::default(), platform, 1).unwrap()
+        Runtime::new(EngineProfile::native(), &RuntimeOptions::default(), platform, 1)
+            .unwrap()
+            .with_output(Arc::new(crate::StdOutput))
     }
 
     fn tenant_of(runtime: &Runtime, wat: &str, name: &str) -> Tenant {
         let app = runtime.load(&wat::parse_str(wat).unwrap(), name).unwrap();
         runtime.instantiate(&app, &TenantConfig { name: name.into(), ..TenantConfig::for_app(&app) }).unwrap()
+    }
+
+    /// A tenant of `wat` called `name` whose output notes its thread in `writers`.
+    fn writer_of(runtime: &Runtime, wat: &str, name: &str, writers: &Arc<Mutex<Vec<(String, ThreadId)>>>) -> Tenant {
+        let app = runtime.load(&wat::parse_str(wat).unwrap(), name).unwrap();
+        let output = Arc::new(Writer { name: name.into(), writers: writers.clone() });
+        let cfg = TenantConfig { name: name.into(), output: Some(output), ..TenantConfig::for_app(&app) };
+        runtime.instantiate(&app, &cfg).unwrap()
     }
 
     #[test]
@@ -502,7 +501,8 @@ mod tests {
 
     #[test]
     fn command_apps_leave_the_loop_unless_they_are_on_a_smoltcp_stack() {
-        let platform = Arc::new(Threads { inner: StdPlatform::new(), writers: Mutex::new(Vec::new()) });
+        let platform = Arc::new(StdPlatform::new());
+        let writers: Arc<Mutex<Vec<(String, ThreadId)>>> = Arc::default();
         let runtime = runtime_on(platform.clone());
         let switch = Switch::new();
         let config = StackConfig { mac: [2, 0, 0, 0, 0, 1], ip: [10, 0, 0, 1].into(), prefix: 24, gateway: None };
@@ -510,20 +510,20 @@ mod tests {
         // The OS's sockets as the external network: whether command apps on it
         // may leave is for the run to say (a TAP device's stack may not).
         for serves_threads in [false, true] {
-            platform.writers.lock().unwrap().clear();
+            writers.lock().unwrap().clear();
             let os: Arc<dyn Network> = Arc::new(crate::net::OsNetwork::new().unwrap());
             let mut group = Group::new(platform.clone(), Some(os.clone()), Some(switch.clone()));
             if serves_threads {
                 group = group.external_serves_threads();
             }
-            group.add(tenant_of(&runtime, WRITER, "alone"), None);
-            group.add(tenant_of(&runtime, WRITER, "switch"), Some(on_switch.clone()));
-            group.add(tenant_of(&runtime, WRITER, "os"), Some(os));
+            group.add(writer_of(&runtime, WRITER, "alone", &writers), None);
+            group.add(writer_of(&runtime, WRITER, "switch", &writers), Some(on_switch.clone()));
+            group.add(writer_of(&runtime, WRITER, "os", &writers), Some(os));
             let mut ended = Vec::new();
             group.run(Until::AllEnded, |_, name, exit| ended.push((name.to_string(), exit.clone())));
             assert_eq!(ended.len(), 3, "{ended:?}");
             let here = std::thread::current().id();
-            let writers = platform.writers.lock().unwrap().clone();
+            let writers = writers.lock().unwrap().clone();
             let on_loop = |name: &str| writers.iter().find(|(t, _)| t == name).map(|(_, id)| *id == here);
             assert_eq!(on_loop("alone"), Some(false), "{writers:?}");
             assert_eq!(on_loop("switch"), Some(true), "a command app on the switch stays on the loop: {writers:?}");

@@ -2,171 +2,148 @@
 //! tenant's name (`echo       | listening`), so that interleaved output stays
 //! attributable, the way `docker compose` shows its services.
 //!
-//! Apps write stdout and stderr in pieces of any size, so each tenant's
-//! streams are cut into lines here: a line is written, prefixed, once it is
-//! complete (or too long to hold), and [`PrefixedOutput::flush`] writes what is
-//! left when a tenant ends.
+//! Each tenant gets a sink of its own, [`Prefixed`]. Apps write stdout and
+//! stderr in pieces of any size, so the sink cuts each stream into lines (the
+//! runtime's [`LineBuffer`]: a line longer than the runtime's bound is written
+//! in pieces): a line is written, prefixed, once it is complete, and
+//! [`flush`](OutputSink::flush) writes what is left when the tenant ends. Log
+//! lines arrive whole and go to stdout in the runtime's `[stream] line` form.
 
-use std::collections::HashMap;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
-use oasis_runtime::platform::{DriverError, Output, Platform};
+use oasis_runtime::output::{LineBuffer, OutputSink, StdStream, format_log_line};
+use oasis_runtime::platform::DriverError;
 
-use super::StdPlatform;
+use super::StdOutput;
 
-/// The longest piece of a line held back waiting for its newline; longer lines
-/// are written in pieces of this size, like the console's log lines.
-const MAX_PENDING: usize = 16 << 10;
-
-/// Which of a tenant's streams a partial line belongs to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-enum Stream {
-    Stdout,
-    Stderr,
+/// One tenant's output, each line prefixed with its name, written to
+/// `inner` (the process's standard streams by default) a whole line at a time.
+pub struct Prefixed<S: OutputSink = StdOutput> {
+    /// `NAME | `, the name padded to the column width.
+    prefix: String,
+    inner: S,
+    /// Unfinished lines of stdout and stderr.
+    pending: Mutex<[LineBuffer; 2]>,
 }
 
-/// Std drivers whose output is prefixed with the tenant's name.
-pub struct PrefixedOutput {
-    inner: StdPlatform,
-    /// Name column width: the longest name, so the text lines up.
-    width: AtomicUsize,
-    /// Unfinished lines, by tenant and stream.
-    pending: Mutex<HashMap<(String, Stream), Vec<u8>>>,
+impl Prefixed {
+    /// A sink for tenant `name` on the process's standard streams, its name
+    /// padded to `width` characters (see [`name_width`]).
+    pub fn new(name: &str, width: usize) -> Prefixed {
+        Prefixed::on(StdOutput, name, width)
+    }
 }
 
-impl PrefixedOutput {
-    /// Drivers on std whose output is prefixed.
-    pub fn new() -> PrefixedOutput {
-        PrefixedOutput { inner: StdPlatform::new(), width: AtomicUsize::new(0), pending: Mutex::new(HashMap::new()) }
+/// The column width that lines up the prefixes of tenants called `names`.
+pub fn name_width<'a>(names: impl IntoIterator<Item = &'a str>) -> usize {
+    names.into_iter().map(|n| n.chars().count()).max().unwrap_or(0)
+}
+
+impl<S: OutputSink> Prefixed<S> {
+    /// A sink for tenant `name` that writes its prefixed lines to `inner`.
+    pub fn on(inner: S, name: &str, width: usize) -> Prefixed<S> {
+        Prefixed { prefix: format!("{name:<width$} | "), inner, pending: Mutex::new(Default::default()) }
     }
 
-    /// Pads prefixes to the longest of `names`, the names of the tenants (known
-    /// only once their apps are loaded, after these drivers were made).
-    pub fn align<'a>(&self, names: impl IntoIterator<Item = &'a str>) {
-        let width = names.into_iter().map(|n| n.chars().count()).max().unwrap_or(0);
-        self.width.store(width, Ordering::Relaxed);
-    }
-
-    /// Writes `tenant`'s unfinished lines, each ended with a newline: the
-    /// tenant has ended, and what it wrote last must not be lost or run into
-    /// another tenant's line.
-    pub fn flush(&self, tenant: &str) {
-        let mut pending = self.pending.lock().expect("output lock");
-        for stream in [Stream::Stdout, Stream::Stderr] {
-            if let Some(rest) = pending.remove(&(tenant.to_string(), stream)).filter(|r| !r.is_empty()) {
-                let _ = self.write_line(tenant, stream, &rest);
-            }
-        }
-    }
-
-    fn prefix(&self, tenant: &str) -> String {
-        format!("{tenant:<width$} | ", width = self.width.load(Ordering::Relaxed))
-    }
-
-    /// Writes one line, prefixed, with its newline.
-    fn write_line(&self, tenant: &str, stream: Stream, line: &[u8]) -> Result<(), DriverError> {
-        let mut text = self.prefix(tenant).into_bytes();
+    /// Writes one line, prefixed, with its newline, in one write: lines of
+    /// different tenants never interleave.
+    fn write_line(&self, stream: StdStream, line: &[u8]) -> Result<(), DriverError> {
+        let mut text = Vec::with_capacity(self.prefix.len() + line.len() + 1);
+        text.extend_from_slice(self.prefix.as_bytes());
         text.extend_from_slice(line);
         text.push(b'\n');
-        let output = match stream {
-            Stream::Stdout => Output::Stdout,
-            Stream::Stderr => Output::Stderr,
-        };
-        // One write per line: lines of different tenants never interleave.
-        self.inner.write_output(tenant, output, &text)
+        self.inner.write(stream, &text)
+    }
+
+    fn index(stream: StdStream) -> usize {
+        match stream {
+            StdStream::Stdout => 0,
+            StdStream::Stderr => 1,
+        }
     }
 }
 
-impl Default for PrefixedOutput {
-    fn default() -> Self {
-        PrefixedOutput::new()
-    }
-}
-
-impl Platform for PrefixedOutput {
-    fn monotonic_ns(&self) -> u64 {
-        self.inner.monotonic_ns()
-    }
-
-    fn wall_ns(&self) -> u64 {
-        self.inner.wall_ns()
-    }
-
-    fn fill_entropy(&self, buf: &mut [u8]) -> Result<(), DriverError> {
-        self.inner.fill_entropy(buf)
-    }
-
-    fn write_output(&self, tenant: &str, output: Output<'_>, bytes: &[u8]) -> Result<(), DriverError> {
-        let stream = match output {
-            Output::Stdout => Stream::Stdout,
-            Output::Stderr => Stream::Stderr,
-            Output::Log { stream } => {
-                // Log lines arrive whole; they go to stdout like a lone app's.
-                let mut line = format!("[{stream}] ").into_bytes();
-                line.extend_from_slice(bytes);
-                return self.write_line(tenant, Stream::Stdout, &line);
+impl<S: OutputSink> OutputSink for Prefixed<S> {
+    fn write(&self, stream: StdStream, bytes: &[u8]) -> Result<(), DriverError> {
+        let mut result = Ok(());
+        // Held while writing: this tenant's lines stay in order, and no other
+        // tenant waits on it.
+        let mut pending = self.pending.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        pending[Self::index(stream)].push(bytes, |line| {
+            let written = self.write_line(stream, line);
+            if result.is_ok() {
+                result = written;
             }
-        };
-        let lines = {
-            let mut pending = self.pending.lock().expect("output lock");
-            complete_lines(pending.entry((tenant.to_string(), stream)).or_default(), bytes)
-        };
-        lines.iter().map(|line| self.write_line(tenant, stream, line)).fold(Ok(()), Result::and)
+        });
+        result
     }
 
-    fn sleep_until(&self, deadline_ns: u64) {
-        self.inner.sleep_until(deadline_ns)
+    fn log_line(&self, stream: &str, line: &[u8]) -> Result<(), DriverError> {
+        // Log lines go to stdout like a lone app's, beside (not into) an
+        // unfinished stdout line.
+        let mut text = Vec::with_capacity(stream.len() + line.len() + 3);
+        format_log_line(stream, line, &mut text);
+        self.write_line(StdStream::Stdout, &text)
     }
 
-    fn host_log(&self, tenant: &str, message: &str) {
-        // The host's own messages name the tenant already: no prefix.
-        eprintln!("oasis: {tenant}: {message}");
+    /// Writes the unfinished lines, each ended with a newline: the tenant has
+    /// ended, and what it wrote last must not be lost or run into another
+    /// tenant's line. Writes nothing the second time.
+    fn flush(&self) -> Result<(), DriverError> {
+        let mut pending = self.pending.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut result = Ok(());
+        for stream in [StdStream::Stdout, StdStream::Stderr] {
+            if let Some(rest) = pending[Self::index(stream)].take() {
+                result = result.and(self.write_line(stream, &rest));
+            }
+        }
+        result
     }
-}
-
-/// Appends `bytes` to `buffer` and takes from it the lines that are now
-/// complete (without their newlines), and pieces of [`MAX_PENDING`] bytes of a
-/// line too long to hold.
-fn complete_lines(buffer: &mut Vec<u8>, bytes: &[u8]) -> Vec<Vec<u8>> {
-    buffer.extend_from_slice(bytes);
-    let mut lines = Vec::new();
-    let mut start = 0;
-    while let Some(end) = buffer[start..].iter().position(|b| *b == b'\n').map(|i| start + i) {
-        lines.push(buffer[start..end].to_vec());
-        start = end + 1;
-    }
-    while buffer.len() - start >= MAX_PENDING {
-        lines.push(buffer[start..start + MAX_PENDING].to_vec());
-        start += MAX_PENDING;
-    }
-    buffer.drain(..start);
-    lines
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn lines_are_cut_at_newlines_and_bounded() {
-        let mut buffer = Vec::new();
-        assert!(complete_lines(&mut buffer, b"hel").is_empty());
-        assert_eq!(complete_lines(&mut buffer, b"lo\nwor"), [b"hello".to_vec()]);
-        assert_eq!(complete_lines(&mut buffer, b"ld\n\nx"), [b"world".to_vec(), Vec::new()]);
-        assert_eq!(buffer, b"x");
-        let long = vec![b'a'; MAX_PENDING + 5];
-        let lines = complete_lines(&mut buffer, &long);
-        assert_eq!(lines.len(), 1);
-        assert_eq!(lines[0].len(), MAX_PENDING);
-        assert_eq!(buffer.len(), 6);
+    /// What reaches the process's streams.
+    #[derive(Default)]
+    struct Streams(Mutex<Vec<(StdStream, String)>>);
+
+    impl OutputSink for &Streams {
+        fn write(&self, stream: StdStream, bytes: &[u8]) -> Result<(), DriverError> {
+            self.0.lock().unwrap().push((stream, String::from_utf8_lossy(bytes).into_owned()));
+            Ok(())
+        }
     }
 
     #[test]
     fn prefixes_line_up() {
-        let out = PrefixedOutput::new();
-        out.align(["echo", "net-client"]);
-        assert_eq!(out.prefix("echo"), "echo       | ");
-        assert_eq!(out.prefix("net-client"), "net-client | ");
+        let width = name_width(["echo", "net-client"]);
+        assert_eq!(Prefixed::new("echo", width).prefix, "echo       | ");
+        assert_eq!(Prefixed::new("net-client", width).prefix, "net-client | ");
+    }
+
+    #[test]
+    fn whole_lines_are_prefixed_and_the_rest_flushed_once() {
+        let streams = Streams::default();
+        let out = Prefixed::on(&streams, "echo", 6);
+        out.write(StdStream::Stdout, b"hel").unwrap();
+        out.write(StdStream::Stderr, b"oops\nhalf").unwrap();
+        out.log_line("app", b"listening").unwrap();
+        out.write(StdStream::Stdout, b"lo\nrest").unwrap();
+        out.flush().unwrap();
+        out.flush().unwrap();
+        let got = streams.0.lock().unwrap().clone();
+        let line = |stream, text: &str| (stream, text.to_string());
+        assert_eq!(
+            got,
+            [
+                line(StdStream::Stderr, "echo   | oops\n"),
+                line(StdStream::Stdout, "echo   | [app] listening\n"),
+                line(StdStream::Stdout, "echo   | hello\n"),
+                line(StdStream::Stdout, "echo   | rest\n"),
+                line(StdStream::Stderr, "echo   | half\n"),
+            ]
+        );
     }
 }
