@@ -6,6 +6,10 @@
 //! is small: arguments, environment, clocks, randomness, stdio, exit and sleep.
 //! Everything else (files, sockets) answers `ENOTCAPABLE`: an Oasis app reaches
 //! the outside world only through capabilities it was granted.
+//!
+//! As for the `oasis_v1` imports, this is marshalling: what the clocks,
+//! randomness and the standard streams do is their capability kinds' (see
+//! [`crate::caps`]); WASI's only need no grant.
 
 use alloc::vec::Vec;
 use wasmtime::{Caller, FuncType, Val, ValType};
