@@ -21,31 +21,20 @@ mod native_http;
 
 use oasis_host_std::StdPlatform;
 use oasis_runtime::config::{EngineProfile, RuntimeOptions};
-use oasis_runtime::platform::{DriverError, Output, Platform};
+use oasis_runtime::output::{OutputSink, StdStream};
+use oasis_runtime::platform::DriverError;
 use oasis_runtime::tenant::{Runtime, TenantConfig};
 
 mod windows;
 mod xen;
 
-/// The std drivers with the app's output discarded, so the figures are not
-/// mixed with the app's lines (the process peers' output goes to /dev/null too).
-struct Quiet(StdPlatform);
+/// Output nobody reads, so the figures are not mixed with the app's lines
+/// (the process peers' output goes to /dev/null too).
+struct Discard;
 
-impl Platform for Quiet {
-    fn monotonic_ns(&self) -> u64 {
-        self.0.monotonic_ns()
-    }
-    fn wall_ns(&self) -> u64 {
-        self.0.wall_ns()
-    }
-    fn fill_entropy(&self, buf: &mut [u8]) -> Result<(), DriverError> {
-        self.0.fill_entropy(buf)
-    }
-    fn write_output(&self, _tenant: &str, _output: Output<'_>, _bytes: &[u8]) -> Result<(), DriverError> {
+impl OutputSink for Discard {
+    fn write(&self, _stream: StdStream, _bytes: &[u8]) -> Result<(), DriverError> {
         Ok(())
-    }
-    fn sleep_until(&self, deadline_ns: u64) {
-        self.0.sleep_until(deadline_ns)
     }
 }
 
@@ -53,7 +42,8 @@ impl Platform for Quiet {
 /// comes near a CPU budget.
 fn quiet_runtime(pooling_tenants: Option<u32>) -> Result<Runtime, String> {
     let options = RuntimeOptions { pooling_tenants, ..RuntimeOptions::default() };
-    Runtime::new(EngineProfile::native(), &options, Arc::new(Quiet(StdPlatform::new())), 1).map_err(|e| e.to_string())
+    let runtime = Runtime::new(EngineProfile::native(), &options, Arc::new(StdPlatform::new()), 1);
+    Ok(runtime.map_err(|e| e.to_string())?.with_output(Arc::new(Discard)))
 }
 
 fn env_path(key: &str) -> Option<PathBuf> {

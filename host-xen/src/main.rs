@@ -13,7 +13,7 @@
 //! - [`drivers`]: devices that carry data (the console's UART and debugcon
 //!   today; netfront, blkfront and virtio to come);
 //! - the kernel itself: [`pvh`] (what the loader hands over), [`heap`],
-//!   [`console`], [`prefix`] (several tenants' lines on it), [`time`] (the
+//!   [`console`], [`time`] (the
 //!   clock), [`tick`], [`exit`], [`package`] (where the apps are), [`apps`]
 //!   (what they are and how each runs), [`tenants`] (running them), and
 //!   [`platform`], the glue to oasis-runtime.
@@ -52,7 +52,6 @@ mod heap;
 mod laps;
 mod package;
 mod platform;
-mod prefix;
 mod pvh;
 mod tenants;
 mod tick;
@@ -65,6 +64,7 @@ use alloc::vec::Vec;
 
 use oasis_runtime::config::RuntimeOptions;
 use oasis_runtime::load::{LoadOptions, Step, Verify};
+use oasis_runtime::output::{Prefixed, name_width};
 use oasis_runtime::{EngineProfile, Exit, Runtime};
 
 use crate::arch::x86_64::{boot, cpu, entropy, gdt, interrupts, mm, pic, pit, rtc};
@@ -154,9 +154,7 @@ fn run() -> Result<u32, String> {
     if idle == Idle::Spin {
         kprintln!("no timer interrupt: CPU budgets are not enforced and idle waits spin");
     }
-    // Only a bundle holds several apps, and a bundle names each one.
-    let prefixed = several.then(|| prefix::Prefixed::new(entries.iter().filter_map(|e| e.name.as_deref())));
-    let platform = Arc::new(platform::PvhPlatform::new(clock, idle, entropy, prefixed));
+    let platform = Arc::new(platform::PvhPlatform::new(clock, idle, entropy));
     #[allow(
         clippy::needless_update,
         reason = "RuntimeOptions has more fields when oasis-runtime's `pooling` feature is on"
@@ -168,8 +166,9 @@ fn run() -> Result<u32, String> {
         ..RuntimeOptions::default()
     };
     let tick_ms = (1000 / tick::TICK_HZ) as u64;
-    let runtime =
-        Runtime::new(EngineProfile::native(), &options, platform.clone(), tick_ms).map_err(|e| e.to_string())?;
+    let runtime = Runtime::new(EngineProfile::native(), &options, platform.clone(), tick_ms)
+        .map_err(|e| e.to_string())?
+        .with_output(Arc::new(platform::ConsoleOutput));
     tick::EPOCH_ENGINE.call_once(|| runtime.engine().clone());
     if kernel_words(cmdline).any(|w| w == "oasis.test-fault") {
         // For the tests: prove that a CPU exception is reported, not a silent reset.
@@ -205,7 +204,13 @@ fn run() -> Result<u32, String> {
             Some(name) if several => alloc::format!("the package of `{name}`: {e}"),
             _ => alloc::format!("the package: {e}"),
         })?;
-        let cfg = apps::config(entry, &app);
+        let mut cfg = apps::config(entry, &app);
+        if several {
+            // Only a bundle holds several apps, and a bundle names each one:
+            // their lines share the console, each prefixed with its name.
+            let width = name_width(entries.iter().filter_map(|e| e.name.as_deref()));
+            cfg.output = Some(Arc::new(Prefixed::on(platform::ConsoleOutput, &cfg.name, width)));
+        }
         loaded.push((app, cfg));
     }
     if several {
@@ -230,9 +235,9 @@ fn run() -> Result<u32, String> {
     let names: Vec<&str> = loaded.iter().map(|(_, cfg)| cfg.name.as_str()).collect();
     let exits = tenants::run_tenants(platform.clone(), tenants, |i, exit| {
         // With several apps, each one's end is reported as it comes, after
-        // the last of its output.
+        // the last of its output (the runtime flushes a tenant's sink as it
+        // ends).
         if several {
-            platform.flush_output(names[i]);
             report(names[i], exit);
         }
     });

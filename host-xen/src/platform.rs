@@ -1,12 +1,13 @@
-//! Glue: the kernel's drivers as a [`oasis_runtime::Platform`], and the code memory
-//! Wasmtime needs when there is no virtual memory to ask an OS for.
+//! Glue: the kernel's drivers as a [`oasis_runtime::Platform`], the console as
+//! the tenant's [`OutputSink`], and the code memory Wasmtime needs when there
+//! is no virtual memory to ask an OS for.
 
 use core::sync::atomic::{AtomicPtr, Ordering};
 
-use oasis_runtime::platform::{DriverError, Output, Platform};
+use oasis_runtime::output::{OutputSink, StdStream};
+use oasis_runtime::platform::{DriverError, Platform};
 
 use crate::arch::x86_64::entropy;
-use crate::prefix::{Prefixed, Stream};
 use crate::time::Clock;
 
 /// How the kernel waits for a deadline, and what advances the epoch.
@@ -27,32 +28,22 @@ pub struct PvhPlatform {
     clock: Clock,
     idle: Idle,
     entropy: entropy::Source,
-    /// With several tenants, their output lines are prefixed with their names.
-    prefixed: Option<Prefixed>,
 }
 
 impl PvhPlatform {
     /// Drivers over `clock`, waiting as `idle` says. [`Idle::Xen`] needs
     /// [`Clock::Xen`]; with another clock it falls back to [`Idle::Spin`].
-    /// `prefixed` is given for an image of several tenants.
-    pub fn new(clock: Clock, idle: Idle, entropy: entropy::Source, prefixed: Option<Prefixed>) -> PvhPlatform {
+    pub fn new(clock: Clock, idle: Idle, entropy: entropy::Source) -> PvhPlatform {
         let idle = match (&clock, idle) {
             (Clock::Xen(_), Idle::Xen) | (_, Idle::Pit | Idle::Spin) => idle,
             _ => Idle::Spin,
         };
-        PvhPlatform { clock, idle, entropy, prefixed }
+        PvhPlatform { clock, idle, entropy }
     }
 
     /// The clock.
     pub fn clock(&self) -> &Clock {
         &self.clock
-    }
-
-    /// Writes what `tenant`, which has ended, left of its last lines.
-    pub fn flush_output(&self, tenant: &str) {
-        if let Some(prefixed) = &self.prefixed {
-            prefixed.flush(tenant);
-        }
     }
 }
 
@@ -67,34 +58,6 @@ impl Platform for PvhPlatform {
 
     fn fill_entropy(&self, buf: &mut [u8]) -> Result<(), DriverError> {
         self.entropy.fill(buf)
-    }
-
-    fn write_output(&self, tenant: &str, output: Output<'_>, bytes: &[u8]) -> Result<(), DriverError> {
-        if let Some(prefixed) = &self.prefixed {
-            match output {
-                Output::Stdout => prefixed.write(tenant, Stream::Stdout, bytes),
-                Output::Stderr => prefixed.write(tenant, Stream::Stderr, bytes),
-                Output::Log { stream } => prefixed.log(tenant, stream, bytes),
-            }
-            return Ok(());
-        }
-        // One tenant, one console: stdout and stderr interleave as written.
-        match output {
-            Output::Stdout | Output::Stderr => crate::console::write_bytes(bytes),
-            Output::Log { stream } => {
-                crate::console::write_bytes(b"[");
-                crate::console::write_bytes(stream.as_bytes());
-                crate::console::write_bytes(b"] ");
-                crate::console::write_bytes(bytes);
-                crate::console::write_bytes(b"\n");
-            }
-        }
-        Ok(())
-    }
-
-    fn host_log(&self, tenant: &str, message: &str) {
-        // The host's own messages name the tenant already: no prefix.
-        crate::console::write_bytes(alloc::format!("oasis: {tenant}: {message}\n").as_bytes());
     }
 
     fn sleep_until(&self, deadline_ns: u64) {
@@ -120,6 +83,23 @@ impl Platform for PvhPlatform {
                 }
             }
         }
+    }
+
+    fn host_log(&self, tenant: &str, message: &str) {
+        for piece in [b"oasis: ".as_slice(), tenant.as_bytes(), b": ", message.as_bytes(), b"\n"] {
+            crate::console::write_bytes(piece);
+        }
+    }
+}
+
+/// The tenant's output on the kernel's console (one tenant, one console:
+/// stdout and stderr interleave as written; log lines in the runtime's form).
+pub struct ConsoleOutput;
+
+impl OutputSink for ConsoleOutput {
+    fn write(&self, _stream: StdStream, bytes: &[u8]) -> Result<(), DriverError> {
+        crate::console::write_bytes(bytes);
+        Ok(())
     }
 }
 

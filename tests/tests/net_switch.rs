@@ -15,7 +15,8 @@ use oasis_host_std::sched::Parker;
 use oasis_host_std::switch::Switch;
 use oasis_runtime::net::smol::{SmolNetwork, StackConfig};
 use oasis_runtime::net::{ConnectPattern, NetGrants, Network, Publish};
-use oasis_runtime::platform::{DriverError, Output, Platform};
+use oasis_runtime::output::{OutputSink, StdStream};
+use oasis_runtime::platform::DriverError;
 use oasis_runtime::sched::{End, Ended, Scheduler, Until};
 use oasis_runtime::tenant::{Runtime, TenantConfig};
 use oasis_runtime::{EngineProfile, Exit};
@@ -217,34 +218,24 @@ fn bad_groups_are_refused() {
     );
 }
 
-/// Std drivers that keep each tenant's output for the test to read.
+/// Output kept for the test to read: one sink per tenant, all into one list.
 struct Capture {
-    inner: StdPlatform,
-    out: Mutex<Vec<(String, String)>>,
+    tenant: &'static str,
+    out: Arc<Mutex<Vec<(String, String)>>>,
 }
 
-impl Platform for Capture {
-    fn monotonic_ns(&self) -> u64 {
-        self.inner.monotonic_ns()
-    }
-    fn wall_ns(&self) -> u64 {
-        self.inner.wall_ns()
-    }
-    fn fill_entropy(&self, buf: &mut [u8]) -> Result<(), DriverError> {
-        self.inner.fill_entropy(buf)
-    }
-    fn write_output(&self, tenant: &str, _o: Output<'_>, bytes: &[u8]) -> Result<(), DriverError> {
-        self.out.lock().unwrap().push((tenant.to_string(), String::from_utf8_lossy(bytes).into_owned()));
+impl OutputSink for Capture {
+    fn write(&self, _stream: StdStream, bytes: &[u8]) -> Result<(), DriverError> {
+        self.out.lock().unwrap().push((self.tenant.to_string(), String::from_utf8_lossy(bytes).into_owned()));
         Ok(())
-    }
-    fn sleep_until(&self, deadline_ns: u64) {
-        self.inner.sleep_until(deadline_ns)
     }
 }
 
 #[test]
 fn two_tenants_talk_over_the_in_process_switch() {
-    let platform = Arc::new(Capture { inner: StdPlatform::new(), out: Mutex::new(Vec::new()) });
+    let platform = Arc::new(StdPlatform::new());
+    let out: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+    let capture = |tenant| -> Option<Arc<dyn OutputSink>> { Some(Arc::new(Capture { tenant, out: out.clone() })) };
     let runtime = Runtime::new(EngineProfile::native(), &Default::default(), platform.clone(), 1).unwrap();
     let sw = Switch::new();
     let stack = |last: u8| -> Arc<dyn Network> {
@@ -259,6 +250,7 @@ fn two_tenants_talk_over_the_in_process_switch() {
         net: NetGrants { publish: vec![Publish::parse("7:7").unwrap()], connect: vec![] },
         network: Some(stack(1)),
         allowed: Grants::new(["console", "clock", "net"]),
+        output: capture("echo"),
         ..TenantConfig::for_app(&echo_app)
     };
     let client_cfg = TenantConfig {
@@ -267,6 +259,7 @@ fn two_tenants_talk_over_the_in_process_switch() {
         net: NetGrants { publish: vec![], connect: vec![ConnectPattern::parse("10.1.0.1:7").unwrap()] },
         network: Some(stack(2)),
         allowed: Grants::new(["console", "clock", "net"]),
+        output: capture("client"),
         ..TenantConfig::for_app(&client_app)
     };
     // One loop drives both tenants: no OS network, so it parks until a
@@ -289,7 +282,7 @@ fn two_tenants_talk_over_the_in_process_switch() {
     let mut ended = Vec::new();
     scheduler.run(Until::Ended(client), |e| ended.push(e.clone()));
     done.store(true, Ordering::Relaxed);
-    let out = platform.out.lock().unwrap().clone();
+    let out = out.lock().unwrap().clone();
     let client_ended = Ended { id: client, name: "client".to_string(), end: End::Exited(Exit::Status(0)) };
     assert_eq!(ended, [client_ended], "output: {out:?}");
     let client_said: String = out.iter().filter(|(t, _)| t == "client").map(|(_, s)| s.as_str()).collect();

@@ -16,45 +16,46 @@ use oasis_host_std::StdPlatform;
 use oasis_host_std::net::OsNetwork;
 use oasis_host_std::sched::{Threads, wake_source};
 use oasis_runtime::net::{NetGrants, Network, Publish};
-use oasis_runtime::platform::{DriverError, Output, Platform};
+use oasis_runtime::output::{OutputSink, StdStream};
+use oasis_runtime::platform::DriverError;
 use oasis_runtime::sched::{End, Ended, Handle, Outcome, Scheduler, State, TenantId, Until};
 use oasis_runtime::tenant::{Runtime, Tenant, TenantConfig};
 use oasis_runtime::{Exit, LoadedApp};
 
-/// Std drivers that keep what each tenant wrote, by tenant.
+/// What each tenant wrote, by tenant.
+#[derive(Default)]
 struct Capture {
-    inner: StdPlatform,
     out: Mutex<Vec<(String, String)>>,
-}
-
-impl Platform for Capture {
-    fn monotonic_ns(&self) -> u64 {
-        self.inner.monotonic_ns()
-    }
-    fn wall_ns(&self) -> u64 {
-        self.inner.wall_ns()
-    }
-    fn fill_entropy(&self, buf: &mut [u8]) -> Result<(), DriverError> {
-        self.inner.fill_entropy(buf)
-    }
-    fn write_output(&self, tenant: &str, _o: Output<'_>, bytes: &[u8]) -> Result<(), DriverError> {
-        self.out.lock().unwrap().push((tenant.to_string(), String::from_utf8_lossy(bytes).into_owned()));
-        Ok(())
-    }
-    fn sleep_until(&self, deadline_ns: u64) {
-        self.inner.sleep_until(deadline_ns)
-    }
 }
 
 impl Capture {
     fn said(&self, tenant: &str) -> String {
         self.out.lock().unwrap().iter().filter(|(t, _)| t == tenant).map(|(_, s)| s.as_str()).collect()
     }
+
+    /// The output sink of tenant `tenant`, into this capture.
+    fn sink(self: &Arc<Self>, tenant: &str) -> Option<Arc<dyn OutputSink>> {
+        Some(Arc::new(Sink { tenant: tenant.to_string(), capture: self.clone() }))
+    }
+}
+
+/// One tenant's output, kept in a [`Capture`].
+struct Sink {
+    tenant: String,
+    capture: Arc<Capture>,
+}
+
+impl OutputSink for Sink {
+    fn write(&self, _stream: StdStream, bytes: &[u8]) -> Result<(), DriverError> {
+        self.capture.out.lock().unwrap().push((self.tenant.clone(), String::from_utf8_lossy(bytes).into_owned()));
+        Ok(())
+    }
 }
 
 /// Loads apps and makes tenants of them on the OS's sockets.
 struct Maker {
     runtime: Runtime,
+    capture: Arc<Capture>,
     os: Arc<dyn Network>,
     echo: LoadedApp,
     hello: LoadedApp,
@@ -66,6 +67,7 @@ impl Maker {
         let publish = Publish::parse(&format!("127.0.0.1:{port}:7")).unwrap();
         let cfg = TenantConfig {
             name: name.into(),
+            output: self.capture.sink(name),
             net: NetGrants { publish: vec![publish], connect: vec![] },
             network: Some(self.os.clone()),
             allowed: Grants::new(["console", "clock", "net"]),
@@ -78,6 +80,7 @@ impl Maker {
     fn hello(&self, name: &str, args: &[&str]) -> Tenant {
         let cfg = TenantConfig {
             name: name.into(),
+            output: self.capture.sink(name),
             args: args.iter().map(|a| a.to_string()).collect(),
             ..TenantConfig::for_app(&self.hello)
         };
@@ -115,12 +118,13 @@ fn another_thread_adds_replaces_and_removes_tenants_while_the_loop_serves() {
         }
     });
 
-    let platform = Arc::new(Capture { inner: StdPlatform::new(), out: Mutex::new(Vec::new()) });
+    let platform = Arc::new(StdPlatform::new());
+    let capture = Arc::new(Capture::default());
     let runtime = oasis_host_std::native_runtime_on(platform.clone(), None, true).unwrap();
     let load = |file: &str, name: &str| runtime.load(&std::fs::read(artifact(file)).unwrap(), name).unwrap();
     let (echo, hello) = (load("echo.oasis", "echo"), load("hello.oasis", "hello"));
     let os: Arc<dyn Network> = Arc::new(OsNetwork::new().unwrap());
-    let maker = Maker { runtime, os: os.clone(), echo, hello };
+    let maker = Maker { runtime, capture: capture.clone(), os: os.clone(), echo, hello };
 
     // The loop blocks in the OS's poller, and runs command apps on threads.
     let mut scheduler =
@@ -166,7 +170,7 @@ fn another_thread_adds_replaces_and_removes_tenants_while_the_loop_serves() {
     let greeter = handle.add(maker.hello("greeter", &["added", "later"]), None);
     wait_for("the greeter ends", || state(&handle, greeter) != Some(State::Running));
     assert_eq!(state(&handle, greeter), Some(State::Ended(Exit::Status(0))));
-    let greeted = platform.said("greeter");
+    let greeted = capture.said("greeter");
     assert!(greeted.contains("Hello from Oasis!") && greeted.contains(r#"args: ["added", "later"]"#), "{greeted}");
     trips_go_on("the add");
 
@@ -181,7 +185,7 @@ fn another_thread_adds_replaces_and_removes_tenants_while_the_loop_serves() {
     wait_for("the new instance listens", || !refused(new_port));
     assert_eq!(echo_round_trip(new_port, b"to the new one"), b"to the new one");
     assert!(refused(old_port), "the old instance is gone, and its listener with it");
-    assert!(platform.said("new").contains("echo: listening on app port 7"), "{}", platform.said("new"));
+    assert!(capture.said("new").contains("echo: listening on app port 7"), "{}", capture.said("new"));
     trips_go_on("the replacement");
 
     // Remove: the tenant ends, its sockets (a connection in the middle of

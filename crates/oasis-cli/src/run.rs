@@ -19,9 +19,10 @@ use oasis_runtime::sched::{End, Scheduler, TenantId, Until};
 use oasis_runtime::tenant::{Exit, Runtime, TenantConfig};
 
 use crate::{CliResult, RunArgs, UserError, map_input, parse_env, parse_memory};
-use oasis_host_std::prefix::PrefixedOutput;
+use oasis_host_std::output::{Prefixed, name_width, prefixed};
 use oasis_host_std::sched::Threads;
 use oasis_host_std::switch::Switch;
+use oasis_runtime::output::OutputSink;
 
 /// An app's own address on a TAP device or the switch (`--ip`, `--gateway`,
 /// `--dns`).
@@ -373,16 +374,24 @@ fn run_group(apps: Vec<RunArgs>) -> CliResult {
     let settings = apps.iter().map(|a| Settings::parse(a).map_err(|e| in_app(a, e))).collect::<CliResult<Vec<_>>>()?;
     check_addresses(&apps, &settings)?;
     let inputs = apps.iter().map(|a| map_input(&a.app)).collect::<CliResult<Vec<_>>>()?;
-    let output = Arc::new(PrefixedOutput::new());
     let compiler = inputs.iter().any(|bytes| !aot_fits(bytes));
-    let runtime = oasis_host_std::native_runtime_on(output.clone(), None, compiler)?;
+    let runtime = oasis_host_std::native_runtime(None, compiler)?;
     let platform = runtime.platform().clone();
     let mut prepared = Vec::with_capacity(apps.len());
     for ((args, settings), bytes) in apps.iter().zip(&settings).zip(inputs) {
         prepared.push(prepare(args, settings, &runtime, &bytes).map_err(|e| in_app(args, e))?);
     }
     name_uniquely(&mut prepared);
-    output.align(prepared.iter().map(|p| p.cfg.name.as_str()));
+    // Each app's output gets a sink of its own, prefixed with its name.
+    let width = name_width(prepared.iter().map(|p| p.cfg.name.as_str()));
+    let outputs: Vec<Arc<Prefixed>> = prepared
+        .iter_mut()
+        .map(|p| {
+            let output = Arc::new(prefixed(&p.cfg.name, width));
+            p.cfg.output = Some(output.clone());
+            output
+        })
+        .collect();
     let exit_with = exit_with(&apps, &prepared)?;
 
     let (external, switch) = attach_networks(&apps, &settings, &mut prepared, &platform)?;
@@ -416,7 +425,7 @@ fn run_group(apps: Vec<RunArgs>) -> CliResult {
             let Some(&(_, app)) = members.iter().find(|(id, _)| *id == end.id) else { return };
             // Nothing here removes tenants: every end is an exit.
             let End::Exited(exit) = &end.end else { return };
-            output.flush(&end.name);
+            let _ = outputs[app].flush();
             ended.push((app, report(&end.name, exit, apps[app].verbose)));
         });
     }
@@ -424,7 +433,9 @@ fn run_group(apps: Vec<RunArgs>) -> CliResult {
     // delivered before the output is flushed below.
     drop(scheduler);
     for (i, p) in prepared.iter().enumerate() {
-        output.flush(&p.cfg.name);
+        // A command app still on its thread when the run ends has written
+        // its last lines only to its sink.
+        let _ = outputs[i].flush();
         let running = !ended.iter().any(|(e, _)| *e == i);
         if let Some(last) = exit_with.filter(|_| running && apps[i].verbose) {
             eprintln!("oasis: {} stopped: the run ended with {}", p.cfg.name, prepared[last].cfg.name);

@@ -1,14 +1,15 @@
 //! The std drivers the process hosts (`host-unix`, `host-windows`) share:
-//! clocks, entropy and output ([`StdPlatform`]), the OS's sockets ([`net`]),
-//! TAP devices ([`tap`]), the in-process switch ([`switch`]), the epoch
-//! ticker ([`epoch`]) and what the scheduler's loop blocks on and runs
-//! command apps on ([`sched`]). Everything here uses portable std APIs (and mio); the
+//! clocks and entropy ([`StdPlatform`]), tenants' output on the process's
+//! standard streams ([`output`]), the OS's sockets ([`net`]), TAP devices
+//! ([`tap`]), the in-process switch ([`switch`]), the epoch ticker
+//! ([`epoch`]) and what the scheduler's loop blocks on and runs command apps
+//! on ([`sched`]). Everything here uses portable std APIs (and mio); the
 //! command line on top of it is `oasis-cli`.
 #![warn(missing_docs)]
 
 pub mod epoch;
 pub mod net;
-pub mod prefix;
+pub mod output;
 pub mod sched;
 pub mod switch;
 #[cfg(target_os = "linux")]
@@ -19,12 +20,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use oasis_runtime::config::{EngineProfile, RuntimeOptions};
-use oasis_runtime::platform::{DriverError, Output, Platform};
+use oasis_runtime::platform::{DriverError, Platform};
 use oasis_runtime::tenant::{Runtime, RuntimeError};
 
 pub use epoch::{EPOCH_TICK, Ticker, stop_thread_tickers};
+pub use output::StdOutput;
 
-/// Drivers on top of std: the process's clocks, the OS entropy source, stdout/stderr.
+/// Drivers on top of std: the process's clocks, the OS entropy source, and
+/// standard error for the operator's messages.
 #[derive(Debug)]
 pub struct StdPlatform {
     origin: Instant,
@@ -56,44 +59,22 @@ impl Platform for StdPlatform {
         getrandom::fill(buf).map_err(|e| DriverError(e.to_string()))
     }
 
-    fn write_output(&self, _tenant: &str, output: Output<'_>, bytes: &[u8]) -> Result<(), DriverError> {
-        // A Windows console takes text, not bytes: std refuses bytes that are
-        // not UTF-8 there (InvalidData). An app may print anything, so show
-        // such bytes as U+FFFD rather than fail the app's write. (A split
-        // UTF-8 sequence is fine: std keeps the partial tail for the next write.)
-        fn write_bytes(mut out: impl Write, bytes: &[u8]) -> std::io::Result<()> {
-            match out.write_all(bytes) {
-                Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
-                    out.write_all(String::from_utf8_lossy(bytes).as_bytes())
-                }
-                other => other,
-            }
-        }
-        let result = match output {
-            Output::Stdout => write_bytes(std::io::stdout().lock(), bytes),
-            Output::Stderr => write_bytes(std::io::stderr().lock(), bytes),
-            Output::Log { stream } => {
-                let mut out = std::io::stdout().lock();
-                out.write_all(b"[")
-                    .and_then(|_| out.write_all(stream.as_bytes()))
-                    .and_then(|_| out.write_all(b"] "))
-                    .and_then(|_| out.write_all(bytes))
-                    .and_then(|_| out.write_all(b"\n"))
-            }
-        };
-        result.map_err(|e| DriverError(e.to_string()))
-    }
-
     fn sleep_until(&self, deadline_ns: u64) {
         let now = self.monotonic_ns();
         if deadline_ns > now {
             std::thread::sleep(Duration::from_nanos(deadline_ns - now));
         }
     }
+
+    fn host_log(&self, tenant: &str, message: &str) {
+        // Not `eprintln!`: a closed standard error must not panic the host.
+        let _ = writeln!(std::io::stderr().lock(), "oasis: {tenant}: {message}");
+    }
 }
 
-/// A runtime for this machine with std drivers and an epoch ticker that
-/// ticks while guest code runs ([`epoch`]).
+/// A runtime for this machine with std drivers, tenants' output on the
+/// process's standard streams ([`StdOutput`], unless a tenant is given a sink
+/// of its own) and an epoch ticker that ticks while guest code runs ([`epoch`]).
 ///
 /// `pooling_tenants` turns on the pooling allocator for hosts that instantiate
 /// often (daemons, benchmarks); a one-shot `oasis run` does not need it.
@@ -102,8 +83,7 @@ pub fn native_runtime(pooling_tenants: Option<u32>, compiler: bool) -> Result<Ru
     native_runtime_on(Arc::new(StdPlatform::new()), pooling_tenants, compiler)
 }
 
-/// [`native_runtime`] with other drivers than [`StdPlatform`] (e.g. output
-/// prefixed per tenant, [`prefix::PrefixedOutput`]).
+/// [`native_runtime`] with other drivers than [`StdPlatform`].
 pub fn native_runtime_on(
     platform: Arc<dyn Platform>,
     pooling_tenants: Option<u32>,
@@ -116,7 +96,7 @@ pub fn native_runtime_on(
     if !started {
         epoch::start_thread_source(&ticker);
     }
-    Ok(runtime.with_ticker(ticker))
+    Ok(runtime.with_ticker(ticker).with_output(Arc::new(StdOutput)))
 }
 
 /// How the platform ticks the epoch, if it has something better than the

@@ -1,18 +1,5 @@
-//! The drivers a host supplies: the only platform-specific code a tenant touches.
-
-/// Where a tenant's output goes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Output<'a> {
-    /// WASI fd 1, as the app wrote it (not line-buffered by the host).
-    Stdout,
-    /// WASI fd 2, as the app wrote it.
-    Stderr,
-    /// One whole line (without its newline) of a named log stream.
-    Log {
-        /// The stream name, e.g. `app` or `access`.
-        stream: &'a str,
-    },
-}
+//! The drivers a host supplies: the only platform-specific code a tenant touches
+//! (its output goes to a sink of its own, [`crate::output`]).
 
 /// Error from a driver; its message is for logs, the guest only sees an errno.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -33,19 +20,17 @@ pub trait Platform: Send + Sync + 'static {
     /// Fills `buf` with cryptographically secure random bytes.
     fn fill_entropy(&self, buf: &mut [u8]) -> Result<(), DriverError>;
 
-    /// Delivers output of tenant `tenant`.
-    fn write_output(&self, tenant: &str, output: Output<'_>, bytes: &[u8]) -> Result<(), DriverError>;
-
     /// Blocks the calling thread until the monotonic clock reaches `deadline_ns`
     /// (or returns early; callers re-check the time).
     fn sleep_until(&self, deadline_ns: u64);
 
-    /// A message for the operator about tenant `tenant` (a refused grant, say).
-    /// By default it goes to the host's standard error.
-    fn host_log(&self, tenant: &str, message: &str) {
-        let line = alloc::format!("oasis: {tenant}: {message}\n");
-        let _ = self.write_output(tenant, Output::Stderr, line.as_bytes());
-    }
+    /// A message for the operator about tenant `tenant` (a refused grant, say),
+    /// conventionally shown as `oasis: TENANT: MESSAGE` where the operator
+    /// looks (a process host's standard error, the kernel's console).
+    ///
+    /// Not the tenant's output: that goes to the tenant's own
+    /// [`OutputSink`](crate::OutputSink).
+    fn host_log(&self, tenant: &str, message: &str);
 }
 
 /// Keeps the engine's epoch advancing while guest code runs.

@@ -9,7 +9,8 @@ use oasis_runtime::EngineProfile;
 use oasis_runtime::config::RuntimeOptions;
 use oasis_runtime::net::smol::{SmolNetwork, StackConfig};
 use oasis_runtime::net::{NetGrants, Publish};
-use oasis_runtime::platform::{DriverError, Output, Platform};
+use oasis_runtime::output::{OutputSink, StdStream};
+use oasis_runtime::platform::{DriverError, Platform};
 use oasis_runtime::sched::{End, Ended, Outcome, SchedError, Scheduler, State, TenantId, Until};
 use oasis_runtime::tenant::{Exit, Runtime, StopReason, Tenant, TenantConfig};
 use std::sync::Mutex;
@@ -63,10 +64,27 @@ const LISTENER: &str = r#"(module
     (func (export "_start") (drop (call $listen (i32.const 7) (i32.const 100))))
     (func (export "oasis_v1_poll") (param i64) (result i64) (i64.const -1)))"#;
 
-/// Std drivers that note which thread each tenant wrote from.
+/// Std drivers (their own type, so that the tests say which ones they need).
 struct Threaded {
     inner: StdPlatform,
-    writers: Mutex<Vec<(String, ThreadId)>>,
+}
+
+/// Which thread each tenant wrote from, by tenant name (the tests' names
+/// are distinct, so one list serves the tests running side by side).
+static WRITERS: Mutex<Vec<(String, ThreadId)>> = Mutex::new(Vec::new());
+
+fn writers() -> Vec<(String, ThreadId)> {
+    WRITERS.lock().unwrap().clone()
+}
+
+/// A tenant's sink that notes the thread it was written from.
+struct Note(String);
+
+impl OutputSink for Note {
+    fn write(&self, _stream: StdStream, _bytes: &[u8]) -> Result<(), DriverError> {
+        WRITERS.lock().unwrap().push((self.0.clone(), std::thread::current().id()));
+        Ok(())
+    }
 }
 
 impl Platform for Threaded {
@@ -79,9 +97,8 @@ impl Platform for Threaded {
     fn fill_entropy(&self, buf: &mut [u8]) -> Result<(), DriverError> {
         self.inner.fill_entropy(buf)
     }
-    fn write_output(&self, tenant: &str, _output: Output<'_>, _bytes: &[u8]) -> Result<(), DriverError> {
-        self.writers.lock().unwrap().push((tenant.to_string(), std::thread::current().id()));
-        Ok(())
+    fn host_log(&self, tenant: &str, message: &str) {
+        self.inner.host_log(tenant, message)
     }
     fn sleep_until(&self, deadline_ns: u64) {
         self.inner.sleep_until(deadline_ns)
@@ -89,7 +106,7 @@ impl Platform for Threaded {
 }
 
 fn threaded() -> Arc<Threaded> {
-    Arc::new(Threaded { inner: StdPlatform::new(), writers: Mutex::new(Vec::new()) })
+    Arc::new(Threaded { inner: StdPlatform::new() })
 }
 
 fn runtime_on(platform: Arc<dyn Platform>) -> Runtime {
@@ -103,7 +120,7 @@ fn tenant_of(runtime: &Runtime, wat: &str, name: &str) -> Tenant {
 fn configured(runtime: &Runtime, wat: &str, name: &str, edit: impl FnOnce(&mut TenantConfig)) -> Tenant {
     let mut app = runtime.load(&wat::parse_str(wat).unwrap(), name).unwrap();
     app.manifest.capabilities.push("net".to_string());
-    let mut cfg = TenantConfig { name: name.into(), ..TenantConfig::for_app(&app) };
+    let mut cfg = TenantConfig { name: name.into(), output: Some(Arc::new(Note(name.into()))), ..TenantConfig::for_app(&app) };
     edit(&mut cfg);
     runtime.instantiate(&app, &cfg).unwrap()
 }
@@ -200,7 +217,7 @@ fn command_apps_leave_the_loop_unless_they_are_on_a_smoltcp_stack() {
     scheduler.run(Until::AllEnded, |e| ended.push(e.clone()));
     assert_eq!(ended.len(), 3, "{ended:?}");
     let here = std::thread::current().id();
-    let writers = platform.writers.lock().unwrap().clone();
+    let writers = writers();
     let on_loop = |name: &str| writers.iter().find(|(t, _)| t == name).map(|(_, id)| *id == here);
     assert_eq!(on_loop("alone"), Some(false), "{writers:?}");
     assert_eq!(on_loop("switch"), Some(true), "a command app on the switch stays on the loop: {writers:?}");
@@ -245,7 +262,7 @@ fn another_thread_changes_the_tenants_of_a_loop_blocked_in_the_os_network() {
     let writer = handle.add(tenant_of(&runtime, WRITER, "writer"), None);
     wait_for("the writer ends", &|| handle.query(writer).unwrap().state != State::Running);
     assert_eq!(handle.query(writer).unwrap().state, State::Ended(Exit::Status(0)));
-    assert!(platform.writers.lock().unwrap().iter().any(|(t, _)| t == "writer"));
+    assert!(writers().iter().any(|(t, _)| t == "writer"));
 
     // A sleeper on its thread can be neither removed nor replaced.
     let sleeping = handle.add(tenant_of(&runtime, &sleeper(300_000_000, 3), "sleeper"), None);

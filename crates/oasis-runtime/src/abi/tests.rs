@@ -88,39 +88,24 @@ fn abi_md_status_table_matches_status() {
 /// Every `oasis_v1` function the host's full linker defines, with its type,
 /// must be the table's, and the table's every import must be defined.
 ///
-/// Reading a linker's definitions takes a store, and a `TenantState` is made
-/// only by [`crate::Runtime::instantiate`]: so a tenant's `_start` calls a
+/// Reading a linker's definitions takes a store, and the runtime's store data
+/// (`TenantState`) is made only by [`crate::Runtime::instantiate`]: so a tenant's `_start` calls a
 /// probe, and the probe reads the linker through its `Caller`.
 #[test]
 #[cfg(feature = "compiler")]
 fn linker_defines_exactly_the_table() {
     use crate::config::{EngineProfile, RuntimeOptions};
     use crate::load::{AppKind, CodeSource, LoadedApp};
-    use crate::platform::{DriverError, Output, Platform};
     use crate::tenant::{Exit, Runtime, TenantConfig, TenantState};
+    use crate::testing::Recorder;
     use alloc::sync::Arc;
     use std::sync::Mutex;
     use wasmtime::{Caller, Module, ValType};
 
-    struct Silent;
-    impl Platform for Silent {
-        fn monotonic_ns(&self) -> u64 {
-            0
-        }
-        fn wall_ns(&self) -> u64 {
-            0
-        }
-        fn fill_entropy(&self, _: &mut [u8]) -> Result<(), DriverError> {
-            Ok(())
-        }
-        fn write_output(&self, _: &str, _: Output<'_>, _: &[u8]) -> Result<(), DriverError> {
-            Ok(())
-        }
-        fn sleep_until(&self, _: u64) {}
-    }
-
-    let rt = Runtime::new(EngineProfile::native(), &RuntimeOptions::default(), Arc::new(Silent), 1).unwrap();
-    let host = super::linker(rt.engine()).unwrap();
+    let rec = Arc::new(Recorder::default());
+    let rt =
+        Runtime::new(EngineProfile::native(), &RuntimeOptions::default(), rec.clone(), 1).unwrap().with_output(rec);
+    let host = super::linker::<TenantState>(rt.engine()).unwrap();
     /// An `oasis_v1` definition: name, parameters, results.
     type Definition = (String, Vec<ValType>, Vec<ValType>);
     let found: Arc<Mutex<Vec<Definition>>> = Arc::default();

@@ -6,14 +6,21 @@
 //! is small: arguments, environment, clocks, randomness, stdio, exit and sleep.
 //! Everything else (files, sockets) answers `ENOTCAPABLE`: an Oasis app reaches
 //! the outside world only through capabilities it was granted.
+//!
+//! As for the `oasis_v1` imports, this is marshalling: what the clocks,
+//! randomness and the standard streams do is their capability kinds' (see
+//! [`crate::caps`]); WASI's only need no grant.
 
 use alloc::vec::Vec;
 use wasmtime::{Caller, FuncType, Val, ValType};
 
+use oasis_abi::Status;
+
 use super::memory::{self, Fault};
 use super::{Definer, ExitRequest};
-use crate::platform::Output;
-use crate::tenant::TenantState;
+use crate::caps::{clock, console, entropy};
+use crate::context::{TenantCtx, TenantView};
+use crate::output::StdStream;
 
 const MODULE: &str = oasis_abi::WASI_MODULE;
 
@@ -37,8 +44,6 @@ pub mod errno {
     pub const NOTCAPABLE: i32 = 76;
 }
 
-const CLOCK_REALTIME: i32 = 0;
-const CLOCK_MONOTONIC: i32 = 1;
 const FILETYPE_CHARACTER_DEVICE: u8 = 2;
 const EVENTTYPE_CLOCK: u8 = 0;
 const SUBCLOCKFLAG_ABSTIME: u16 = 1;
@@ -121,12 +126,29 @@ impl From<Fault> for Errno {
 /// An errno as an error type, so `?` works on memory faults.
 struct Errno(i32);
 
-fn wasi(caller: &mut Caller<'_, TenantState>, f: impl FnOnce(&mut [u8], &mut TenantState) -> Result<(), Errno>) -> i32 {
-    let Some(mem) = caller.data().memory else {
+impl From<Status> for Errno {
+    /// The errno for a capability kind's answer.
+    fn from(s: Status) -> Errno {
+        Errno(match s {
+            Status::Ok => errno::SUCCESS,
+            Status::Fault => errno::FAULT,
+            Status::Invalid => errno::INVAL,
+            Status::Unsupported => errno::NOTSUP,
+            Status::NotGranted => errno::NOTCAPABLE,
+            _ => errno::IO,
+        })
+    }
+}
+
+fn wasi<T: TenantView>(
+    caller: &mut Caller<'_, T>,
+    f: impl FnOnce(&mut [u8], &mut TenantCtx) -> Result<(), Errno>,
+) -> i32 {
+    let Some(mem) = caller.data().memory() else {
         return errno::FAULT;
     };
-    let (bytes, state) = mem.data_and_store_mut(caller);
-    errno_of(f(bytes, state).map_err(|e| e.0))
+    let (bytes, data) = mem.data_and_store_mut(caller);
+    errno_of(f(bytes, data.ctx()).map_err(|e| e.0))
 }
 
 /// Writes a list of strings the way `args_get`/`environ_get` do: a table of
@@ -169,65 +191,54 @@ fn iovecs(mem: &[u8], iovs: i32, n: i32) -> Result<Vec<core::ops::Range<usize>>,
         .collect()
 }
 
-fn clock_now(st: &TenantState, id: i32) -> Result<u64, Errno> {
-    clock_now_of(id, st.platform.monotonic_ns(), st.platform.wall_ns())
-}
-
-fn clock_now_of(id: i32, monotonic: u64, wall: u64) -> Result<u64, Errno> {
-    match id {
-        CLOCK_REALTIME => Ok(wall),
-        CLOCK_MONOTONIC => Ok(monotonic),
-        // CPU-time clocks would leak scheduling information across tenants and
-        // mean little in a reactor; std never needs them.
-        2 | 3 => Err(Errno(errno::NOTSUP)),
-        _ => Err(Errno(errno::INVAL)),
-    }
+fn clock_now(ctx: &TenantCtx, id: i32) -> Result<u64, Errno> {
+    Ok(clock::read(&*ctx.platform, clock::wasi_clock(id)?))
 }
 
 fn is_stdio(fd: i32) -> bool {
     (0..=2).contains(&fd)
 }
 
-pub(crate) fn add_to_linker(linker: &mut Definer<'_>) -> wasmtime::Result<()> {
-    linker.wrap(MODULE, "args_sizes_get", |mut c: Caller<'_, TenantState>, count: i32, size: i32| {
-        wasi(&mut c, |mem, st| write_sizes(mem, count, size, &st.argv))
+pub(crate) fn add_to_linker<T: TenantView>(linker: &mut Definer<'_, T>) -> wasmtime::Result<()> {
+    linker.wrap(MODULE, "args_sizes_get", |mut c: Caller<'_, T>, count: i32, size: i32| {
+        wasi(&mut c, |mem, ctx| write_sizes(mem, count, size, ctx.argv()))
     })?;
-    linker.wrap(MODULE, "args_get", |mut c: Caller<'_, TenantState>, ptrs: i32, buf: i32| {
-        wasi(&mut c, |mem, st| write_string_list(mem, ptrs, buf, &st.argv))
+    linker.wrap(MODULE, "args_get", |mut c: Caller<'_, T>, ptrs: i32, buf: i32| {
+        wasi(&mut c, |mem, ctx| write_string_list(mem, ptrs, buf, ctx.argv()))
     })?;
-    linker.wrap(MODULE, "environ_sizes_get", |mut c: Caller<'_, TenantState>, count: i32, size: i32| {
-        wasi(&mut c, |mem, st| write_sizes(mem, count, size, &st.environ))
+    linker.wrap(MODULE, "environ_sizes_get", |mut c: Caller<'_, T>, count: i32, size: i32| {
+        wasi(&mut c, |mem, ctx| write_sizes(mem, count, size, ctx.environ()))
     })?;
-    linker.wrap(MODULE, "environ_get", |mut c: Caller<'_, TenantState>, ptrs: i32, buf: i32| {
-        wasi(&mut c, |mem, st| write_string_list(mem, ptrs, buf, &st.environ))
+    linker.wrap(MODULE, "environ_get", |mut c: Caller<'_, T>, ptrs: i32, buf: i32| {
+        wasi(&mut c, |mem, ctx| write_string_list(mem, ptrs, buf, ctx.environ()))
     })?;
 
-    linker.wrap(MODULE, "clock_res_get", |mut c: Caller<'_, TenantState>, id: i32, out: i32| {
-        wasi(&mut c, |mem, st| {
-            clock_now(st, id)?;
+    linker.wrap(MODULE, "clock_res_get", |mut c: Caller<'_, T>, id: i32, out: i32| {
+        wasi(&mut c, |mem, ctx| {
+            clock_now(ctx, id)?;
             memory::write_u64(mem, out, 1)?;
             Ok(())
         })
     })?;
-    linker.wrap(MODULE, "clock_time_get", |mut c: Caller<'_, TenantState>, id: i32, _precision: i64, out: i32| {
-        wasi(&mut c, |mem, st| {
-            let now = clock_now(st, id)?;
+    linker.wrap(MODULE, "clock_time_get", |mut c: Caller<'_, T>, id: i32, _precision: i64, out: i32| {
+        wasi(&mut c, |mem, ctx| {
+            let now = clock_now(ctx, id)?;
             memory::write_u64(mem, out, now)?;
             Ok(())
         })
     })?;
-    linker.wrap(MODULE, "random_get", |mut c: Caller<'_, TenantState>, ptr: i32, len: i32| {
-        wasi(&mut c, |mem, st| {
+    linker.wrap(MODULE, "random_get", |mut c: Caller<'_, T>, ptr: i32, len: i32| {
+        wasi(&mut c, |mem, ctx| {
             let buf = memory::bytes_mut(mem, ptr, len)?;
-            st.platform.fill_entropy(buf).map_err(|_| Errno(errno::IO))
+            entropy::random_get(ctx, buf).map_err(|_| Errno(errno::IO))
         })
     })?;
 
-    linker.wrap(MODULE, "fd_write", |mut c: Caller<'_, TenantState>, fd: i32, iovs: i32, n: i32, out: i32| {
-        wasi(&mut c, |mem, st| {
-            let output = match fd {
-                1 => Output::Stdout,
-                2 => Output::Stderr,
+    linker.wrap(MODULE, "fd_write", |mut c: Caller<'_, T>, fd: i32, iovs: i32, n: i32, out: i32| {
+        wasi(&mut c, |mem, ctx| {
+            let stream = match fd {
+                1 => StdStream::Stdout,
+                2 => StdStream::Stderr,
                 _ => return Err(Errno(errno::BADF)),
             };
             memory::check(mem, out, 4)?;
@@ -242,14 +253,14 @@ pub(crate) fn add_to_linker(linker: &mut Definer<'_>) -> wasmtime::Result<()> {
                 else {
                     break;
                 };
-                st.platform.write_output(&st.name, output, data).map_err(|_| Errno(errno::IO))?;
+                console::write_std(ctx, stream, data).map_err(|_| Errno(errno::IO))?;
                 written = total;
             }
             memory::write_u32(mem, out, written)?;
             Ok(())
         })
     })?;
-    linker.wrap(MODULE, "fd_read", |mut c: Caller<'_, TenantState>, fd: i32, _iovs: i32, _n: i32, out: i32| {
+    linker.wrap(MODULE, "fd_read", |mut c: Caller<'_, T>, fd: i32, _iovs: i32, _n: i32, out: i32| {
         wasi(&mut c, |mem, _| {
             if fd != 0 {
                 return Err(Errno(errno::BADF));
@@ -259,7 +270,7 @@ pub(crate) fn add_to_linker(linker: &mut Definer<'_>) -> wasmtime::Result<()> {
             Ok(())
         })
     })?;
-    linker.wrap(MODULE, "fd_fdstat_get", |mut c: Caller<'_, TenantState>, fd: i32, out: i32| {
+    linker.wrap(MODULE, "fd_fdstat_get", |mut c: Caller<'_, T>, fd: i32, out: i32| {
         wasi(&mut c, |mem, _| {
             if !is_stdio(fd) {
                 return Err(Errno(errno::BADF));
@@ -272,7 +283,7 @@ pub(crate) fn add_to_linker(linker: &mut Definer<'_>) -> wasmtime::Result<()> {
             Ok(())
         })
     })?;
-    linker.wrap(MODULE, "fd_filestat_get", |mut c: Caller<'_, TenantState>, fd: i32, out: i32| {
+    linker.wrap(MODULE, "fd_filestat_get", |mut c: Caller<'_, T>, fd: i32, out: i32| {
         wasi(&mut c, |mem, _| {
             if !is_stdio(fd) {
                 return Err(Errno(errno::BADF));
@@ -285,51 +296,51 @@ pub(crate) fn add_to_linker(linker: &mut Definer<'_>) -> wasmtime::Result<()> {
         })
     })?;
     // No preopened directories: EBADF ends wasi-libc's scan at fd 3.
-    linker.wrap(MODULE, "fd_prestat_get", |_: Caller<'_, TenantState>, _fd: i32, _out: i32| errno::BADF)?;
-    linker.wrap(MODULE, "fd_prestat_dir_name", |_: Caller<'_, TenantState>, _fd: i32, _p: i32, _l: i32| errno::BADF)?;
+    linker.wrap(MODULE, "fd_prestat_get", |_: Caller<'_, T>, _fd: i32, _out: i32| errno::BADF)?;
+    linker.wrap(MODULE, "fd_prestat_dir_name", |_: Caller<'_, T>, _fd: i32, _p: i32, _l: i32| errno::BADF)?;
     // Standard streams behave like a terminal's: they cannot seek, and syncing or
     // closing them is harmless.
     linker.wrap(
         MODULE,
         "fd_close",
-        |_: Caller<'_, TenantState>, fd: i32| {
+        |_: Caller<'_, T>, fd: i32| {
             if is_stdio(fd) { errno::SUCCESS } else { errno::BADF }
         },
     )?;
     linker.wrap(
         MODULE,
         "fd_seek",
-        |_: Caller<'_, TenantState>, fd: i32, _off: i64, _whence: i32, _out: i32| {
+        |_: Caller<'_, T>, fd: i32, _off: i64, _whence: i32, _out: i32| {
             if is_stdio(fd) { errno::SPIPE } else { errno::BADF }
         },
     )?;
     linker.wrap(
         MODULE,
         "fd_tell",
-        |_: Caller<'_, TenantState>, fd: i32, _out: i32| {
+        |_: Caller<'_, T>, fd: i32, _out: i32| {
             if is_stdio(fd) { errno::SPIPE } else { errno::BADF }
         },
     )?;
     linker.wrap(
         MODULE,
         "fd_sync",
-        |_: Caller<'_, TenantState>, fd: i32| {
+        |_: Caller<'_, T>, fd: i32| {
             if is_stdio(fd) { errno::SUCCESS } else { errno::BADF }
         },
     )?;
     linker.wrap(
         MODULE,
         "fd_datasync",
-        |_: Caller<'_, TenantState>, fd: i32| {
+        |_: Caller<'_, T>, fd: i32| {
             if is_stdio(fd) { errno::SUCCESS } else { errno::BADF }
         },
     )?;
 
-    linker.wrap(MODULE, "proc_exit", |_: Caller<'_, TenantState>, status: i32| -> wasmtime::Result<()> {
+    linker.wrap(MODULE, "proc_exit", |_: Caller<'_, T>, status: i32| -> wasmtime::Result<()> {
         Err(wasmtime::Error::new(ExitRequest(status)))
     })?;
-    linker.wrap(MODULE, "sched_yield", |_: Caller<'_, TenantState>| errno::SUCCESS)?;
-    linker.wrap(MODULE, "poll_oneoff", |mut c: Caller<'_, TenantState>, sin: i32, sout: i32, n: i32, nout: i32| {
+    linker.wrap(MODULE, "sched_yield", |_: Caller<'_, T>| errno::SUCCESS)?;
+    linker.wrap(MODULE, "poll_oneoff", |mut c: Caller<'_, T>, sin: i32, sout: i32, n: i32, nout: i32| {
         poll_oneoff(&mut c, sin, sout, n, nout)
     })?;
 
@@ -368,19 +379,19 @@ const EVENTTYPE_FD_WRITE: u8 = 2;
 /// memory per call (std passes one).
 const MAX_SUBSCRIPTIONS: i32 = 4096;
 
-fn poll_oneoff(c: &mut Caller<'_, TenantState>, sin: i32, sout: i32, n: i32, nout: i32) -> i32 {
+fn poll_oneoff<T: TenantView>(c: &mut Caller<'_, T>, sin: i32, sout: i32, n: i32, nout: i32) -> i32 {
     // Decode all subscriptions first, with the memory borrowed only briefly: the
     // sleep below must not hold it.
     let mut subs = Vec::new();
-    let decoded = wasi(c, |mem, st| {
+    let decoded = wasi(c, |mem, ctx| {
         if n <= 0 || n > MAX_SUBSCRIPTIONS {
             return Err(Errno(errno::INVAL));
         }
         memory::check(mem, sout, n as u32 * EVENT_LEN as u32)?;
         memory::check(mem, nout, 4)?;
         let table = memory::bytes(mem, sin, n * SUBSCRIPTION_LEN)?;
-        let now_mono = st.platform.monotonic_ns();
-        let now_wall = st.platform.wall_ns();
+        let now_mono = ctx.platform.monotonic_ns();
+        let now_wall = ctx.platform.wall_ns();
         for sub in table.chunks_exact(SUBSCRIPTION_LEN as usize) {
             let userdata = u64::from_le_bytes(sub[0..8].try_into().expect("8 bytes"));
             let tag = sub[8];
@@ -391,7 +402,10 @@ fn poll_oneoff(c: &mut Caller<'_, TenantState>, sin: i32, sout: i32, n: i32, nou
                 let id = i32::from_le_bytes(sub[16..20].try_into().expect("4 bytes"));
                 let timeout = u64::from_le_bytes(sub[24..32].try_into().expect("8 bytes"));
                 let flags = u16::from_le_bytes(sub[40..42].try_into().expect("2 bytes"));
-                let now = clock_now_of(id, now_mono, now_wall)?;
+                let now = match clock::wasi_clock(id)? {
+                    clock::ClockKind::Monotonic => now_mono,
+                    clock::ClockKind::Wall => now_wall,
+                };
                 let abs = if flags & SUBCLOCKFLAG_ABSTIME != 0 { timeout } else { now.saturating_add(timeout) };
                 // Express every deadline on the monotonic clock, which is what we sleep on.
                 Some(now_mono.saturating_add(abs.saturating_sub(now)))
@@ -407,26 +421,14 @@ fn poll_oneoff(c: &mut Caller<'_, TenantState>, sin: i32, sout: i32, n: i32, nou
     }
     let has_fd = subs.iter().any(|s| s.deadline.is_none());
     if !has_fd && let Some(earliest) = subs.iter().filter_map(|s| s.deadline).min() {
-        let platform = c.data().platform.clone();
-        let before = platform.monotonic_ns();
-        // Asleep, the guest runs no code: the epoch may stop ticking.
-        if let Some(ticker) = &c.data().ticker {
-            ticker.leave();
-        }
-        while platform.monotonic_ns() < earliest {
-            platform.sleep_until(earliest);
-        }
-        if let Some(ticker) = &c.data().ticker {
-            ticker.enter();
-        }
-        // Time asleep is not the guest's CPU time: give it back.
-        let slept = platform.monotonic_ns().saturating_sub(before);
-        if let Some(ticks) = c.data_mut().credit_sleep(slept, before) {
+        // Asleep, the guest runs no code; the instance gives the time back
+        // to the call's CPU budget.
+        if let Some(ticks) = c.data_mut().sleep_until(earliest) {
             wasmtime::AsContextMut::as_context_mut(c).set_epoch_deadline(ticks);
         }
     }
-    wasi(c, |mem, st| {
-        let now = st.platform.monotonic_ns();
+    wasi(c, |mem, ctx| {
+        let now = ctx.platform.monotonic_ns();
         let mut count = 0u32;
         for s in &subs {
             let error = match s.deadline {

@@ -19,8 +19,11 @@ pub use oasis_format::net::{ConnectPattern, NetGrants, Proto, Publish};
 
 use crate::sched::Wake;
 
-/// A socket in a [`Network`], unique for the life of the network.
-pub type SocketId = u64;
+/// A socket in a [`Network`], unique for the life of the network: an
+/// [`IoId`], so that a tenant's readiness does not care what kind of I/O it is.
+pub type SocketId = IoId;
+
+pub use crate::io::IoId;
 
 /// Why a socket operation did not complete.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,7 +67,7 @@ impl NetError {
 }
 
 /// Readiness flags, as in ABI.md section 7.
-pub use oasis_abi::net::{ERROR, HANGUP, READABLE, WRITABLE};
+pub use crate::io::{ERROR, HANGUP, READABLE, WRITABLE};
 
 /// A socket-level network driver shared by every tenant of a host.
 ///
@@ -99,12 +102,13 @@ pub trait Network: Send + Sync {
     /// Resolves a host name.
     fn lookup(&self, name: &str) -> Result<Vec<IpAddr>, NetError>;
     /// Waits until a socket is ready or `timeout_ns` passes (`None`: no limit),
-    /// appending `(socket, flags)` events to `out`. Returns early, maybe with
-    /// nothing, when its [`waker`](Network::waker) is woken.
+    /// appending `(socket, flags)` events to `out`, for
+    /// [`TenantCtx::deliver`](crate::TenantCtx::deliver). Returns early, maybe
+    /// with nothing, when its [`waker`](Network::waker) is woken.
     ///
     /// Must not hold a lock that the network's other calls need while it
     /// blocks: another thread may use the network meanwhile.
-    fn wait(&self, timeout_ns: Option<u64>, out: &mut Vec<(SocketId, u32)>);
+    fn wait(&self, timeout_ns: Option<u64>, out: &mut Vec<(IoId, u32)>);
     /// Number of open sockets (for leak checks).
     fn open_sockets(&self) -> usize;
     /// When this network next needs a [`wait`](Network::wait) for its own

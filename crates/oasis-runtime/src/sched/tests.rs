@@ -4,7 +4,8 @@
 
 use super::*;
 use crate::config::{EngineProfile, RuntimeOptions};
-use crate::platform::{DriverError, Output};
+use crate::output::{OutputSink, StdStream};
+use crate::platform::DriverError;
 use crate::tenant::{Runtime, TenantConfig};
 use alloc::format;
 use std::sync::Mutex;
@@ -27,13 +28,25 @@ impl Platform for Clock {
         buf.fill(7);
         Ok(())
     }
-    fn write_output(&self, tenant: &str, _output: Output<'_>, bytes: &[u8]) -> Result<(), DriverError> {
-        self.lines.lock().unwrap().push((tenant.to_string(), String::from_utf8_lossy(bytes).into_owned()));
-        Ok(())
+    fn host_log(&self, tenant: &str, message: &str) {
+        self.lines.lock().unwrap().push((tenant.to_string(), format!("host: {message}")));
     }
     fn sleep_until(&self, deadline_ns: u64) {
         let mut now = self.now.lock().unwrap();
         *now = (*now).max(deadline_ns);
+    }
+}
+
+/// A tenant's output, noted with its name in its clock's lines.
+struct Lines {
+    name: String,
+    clock: Arc<Clock>,
+}
+
+impl OutputSink for Lines {
+    fn write(&self, _stream: StdStream, bytes: &[u8]) -> Result<(), DriverError> {
+        self.clock.lines.lock().unwrap().push((self.name.clone(), String::from_utf8_lossy(bytes).into_owned()));
+        Ok(())
     }
 }
 
@@ -84,7 +97,9 @@ fn fixture() -> Fixture {
 impl Fixture {
     fn tenant(&self, wat: &str, name: &str) -> Tenant {
         let app = self.runtime.load(&wat::parse_str(wat).unwrap(), name).unwrap();
-        self.runtime.instantiate(&app, &TenantConfig { name: name.into(), ..TenantConfig::for_app(&app) }).unwrap()
+        let output = Arc::new(Lines { name: name.into(), clock: self.clock.clone() });
+        let cfg = TenantConfig { name: name.into(), output: Some(output), ..TenantConfig::for_app(&app) };
+        self.runtime.instantiate(&app, &cfg).unwrap()
     }
 
     fn run(&mut self, until: Until) -> (Outcome, Vec<Ended>) {
@@ -181,12 +196,15 @@ fn stop_ends_a_run_that_waits_for_nothing_else() {
     // Until::Stopped: a daemon's loop; here the callback adds a second tenant
     // when the first ends, and stops the loop when the second does.
     let runtime = &f.runtime;
+    let clock = f.clock.clone();
     let second = std::cell::Cell::new(None);
     let outcome = f.scheduler.run(Until::Stopped, |e| {
         ended.push(e.clone());
         if e.id == first {
             let app = runtime.load(&wat::parse_str(writer("second", 0)).unwrap(), "second").unwrap();
-            second.set(Some(handle.add(runtime.instantiate(&app, &TenantConfig::for_app(&app)).unwrap(), None)));
+            let output = Arc::new(Lines { name: "second".into(), clock: clock.clone() });
+            let cfg = TenantConfig { output: Some(output), ..TenantConfig::for_app(&app) };
+            second.set(Some(handle.add(runtime.instantiate(&app, &cfg).unwrap(), None)));
         } else {
             handle.stop();
         }

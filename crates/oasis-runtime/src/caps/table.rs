@@ -1,98 +1,13 @@
-//! The capability table: what a tenant was granted and what it has open.
+//! The capability table: a tenant's open handles.
 //!
 //! A handle is an index into a slab plus an 8-bit generation (ABI.md section 2),
 //! so a handle that was closed and whose slot was reused is caught as stale
 //! instead of silently naming another capability.
 
-use alloc::string::{String, ToString};
 use alloc::vec::Vec;
-use oasis_abi::{Status, kind, name};
+use oasis_abi::Status;
 
-pub use oasis_format::grants::Grants;
-
-/// Which clock a clock handle reads.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ClockKind {
-    /// `clock:monotonic`.
-    Monotonic,
-    /// `clock:wall`.
-    Wall,
-}
-
-/// An open capability.
-#[derive(Debug)]
-pub enum Capability {
-    /// A named log stream with its partial last line.
-    Console {
-        /// Stream name.
-        stream: String,
-        /// Bytes after the last newline, held until the line is complete.
-        pending: Vec<u8>,
-    },
-    /// A clock.
-    Clock(ClockKind),
-    /// The entropy source.
-    Entropy,
-    /// A listening TCP socket on an app port.
-    TcpListener {
-        /// The socket.
-        socket: crate::net::SocketId,
-        /// The port the app asked for.
-        app_port: u16,
-    },
-    /// A TCP connection.
-    TcpStream {
-        /// The socket.
-        socket: crate::net::SocketId,
-        /// For accepted connections, the app port they came in on (the app's
-        /// view of the local address).
-        app_port: Option<u16>,
-    },
-    /// A UDP socket on an app port.
-    Udp {
-        /// The socket.
-        socket: crate::net::SocketId,
-        /// The port the app asked for.
-        app_port: u16,
-        /// Recent sources, which the socket may answer without a connect grant.
-        peers: alloc::collections::VecDeque<core::net::SocketAddr>,
-    },
-}
-
-impl Capability {
-    /// The network socket behind this capability, if it is one.
-    pub fn socket(&self) -> Option<crate::net::SocketId> {
-        match self {
-            Capability::TcpListener { socket, .. }
-            | Capability::TcpStream { socket, .. }
-            | Capability::Udp { socket, .. } => Some(*socket),
-            _ => None,
-        }
-    }
-}
-
-impl Capability {
-    /// Parses a capability name (`KIND` or `KIND:ARGUMENT`) into the capability it
-    /// opens and the kind that must be granted.
-    pub fn parse(cap_name: &str) -> Result<(&'static str, Capability), Status> {
-        let (k, arg) = match cap_name.split_once(':') {
-            Some((k, arg)) => (k, Some(arg)),
-            None => (cap_name, None),
-        };
-        match (k, arg) {
-            (kind::CONSOLE, None) => Ok((kind::CONSOLE, Capability::console(name::DEFAULT_STREAM))),
-            (kind::CONSOLE, Some(s)) if name::is_valid_stream(s) => Ok((kind::CONSOLE, Capability::console(s))),
-            (kind::CLOCK, Some("monotonic")) => Ok((kind::CLOCK, Capability::Clock(ClockKind::Monotonic))),
-            (kind::CLOCK, Some("wall")) => Ok((kind::CLOCK, Capability::Clock(ClockKind::Wall))),
-            (kind::ENTROPY, None) => Ok((kind::ENTROPY, Capability::Entropy)),
-            _ => Err(Status::Invalid),
-        }
-    }
-
-    fn console(stream: &str) -> Capability {
-        Capability::Console { stream: stream.to_string(), pending: Vec::new() }
-    }
-}
+use super::Capability;
 
 /// A tenant's open capabilities.
 #[derive(Debug, Default)]
@@ -174,6 +89,16 @@ impl CapTable {
         Ok(cap)
     }
 
+    /// Closes the handles whose capability `doomed` picks, returning each
+    /// handle with what it held.
+    pub fn remove_where(&mut self, mut doomed: impl FnMut(&Capability) -> bool) -> Vec<(u32, Capability)> {
+        let picked: Vec<u32> = (0..self.slots.len())
+            .filter(|&i| self.slots[i].cap.as_ref().is_some_and(&mut doomed))
+            .map(|i| ((self.slots[i].generation as u32) << INDEX_BITS) | (i as u32 + 1))
+            .collect();
+        picked.into_iter().filter_map(|h| Some((h, self.remove(h).ok()?))).collect()
+    }
+
     /// Closes every handle (the tenant stopped), yielding what they held.
     pub fn drain(&mut self) -> impl Iterator<Item = Capability> + '_ {
         self.open = 0;
@@ -185,17 +110,6 @@ impl CapTable {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parse_names() {
-        assert!(matches!(Capability::parse("console"), Ok(("console", Capability::Console { .. }))));
-        assert!(matches!(Capability::parse("console:access"), Ok(("console", _))));
-        assert_eq!(Capability::parse("console:bad name").unwrap_err(), Status::Invalid);
-        assert!(matches!(Capability::parse("clock:wall"), Ok(("clock", Capability::Clock(ClockKind::Wall)))));
-        assert_eq!(Capability::parse("clock").unwrap_err(), Status::Invalid);
-        assert_eq!(Capability::parse("net").unwrap_err(), Status::Invalid);
-        assert_eq!(Capability::parse("entropy:x").unwrap_err(), Status::Invalid);
-    }
 
     #[test]
     fn stale_handles_are_caught() {
@@ -211,6 +125,20 @@ mod tests {
         assert_eq!(t.get_mut(0).unwrap_err(), Status::BadHandle);
         assert_eq!(t.get_mut(u32::MAX).unwrap_err(), Status::BadHandle);
         assert_eq!(t.len(), 1);
+    }
+
+    #[test]
+    fn removing_by_kind_returns_the_handles_it_closed() {
+        let mut t = CapTable::new();
+        let clock = t.insert(Capability::Clock(super::super::clock::ClockKind::Wall)).unwrap();
+        let gone = t.insert(Capability::Entropy).unwrap();
+        t.remove(gone).unwrap();
+        let entropy = t.insert(Capability::Entropy).unwrap();
+        let removed = t.remove_where(|c| matches!(c, Capability::Entropy));
+        assert_eq!(removed.iter().map(|(h, _)| *h).collect::<Vec<_>>(), [entropy], "with its current generation");
+        assert_eq!(t.len(), 1);
+        assert!(t.get_mut(clock).is_ok());
+        assert_eq!(t.get_mut(entropy).unwrap_err(), Status::BadHandle);
     }
 
     #[test]
