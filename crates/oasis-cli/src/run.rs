@@ -62,7 +62,11 @@ impl Settings {
         }
         let net = NetGrants {
             publish: args.publish.iter().map(|p| Publish::parse(p)).collect::<Result<_, _>>()?,
-            connect: args.allow_connect.iter().map(|p| ConnectPattern::parse(p)).collect::<Result<_, _>>()?,
+            connect: args
+                .allow_connect
+                .iter()
+                .map(|p| ConnectPattern::parse(p).map_err(|e| UserError(format!("--allow-connect {e}"))))
+                .collect::<Result<_, _>>()?,
         };
         let mode = net_mode(args)?;
         if let NetMode::Switch(own) | NetMode::Tap { addressing: own, .. } = &mode {
