@@ -24,14 +24,147 @@
 
 use std::path::{Path, PathBuf};
 
+use clap::Args;
+
 use oasis_format::image as pvh;
 
 use oasis_format::limits::display_size;
-use oasis_format::package::{Package, PackageBuilder, SectionKind};
+use oasis_format::package::{Package, PackageBuilder, PackageError, SectionKind};
+use oasis_runtime::WasmtimeError;
 use oasis_runtime::config::EngineProfile;
-use oasis_runtime::load;
+use oasis_runtime::load::LoadError;
+use oasis_runtime::tenant::RuntimeError;
 
-use crate::{CliResult, ImageArgs, UserError, read_input};
+use crate::pack::EngineError;
+use crate::{InputError, read_input};
+
+/// `oasis image`.
+#[derive(Debug, Args)]
+pub struct ImageArgs {
+    /// The package (.oasis).
+    pub package: PathBuf,
+    /// Where to write the image (an ELF kernel for `qemu-system-x86_64 -kernel` or Xen `type = "pvh"`).
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
+    /// The Oasis PVH kernel (default: oasis-xen-kernel.elf next to this binary).
+    #[arg(long, value_name = "PATH")]
+    pub kernel: Option<PathBuf>,
+    /// Also write an `xl` domain configuration that boots the image.
+    #[arg(long, value_name = "FILE")]
+    pub xen_config: Option<PathBuf>,
+    /// Arguments for the app, written into the xl configuration's command line
+    /// (under QEMU pass them with `-append "-- ARGS"`).
+    #[arg(last = true)]
+    pub args: Vec<String>,
+}
+
+/// Why `oasis image` failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The package or the kernel cannot be read.
+    #[error(transparent)]
+    Input(#[from] InputError),
+    /// The package is damaged or invalid.
+    #[error("{}: {source}", path.display())]
+    Package {
+        /// The package's file.
+        path: PathBuf,
+        /// What is wrong.
+        source: PackageError,
+    },
+    /// No runtime to check the package with.
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    /// The package does not load (so it would not run in the image either).
+    #[error("{}: {source}", path.display())]
+    Load {
+        /// The package's file.
+        path: PathBuf,
+        /// Why.
+        source: LoadError,
+    },
+    /// No engine for the kernel's target.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// The module cannot be compiled for the kernel.
+    #[error("cannot compile the module for {KERNEL_TARGET} ({why}): {source}")]
+    Compile {
+        /// Why it had to be compiled.
+        why: WhyCompile,
+        /// Wasmtime's error.
+        source: WasmtimeError,
+    },
+    /// The kernel file is not one a package can be embedded in.
+    #[error("{}: {source}", path.display())]
+    Kernel {
+        /// The kernel's file.
+        path: PathBuf,
+        /// What is wrong with it.
+        source: EmbedError,
+    },
+    /// Where this `oasis` is cannot be found, so neither can its kernel.
+    #[error("cannot find the oasis binary: {0}")]
+    CurrentExe(#[source] std::io::Error),
+    /// No kernel next to this `oasis`, and no `--kernel`.
+    #[error("no kernel at {}: build it with `cargo xtask kernel`, or pass --kernel PATH", path.display())]
+    NoKernel {
+        /// Where it was looked for.
+        path: PathBuf,
+    },
+    /// The image's path cannot go into an xl configuration.
+    #[error("{}: path is not UTF-8", path.display())]
+    PathNotUtf8 {
+        /// The image's path.
+        path: PathBuf,
+    },
+    /// A file cannot be written (or a path made absolute).
+    #[error("{}: {source}", path.display())]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+}
+
+/// Why the package's module is compiled for the kernel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WhyCompile {
+    /// Its AOT code for the kernel's target was made by another engine.
+    OtherEngine {
+        /// The fingerprint of the package's code.
+        found: String,
+        /// The kernel's fingerprint.
+        needed: String,
+    },
+    /// It has no AOT code for the kernel's target.
+    NoAot,
+}
+
+impl std::fmt::Display for WhyCompile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WhyCompile::OtherEngine { found, needed } => {
+                write!(f, "its AOT code was made by {found} (the kernel needs {needed})")
+            }
+            WhyCompile::NoAot => f.write_str("it has no AOT code for it"),
+        }
+    }
+}
+
+/// Why a package cannot be embedded in a kernel file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EmbedError {
+    /// Not an Oasis PVH kernel, for the reason given.
+    #[error("not an Oasis PVH kernel ({0})")]
+    NotKernel(&'static str),
+    /// A package is embedded already.
+    #[error("this kernel already has a package embedded: use the plain kernel")]
+    AlreadyEmbedded,
+    /// The package would end above the 4 GiB the kernel maps.
+    #[error("the package does not fit below 4 GiB")]
+    TooHigh,
+}
 
 /// The target the kernel runs on.
 pub const KERNEL_TARGET: &str = "x86_64-unknown-none";
@@ -46,16 +179,16 @@ const PHDR_SIZE: usize = 56;
 const PAGE: u64 = 4096;
 
 /// `oasis image PACKAGE -o IMAGE`.
-pub fn image(args: ImageArgs) -> CliResult {
+pub fn execute(args: ImageArgs) -> Result<(), Error> {
     let input = read_input(&args.package)?;
-    let package = Package::parse(&input).map_err(|e| UserError(format!("{}: {e}", args.package.display())))?;
+    let package = Package::parse(&input).map_err(|source| Error::Package { path: args.package.clone(), source })?;
     let name = package.manifest.name.clone();
     let version = package.manifest.version.clone();
     // Everything the host checks before running an app (ABI, imports, manifest)
     // is checked here too, by loading it natively: an image that cannot run
     // must not be built.
     let runtime = oasis_host_std::native_runtime(None, true)?;
-    runtime.load(&input, &name).map_err(|e| UserError(format!("{}: {e}", args.package.display())))?;
+    runtime.load(&input, &name).map_err(|source| Error::Load { path: args.package.clone(), source })?;
 
     let (slim, code_note) = kernel_package(&package)?;
     let kernel_path = match &args.kernel {
@@ -63,11 +196,11 @@ pub fn image(args: ImageArgs) -> CliResult {
         None => default_kernel()?,
     };
     let kernel = read_input(&kernel_path)?;
-    let image = embed(&kernel, &slim).map_err(|e| UserError(format!("{}: {e}", kernel_path.display())))?;
+    let image = embed(&kernel, &slim).map_err(|source| Error::Kernel { path: kernel_path.clone(), source })?;
 
     let tmp = args.output.with_extension("tmp");
-    std::fs::write(&tmp, &image).map_err(|e| UserError(format!("{}: {e}", tmp.display())))?;
-    std::fs::rename(&tmp, &args.output).map_err(|e| UserError(format!("{}: {e}", args.output.display())))?;
+    std::fs::write(&tmp, &image).map_err(|source| Error::Write { path: tmp.clone(), source })?;
+    std::fs::rename(&tmp, &args.output).map_err(|source| Error::Write { path: args.output.clone(), source })?;
     println!(
         "image {name} {version} -> {} ({}: kernel {}, package {}, {code_note})",
         args.output.display(),
@@ -79,13 +212,13 @@ pub fn image(args: ImageArgs) -> CliResult {
         write_xl_config(cfg, &name, &args.output, package.manifest.limits.memory_bytes, &args.args)?;
         println!("xl config -> {}", cfg.display());
     }
-    Ok(0)
+    Ok(())
 }
 
 /// The package as the kernel needs it: AOT code for [`KERNEL_TARGET`] with the
 /// kernel's fingerprint, no code for other targets.
-fn kernel_package(package: &Package<'_>) -> CliResult<(Vec<u8>, &'static str)> {
-    let profile = EngineProfile::for_target(KERNEL_TARGET)?;
+fn kernel_package(package: &Package<'_>) -> Result<(Vec<u8>, &'static str), Error> {
+    let profile = EngineProfile::for_target(KERNEL_TARGET).map_err(EngineError::from)?;
     let fingerprint = profile.fingerprint();
     let (code, note) = match package.aot_for(KERNEL_TARGET) {
         Some(aot) if aot.fingerprint == fingerprint => (aot.code.to_vec(), "AOT code from the package"),
@@ -93,11 +226,11 @@ fn kernel_package(package: &Package<'_>) -> CliResult<(Vec<u8>, &'static str)> {
             let code = crate::pack::engine_for(&profile)?.precompile_module(package.module).map_err(|e| {
                 let why = match found {
                     Some(aot) => {
-                        format!("its AOT code was made by {} (the kernel needs {fingerprint})", aot.fingerprint)
+                        WhyCompile::OtherEngine { found: aot.fingerprint.to_string(), needed: fingerprint.clone() }
                     }
-                    None => "it has no AOT code for it".to_string(),
+                    None => WhyCompile::NoAot,
                 };
-                UserError(format!("cannot compile the module for {KERNEL_TARGET} ({why}): {}", load::one_line(&e)))
+                Error::Compile { why, source: e.into() }
             })?;
             (
                 code,
@@ -118,14 +251,11 @@ fn kernel_package(package: &Package<'_>) -> CliResult<(Vec<u8>, &'static str)> {
 }
 
 /// The kernel next to the running `oasis` binary.
-fn default_kernel() -> CliResult<PathBuf> {
-    let exe = std::env::current_exe().map_err(|e| UserError(format!("cannot find the oasis binary: {e}")))?;
+fn default_kernel() -> Result<PathBuf, Error> {
+    let exe = std::env::current_exe().map_err(Error::CurrentExe)?;
     let path = exe.with_file_name(KERNEL_FILE);
     if !path.is_file() {
-        return Err(UserError(format!(
-            "no kernel at {}: build it with `cargo xtask kernel`, or pass --kernel PATH",
-            path.display()
-        )));
+        return Err(Error::NoKernel { path });
     }
     Ok(path)
 }
@@ -141,9 +271,9 @@ fn u64_at(b: &[u8], at: usize) -> Option<u64> {
 }
 
 /// Builds the image: `kernel` with `package` as an extra PT_LOAD segment (see
-/// the module docs). Errors are one line, about the kernel file.
-pub fn embed(kernel: &[u8], package: &[u8]) -> Result<Vec<u8>, String> {
-    let not_kernel = |why: &str| format!("not an Oasis PVH kernel ({why})");
+/// the module docs).
+pub fn embed(kernel: &[u8], package: &[u8]) -> Result<Vec<u8>, EmbedError> {
+    let not_kernel = EmbedError::NotKernel;
     if kernel.get(..4) != Some(b"\x7fELF") {
         return Err(not_kernel("no ELF header"));
     }
@@ -185,13 +315,13 @@ pub fn embed(kernel: &[u8], package: &[u8]) -> Result<Vec<u8>, String> {
         return Err(not_kernel("the package descriptor is not in a loaded segment"));
     }
     if u64_at(kernel, desc + pvh::SIZE_OFFSET) != Some(0) {
-        return Err("this kernel already has a package embedded: use the plain kernel".to_string());
+        return Err(EmbedError::AlreadyEmbedded);
     }
 
     let paddr = top.next_multiple_of(PAGE);
     // The kernel identity-maps 4 GiB; a package beyond it could not be read.
     if paddr.saturating_add(package.len() as u64) > 4 << 30 {
-        return Err("the package does not fit below 4 GiB".to_string());
+        return Err(EmbedError::TooHigh);
     }
     let mut out = kernel.to_vec();
     out.resize((out.len() as u64).next_multiple_of(PAGE) as usize, 0);
@@ -218,9 +348,9 @@ pub fn embed(kernel: &[u8], package: &[u8]) -> Result<Vec<u8>, String> {
 }
 
 /// Writes an `xl` domain configuration that boots `image` as a PVH guest.
-fn write_xl_config(path: &Path, name: &str, image: &Path, memory_limit: u64, args: &[String]) -> CliResult<()> {
-    let image = std::path::absolute(image).map_err(|e| UserError(format!("{}: {e}", image.display())))?;
-    let image = image.to_str().ok_or_else(|| UserError(format!("{}: path is not UTF-8", image.display())))?;
+fn write_xl_config(path: &Path, name: &str, image: &Path, memory_limit: u64, args: &[String]) -> Result<(), Error> {
+    let image = std::path::absolute(image).map_err(|source| Error::Write { path: image.to_path_buf(), source })?;
+    let image = image.to_str().ok_or_else(|| Error::PathNotUtf8 { path: image.clone() })?;
     // The app's memory limit plus room for the kernel, its heap overhead and the package.
     let memory_mib = (memory_limit >> 20) + 64;
     let quote = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
@@ -235,7 +365,7 @@ fn write_xl_config(path: &Path, name: &str, image: &Path, memory_limit: u64, arg
     if !args.is_empty() {
         text.push_str(&format!("cmdline = \"-- {}\"\n", quote(&args.join(" "))));
     }
-    std::fs::write(path, text).map_err(|e| UserError(format!("{}: {e}", path.display())))
+    std::fs::write(path, text).map_err(|source| Error::Write { path: path.to_path_buf(), source })
 }
 
 #[cfg(test)]
@@ -274,14 +404,15 @@ mod tests {
         assert_eq!(u64_at(&image, 0x110), Some(0x105000));
         assert_eq!(u64_at(&image, 0x118), Some(8));
         // A second embedding into an image is refused.
-        assert!(embed(&image, b"x").unwrap_err().contains("already"));
+        assert_eq!(embed(&image, b"x"), Err(EmbedError::AlreadyEmbedded));
     }
 
     #[test]
     fn non_kernels_are_refused() {
-        assert!(embed(b"hello", b"p").unwrap_err().contains("no ELF header"));
+        assert_eq!(embed(b"hello", b"p"), Err(EmbedError::NotKernel("no ELF header")));
         let mut k = fake_kernel();
         k[0x100] = b'X';
-        assert!(embed(&k, b"p").unwrap_err().contains("no package descriptor"));
+        let err = embed(&k, b"p").unwrap_err();
+        assert!(matches!(err, EmbedError::NotKernel(why) if why.contains("no package descriptor")), "{err}");
     }
 }
