@@ -25,6 +25,7 @@ extern crate alloc;
 pub mod abi;
 pub mod caps;
 pub mod config;
+pub mod error;
 pub mod limiter;
 pub mod load;
 pub mod net;
@@ -32,7 +33,8 @@ pub mod platform;
 pub mod tenant;
 
 pub use config::{EngineProfile, WASMTIME_VERSION};
-pub use load::{LoadError, LoadedApp};
+pub use error::WasmtimeError;
+pub use load::{AbiError, LoadError, LoadedApp};
 pub use oasis_format::{Limits, Manifest};
 pub use platform::{Output, Platform};
 pub use tenant::{Exit, Runtime, RuntimeError, Step, StopReason, Tenant, TenantConfig, TenantError};
