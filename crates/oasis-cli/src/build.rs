@@ -7,15 +7,92 @@
 //! the target.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 
+use clap::Args;
 use serde::Deserialize;
 
 use oasis_format::manifest::ManifestFile;
 
-use crate::{BuildArgs, CliResult, UserError};
+use crate::pack::{self, PackOptions};
 
 const WASM_TARGET: &str = "wasm32-wasip1";
+
+/// `oasis build`.
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// The app crate (default: the current directory). An `oasis.toml` there is its manifest fragment, an `assets/` directory its assets.
+    pub app_dir: Option<PathBuf>,
+    /// Cargo target directory for the wasm build.
+    #[arg(long, value_name = "DIR")]
+    pub target_dir: Option<PathBuf>,
+    /// Build without optimisations.
+    #[arg(long)]
+    pub debug: bool,
+    /// Manifest, assets, AOT targets and output.
+    #[command(flatten)]
+    pub pack: PackOptions,
+}
+
+/// Why `oasis build` failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The directory is not a crate.
+    #[error("{}: no Cargo.toml here; pass the app's crate directory", dir.display())]
+    NoCrate {
+        /// The directory.
+        dir: PathBuf,
+    },
+    /// `cargo xtask setup`'s toolchain descriptor cannot be read.
+    #[error("{}: {source}", path.display())]
+    ToolchainFile {
+        /// The descriptor.
+        path: PathBuf,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// `cargo xtask setup`'s toolchain descriptor is not one.
+    #[error("{}: {} (delete it and run `cargo xtask setup`)", path.display(), source.message())]
+    ToolchainFormat {
+        /// The descriptor.
+        path: PathBuf,
+        /// What is wrong.
+        source: toml::de::Error,
+    },
+    /// No Rust toolchain can build for wasm32-wasip1.
+    #[error(
+        "no Rust toolchain for {WASM_TARGET}: run `rustup target add {WASM_TARGET}`, or `cargo xtask setup` in the Oasis repository (it installs one offline on Debian)"
+    )]
+    NoToolchain,
+    /// cargo cannot be started.
+    #[error("running `{cargo}`: {source} (is the toolchain installed? see `cargo xtask setup`)")]
+    Cargo {
+        /// The cargo that was run.
+        cargo: String,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// The build failed; cargo said why.
+    #[error("cargo build for {WASM_TARGET} failed ({0}); see the compiler output above")]
+    CargoFailed(ExitStatus),
+    /// The crate has no binary target.
+    #[error("{}: cargo built no binary; an Oasis app needs src/main.rs", manifest.display())]
+    NoBinary {
+        /// The crate's Cargo.toml.
+        manifest: PathBuf,
+    },
+    /// The built module cannot be read.
+    #[error("{}: {source}", path.display())]
+    Artifact {
+        /// The module.
+        path: PathBuf,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// Packaging the module failed.
+    #[error(transparent)]
+    Pack(#[from] pack::Error),
+}
 
 /// How to invoke cargo for wasm32-wasip1.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
@@ -41,14 +118,13 @@ pub fn cache_dir() -> Option<PathBuf> {
 }
 
 /// Finds a toolchain for wasm32-wasip1, or explains how to get one.
-pub fn find_toolchain() -> CliResult<WasmToolchain> {
+pub fn find_toolchain() -> Result<WasmToolchain, Error> {
     if let Some(path) = cache_dir().map(|d| d.join("wasm32-wasip1.toml"))
         && path.exists()
     {
-        let text = std::fs::read_to_string(&path).map_err(|e| UserError(format!("{}: {e}", path.display())))?;
-        return toml::from_str(&text).map_err(|e| {
-            UserError(format!("{}: {} (delete it and run `cargo xtask setup`)", path.display(), e.message()))
-        });
+        let text =
+            std::fs::read_to_string(&path).map_err(|source| Error::ToolchainFile { path: path.clone(), source })?;
+        return toml::from_str(&text).map_err(|source| Error::ToolchainFormat { path, source });
     }
     let libdir = Command::new("rustc")
         .args(["--print", "target-libdir", "--target", WASM_TARGET])
@@ -63,21 +139,20 @@ pub fn find_toolchain() -> CliResult<WasmToolchain> {
     if has_std {
         return Ok(WasmToolchain { cargo: "cargo".into(), rustc: "rustc".into(), rustflags: Vec::new() });
     }
-    Err(UserError(format!(
-        "no Rust toolchain for {WASM_TARGET}: run `rustup target add {WASM_TARGET}`, or `cargo xtask setup` in the Oasis repository (it installs one offline on Debian)"
-    )))
+    Err(Error::NoToolchain)
 }
 
 /// `oasis build [APP_DIR]`.
-pub fn build(args: BuildArgs) -> CliResult {
+pub fn execute(args: BuildArgs) -> Result<(), Error> {
     let dir = args.app_dir.clone().unwrap_or_else(|| PathBuf::from("."));
     let manifest_path = dir.join("Cargo.toml");
     if !manifest_path.is_file() {
-        return Err(UserError(format!("{}: no Cargo.toml here; pass the app's crate directory", dir.display())));
+        return Err(Error::NoCrate { dir });
     }
     let toolchain = find_toolchain()?;
     let artifact = cargo_build(&toolchain, &manifest_path, &args)?;
-    let module = std::fs::read(&artifact.wasm).map_err(|e| UserError(format!("{}: {e}", artifact.wasm.display())))?;
+    let module =
+        std::fs::read(&artifact.wasm).map_err(|source| Error::Artifact { path: artifact.wasm.clone(), source })?;
 
     let mut pack = args.pack;
     let fragment = dir.join("oasis.toml");
@@ -94,8 +169,8 @@ pub fn build(args: BuildArgs) -> CliResult {
         version: Some(artifact.version),
         ..ManifestFile::default()
     };
-    crate::pack::write_package(module, defaults, &pack, default_assets, &output)?;
-    Ok(0)
+    pack::write_package(&artifact.wasm, module, defaults, &pack, default_assets, &output)?;
+    Ok(())
 }
 
 struct Artifact {
@@ -104,7 +179,7 @@ struct Artifact {
     version: String,
 }
 
-fn cargo_build(toolchain: &WasmToolchain, manifest_path: &Path, args: &BuildArgs) -> CliResult<Artifact> {
+fn cargo_build(toolchain: &WasmToolchain, manifest_path: &Path, args: &BuildArgs) -> Result<Artifact, Error> {
     let mut cmd = Command::new(&toolchain.cargo);
     cmd.args(["build", "--target", WASM_TARGET, "--message-format", "json-render-diagnostics", "--manifest-path"])
         .arg(manifest_path);
@@ -119,14 +194,9 @@ fn cargo_build(toolchain: &WasmToolchain, manifest_path: &Path, args: &BuildArgs
         cmd.env("CARGO_ENCODED_RUSTFLAGS", toolchain.rustflags.join("\x1f"));
     }
     cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
-    let output = cmd.output().map_err(|e| {
-        UserError(format!("running `{}`: {e} (is the toolchain installed? see `cargo xtask setup`)", toolchain.cargo))
-    })?;
+    let output = cmd.output().map_err(|source| Error::Cargo { cargo: toolchain.cargo.clone(), source })?;
     if !output.status.success() {
-        return Err(UserError(format!(
-            "cargo build for {WASM_TARGET} failed ({}); see the compiler output above",
-            output.status
-        )));
+        return Err(Error::CargoFailed(output.status));
     }
     let wanted = std::fs::canonicalize(manifest_path).unwrap_or_else(|_| manifest_path.to_path_buf());
     let mut found = None;
@@ -146,9 +216,7 @@ fn cargo_build(toolchain: &WasmToolchain, manifest_path: &Path, args: &BuildArgs
             });
         }
     }
-    found.ok_or_else(|| {
-        UserError(format!("{}: cargo built no binary; an Oasis app needs src/main.rs", manifest_path.display()))
-    })
+    found.ok_or_else(|| Error::NoBinary { manifest: manifest_path.to_path_buf() })
 }
 
 /// The version in a cargo package id (`path+file:///x/hello#0.1.0` or `…#hello@0.1.0`).

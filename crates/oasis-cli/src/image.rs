@@ -28,17 +28,214 @@
 
 use std::path::{Path, PathBuf};
 
-use oasis_abi::kind;
+use clap::Args;
+
 use oasis_format::image as pvh;
-use oasis_format::image::bundle::{self, Bundle, Settings};
+use oasis_format::image::bundle::{self, Bundle, BundleError, SettingError, Settings};
 
-use oasis_format::limits::display_size;
-use oasis_format::package::{Package, PackageBuilder, SectionKind};
+use oasis_format::limits::{LimitError, display_size};
+use oasis_format::package::{Package, PackageBuilder, PackageError, SectionKind};
+use oasis_runtime::WasmtimeError;
 use oasis_runtime::config::EngineProfile;
-use oasis_runtime::load;
-use oasis_runtime::tenant::Runtime;
+use oasis_runtime::load::LoadError;
+use oasis_runtime::tenant::{Runtime, RuntimeError};
 
-use crate::{CliResult, ImageArgs, UserError, parse_env, parse_memory, read_input};
+use crate::apps::{OptionError, check_deny, parse_env, parse_memory};
+use crate::pack::EngineError;
+use crate::{InputError, read_input};
+
+/// `oasis image`: one app's part of the command line (see [`crate::apps`]).
+#[derive(Debug, Args)]
+pub struct ImageArgs {
+    /// The package (.oasis).
+    pub package: PathBuf,
+    /// Where to write the image (an ELF kernel for `qemu-system-x86_64 -kernel` or Xen `type = "pvh"`); once per image.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// The Oasis PVH kernel (default: oasis-xen-kernel.elf next to this binary).
+    #[arg(long, value_name = "PATH")]
+    pub kernel: Option<PathBuf>,
+    /// Also write an `xl` domain configuration that boots the image.
+    #[arg(long, value_name = "FILE")]
+    pub xen_config: Option<PathBuf>,
+    /// Set an environment variable for the app (repeatable).
+    #[arg(short = 'e', long = "env", value_name = "K=V")]
+    pub env: Vec<String>,
+    /// Memory limit, e.g. 64MiB (default: the manifest's, else 256MiB).
+    #[arg(long, value_name = "SIZE")]
+    pub memory: Option<String>,
+    /// CPU budget of each call into the app in ms; 0 = none (default: the manifest's, else 10000).
+    #[arg(long, value_name = "N")]
+    pub cpu_ms_per_call: Option<u64>,
+    /// Withhold a capability kind the manifest asks for (repeatable).
+    #[arg(long, value_name = "KIND")]
+    pub deny: Vec<String>,
+    /// Arguments for the app, stored in the image (with one app, words after
+    /// `--` on the kernel command line replace them).
+    #[arg(last = true)]
+    pub args: Vec<String>,
+}
+
+/// Why `oasis image` failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An option of the image's (`-o`, `--kernel`, `--xen-config`) given by more than one app.
+    #[error("{flag} is given {times} times: it is the image's, give it once (after any of the packages)")]
+    GivenTwice {
+        /// The option.
+        flag: &'static str,
+        /// How often it is given.
+        times: usize,
+    },
+    /// No `-o`.
+    #[error(
+        "no -o IMAGE: say where to write the image{}",
+        if *after_args { " (an `-o` after `--` is an argument of the app: put `-o` before `--`)" } else { "" }
+    )]
+    NoOutput {
+        /// Whether an `-o` was given after `--`, where it is the app's.
+        after_args: bool,
+    },
+    /// `-e`, `--memory` or `--deny` that does not parse.
+    #[error(transparent)]
+    Option(#[from] OptionError),
+    /// A setting the kernel would refuse (as `oasis run` refuses it).
+    #[error(transparent)]
+    Setting(#[from] SettingError),
+    /// The limits (the manifest's with the options') are out of range.
+    #[error(transparent)]
+    Limits(LimitError),
+    /// The apps cannot be put into one bundle.
+    #[error(transparent)]
+    Bundle(#[from] BundleError),
+    /// The package or the kernel cannot be read.
+    #[error(transparent)]
+    Input(#[from] InputError),
+    /// The package is damaged or invalid.
+    #[error("{}: {source}", path.display())]
+    Package {
+        /// The package's file.
+        path: PathBuf,
+        /// What is wrong.
+        source: PackageError,
+    },
+    /// No runtime to check the package with.
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    /// The package does not load (so it would not run in the image either).
+    #[error("{}: {source}", path.display())]
+    Load {
+        /// The package's file.
+        path: PathBuf,
+        /// Why.
+        source: LoadError,
+    },
+    /// No engine for the kernel's target.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// The module cannot be compiled for the kernel.
+    #[error("cannot compile the module for {KERNEL_TARGET} ({why}): {source}")]
+    Compile {
+        /// Why it had to be compiled.
+        why: WhyCompile,
+        /// Wasmtime's error.
+        source: WasmtimeError,
+    },
+    /// The kernel file is not one a package can be embedded in.
+    #[error("{}: {source}", path.display())]
+    Kernel {
+        /// The kernel's file.
+        path: PathBuf,
+        /// What is wrong with it.
+        source: EmbedError,
+    },
+    /// Where this `oasis` is cannot be found, so neither can its kernel.
+    #[error("cannot find the oasis binary: {0}")]
+    CurrentExe(#[source] std::io::Error),
+    /// No kernel next to this `oasis`, and no `--kernel`.
+    #[error("no kernel at {}: build it with `cargo xtask kernel`, or pass --kernel PATH", path.display())]
+    NoKernel {
+        /// Where it was looked for.
+        path: PathBuf,
+    },
+    /// The image's path cannot go into an xl configuration.
+    #[error("{}: path is not UTF-8", path.display())]
+    PathNotUtf8 {
+        /// The image's path.
+        path: PathBuf,
+    },
+    /// A file cannot be written (or a path made absolute).
+    #[error("{}: {source}", path.display())]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// An error about one app of several, which it names.
+    #[error("{}: {error}", app.display())]
+    InApp {
+        /// The app's package.
+        app: PathBuf,
+        /// The error.
+        #[source]
+        error: Box<Error>,
+    },
+}
+
+impl Error {
+    /// This error as one about app `args` of several, saying which (unless
+    /// it does already: a package, load or input error names the file).
+    fn in_app(self, args: &ImageArgs) -> Error {
+        match self {
+            Error::Package { .. } | Error::Load { .. } | Error::Input(_) | Error::InApp { .. } => self,
+            error => Error::InApp { app: args.package.clone(), error: Box::new(error) },
+        }
+    }
+}
+
+/// Why the package's module is compiled for the kernel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WhyCompile {
+    /// Its AOT code for the kernel's target was made by another engine.
+    OtherEngine {
+        /// The fingerprint of the package's code.
+        found: String,
+        /// The kernel's fingerprint.
+        needed: String,
+    },
+    /// It has no AOT code for the kernel's target.
+    NoAot,
+}
+
+impl std::fmt::Display for WhyCompile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WhyCompile::OtherEngine { found, needed } => {
+                write!(f, "its AOT code was made by {found} (the kernel needs {needed})")
+            }
+            WhyCompile::NoAot => f.write_str("it has no AOT code for it"),
+        }
+    }
+}
+
+/// Why a payload cannot be embedded in a kernel file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EmbedError {
+    /// Not an Oasis PVH kernel, for the reason given.
+    #[error("not an Oasis PVH kernel ({0})")]
+    NotKernel(&'static str),
+    /// An Oasis PVH kernel whose descriptor is of an older version: it
+    /// would not read the payload this `oasis` writes.
+    #[error("this kernel is older than this oasis (its descriptor is not v2): rebuild it with `cargo xtask kernel`")]
+    OldKernel,
+    /// A package is embedded already.
+    #[error("this kernel already has a package embedded: use the plain kernel")]
+    AlreadyEmbedded,
+    /// The payload would end above the 4 GiB the kernel maps.
+    #[error("the apps do not fit below 4 GiB")]
+    TooHigh,
+}
 
 /// The target the kernel runs on.
 pub const KERNEL_TARGET: &str = "x86_64-unknown-none";
@@ -62,24 +259,17 @@ struct ImageOptions {
 
 impl ImageOptions {
     /// The image's options out of the apps' command lines.
-    fn of(apps: &[ImageArgs]) -> CliResult<ImageOptions> {
-        let once = |flag: &str, given: Vec<&PathBuf>| -> CliResult<Option<PathBuf>> {
+    fn of(apps: &[ImageArgs]) -> Result<ImageOptions, Error> {
+        let once = |flag: &'static str, given: Vec<&PathBuf>| -> Result<Option<PathBuf>, Error> {
             match given[..] {
                 [] => Ok(None),
                 [one] => Ok(Some(one.clone())),
-                _ => Err(UserError(format!(
-                    "{flag} is given {} times: it is the image's, give it once (after any of the packages)",
-                    given.len()
-                ))),
+                _ => Err(Error::GivenTwice { flag, times: given.len() }),
             }
         };
         let output = once("-o", apps.iter().filter_map(|a| a.output.as_ref()).collect())?.ok_or_else(|| {
-            let hint = if apps.iter().any(|a| a.args.iter().any(|w| w == "-o" || w.starts_with("--output"))) {
-                " (an `-o` after `--` is an argument of the app: put `-o` before `--`)"
-            } else {
-                ""
-            };
-            UserError(format!("no -o IMAGE: say where to write the image{hint}"))
+            let after_args = apps.iter().any(|a| a.args.iter().any(|w| w == "-o" || w.starts_with("--output")));
+            Error::NoOutput { after_args }
         })?;
         Ok(ImageOptions {
             output,
@@ -90,12 +280,10 @@ impl ImageOptions {
 }
 
 /// An app's settings from its options, checked as `oasis run` checks them.
-fn settings(args: &ImageArgs) -> CliResult<Settings> {
-    let env = args.env.iter().map(|kv| parse_env(kv)).collect::<CliResult<Vec<_>>>()?;
+fn settings(args: &ImageArgs) -> Result<Settings, Error> {
+    let env = args.env.iter().map(|kv| parse_env(kv)).collect::<Result<Vec<_>, _>>()?;
     let memory_bytes = args.memory.as_deref().map(parse_memory).transpose()?;
-    if let Some(unknown) = args.deny.iter().find(|k| !kind::ALL.contains(&k.as_str())) {
-        return Err(UserError(format!("--deny {unknown}: unknown capability (known: {})", kind::ALL.join(", "))));
-    }
+    check_deny(&args.deny)?;
     let settings = Settings {
         args: args.args.clone(),
         env,
@@ -121,17 +309,17 @@ struct Prepared {
 }
 
 /// Reads, checks and re-packages one app.
-fn prepare(args: &ImageArgs, runtime: &Runtime) -> CliResult<Prepared> {
+fn prepare(args: &ImageArgs, runtime: &Runtime) -> Result<Prepared, Error> {
     let settings = settings(args)?;
     let input = read_input(&args.package)?;
-    let package = Package::parse(&input).map_err(|e| UserError(format!("{}: {e}", args.package.display())))?;
+    let package = Package::parse(&input).map_err(|source| Error::Package { path: args.package.clone(), source })?;
     let name = package.manifest.name.clone();
     // Everything the host checks before running an app (ABI, imports, manifest)
     // is checked here too, by loading it natively: an image that cannot run
     // must not be built.
-    runtime.load(&input, &name).map_err(|e| UserError(format!("{}: {e}", args.package.display())))?;
+    runtime.load(&input, &name).map_err(|source| Error::Load { path: args.package.clone(), source })?;
     let limits = settings.limits(package.manifest.limits);
-    limits.validate()?;
+    limits.validate().map_err(Error::Limits)?;
     let (slim, code_note) = kernel_package(&package)?;
     Ok(Prepared {
         name,
@@ -141,12 +329,6 @@ fn prepare(args: &ImageArgs, runtime: &Runtime) -> CliResult<Prepared> {
         code_note,
         memory_bytes: limits.memory_bytes,
     })
-}
-
-/// An error about one app of several, saying which (unless it does already).
-fn in_app(args: &ImageArgs, e: UserError) -> UserError {
-    let app = args.package.display().to_string();
-    if e.0.starts_with(&app) { e } else { UserError(format!("{app}: {}", e.0)) }
 }
 
 /// Tenants are called by their apps' names; a name that is taken already
@@ -165,14 +347,14 @@ fn name_uniquely(apps: &mut [Prepared]) {
 }
 
 /// `oasis image PKG [OPTIONS] [-- ARGS] [:: PKG [OPTIONS] [-- ARGS]]… -o IMAGE`.
-pub fn image(apps: Vec<ImageArgs>) -> CliResult {
+pub fn execute(apps: Vec<ImageArgs>) -> Result<(), Error> {
     let options = ImageOptions::of(&apps)?;
     let runtime = oasis_host_std::native_runtime(None, true)?;
     let several = apps.len() > 1;
     let mut prepared = Vec::with_capacity(apps.len());
     for args in &apps {
         let app = prepare(args, &runtime);
-        prepared.push(if several { app.map_err(|e| in_app(args, e))? } else { app? });
+        prepared.push(if several { app.map_err(|e| e.in_app(args))? } else { app? });
     }
     name_uniquely(&mut prepared);
     let tenants: Vec<bundle::Tenant<'_>> = prepared
@@ -186,12 +368,12 @@ pub fn image(apps: Vec<ImageArgs>) -> CliResult {
         None => default_kernel()?,
     };
     let kernel = read_input(&kernel_path)?;
-    let image = embed(&kernel, &bundle).map_err(|e| UserError(format!("{}: {e}", kernel_path.display())))?;
+    let image = embed(&kernel, &bundle).map_err(|source| Error::Kernel { path: kernel_path.clone(), source })?;
 
     let output = &options.output;
     let tmp = output.with_extension("tmp");
-    std::fs::write(&tmp, &image).map_err(|e| UserError(format!("{}: {e}", tmp.display())))?;
-    std::fs::rename(&tmp, output).map_err(|e| UserError(format!("{}: {e}", output.display())))?;
+    std::fs::write(&tmp, &image).map_err(|source| Error::Write { path: tmp.clone(), source })?;
+    std::fs::rename(&tmp, output).map_err(|source| Error::Write { path: output.clone(), source })?;
     let names: Vec<String> = prepared.iter().map(|p| format!("{} {}", p.name, p.version)).collect();
     let sizes = format!("{}: kernel {}", display_size(image.len() as u64), display_size(kernel.len() as u64));
     match &prepared[..] {
@@ -227,13 +409,13 @@ pub fn image(apps: Vec<ImageArgs>) -> CliResult {
         write_xl_config(cfg, &name, output, memory, args)?;
         println!("xl config -> {}", cfg.display());
     }
-    Ok(0)
+    Ok(())
 }
 
 /// The package as the kernel needs it: AOT code for [`KERNEL_TARGET`] with the
 /// kernel's fingerprint, no code for other targets.
-fn kernel_package(package: &Package<'_>) -> CliResult<(Vec<u8>, &'static str)> {
-    let profile = EngineProfile::for_target(KERNEL_TARGET)?;
+fn kernel_package(package: &Package<'_>) -> Result<(Vec<u8>, &'static str), Error> {
+    let profile = EngineProfile::for_target(KERNEL_TARGET).map_err(EngineError::from)?;
     let fingerprint = profile.fingerprint();
     let (code, note) = match package.aot_for(KERNEL_TARGET) {
         Some(aot) if aot.fingerprint == fingerprint => (aot.code.to_vec(), "AOT code from the package"),
@@ -241,11 +423,11 @@ fn kernel_package(package: &Package<'_>) -> CliResult<(Vec<u8>, &'static str)> {
             let code = crate::pack::engine_for(&profile)?.precompile_module(package.module).map_err(|e| {
                 let why = match found {
                     Some(aot) => {
-                        format!("its AOT code was made by {} (the kernel needs {fingerprint})", aot.fingerprint)
+                        WhyCompile::OtherEngine { found: aot.fingerprint.to_string(), needed: fingerprint.clone() }
                     }
-                    None => "it has no AOT code for it".to_string(),
+                    None => WhyCompile::NoAot,
                 };
-                UserError(format!("cannot compile the module for {KERNEL_TARGET} ({why}): {}", load::one_line(&e)))
+                Error::Compile { why, source: e.into() }
             })?;
             (
                 code,
@@ -266,14 +448,11 @@ fn kernel_package(package: &Package<'_>) -> CliResult<(Vec<u8>, &'static str)> {
 }
 
 /// The kernel next to the running `oasis` binary.
-fn default_kernel() -> CliResult<PathBuf> {
-    let exe = std::env::current_exe().map_err(|e| UserError(format!("cannot find the oasis binary: {e}")))?;
+fn default_kernel() -> Result<PathBuf, Error> {
+    let exe = std::env::current_exe().map_err(Error::CurrentExe)?;
     let path = exe.with_file_name(KERNEL_FILE);
     if !path.is_file() {
-        return Err(UserError(format!(
-            "no kernel at {}: build it with `cargo xtask kernel`, or pass --kernel PATH",
-            path.display()
-        )));
+        return Err(Error::NoKernel { path });
     }
     Ok(path)
 }
@@ -289,10 +468,9 @@ fn u64_at(b: &[u8], at: usize) -> Option<u64> {
 }
 
 /// Builds the image: `kernel` with `payload` (a bundle, or a package) as an
-/// extra PT_LOAD segment (see the module docs). Errors are one line, about
-/// the kernel file.
-pub fn embed(kernel: &[u8], payload: &[u8]) -> Result<Vec<u8>, String> {
-    let not_kernel = |why: &str| format!("not an Oasis PVH kernel ({why})");
+/// extra PT_LOAD segment (see the module docs).
+pub fn embed(kernel: &[u8], payload: &[u8]) -> Result<Vec<u8>, EmbedError> {
+    let not_kernel = EmbedError::NotKernel;
     if kernel.get(..4) != Some(b"\x7fELF") {
         return Err(not_kernel("no ELF header"));
     }
@@ -315,10 +493,7 @@ pub fn embed(kernel: &[u8], payload: &[u8]) -> Result<Vec<u8>, String> {
     let desc = match (hits.next(), hits.next()) {
         (Some((at, _)), None) => at,
         (None, _) if kernel.windows(pvh::MAGIC_PREFIX.len()).any(|w| w == pvh::MAGIC_PREFIX) => {
-            return Err(
-                "this kernel is older than this oasis (its descriptor is not v2): rebuild it with `cargo xtask kernel`"
-                    .to_string(),
-            );
+            return Err(EmbedError::OldKernel);
         }
         (None, _) => return Err(not_kernel("no package descriptor: build it with `cargo xtask kernel`")),
         (Some(_), Some(_)) => return Err(not_kernel("more than one package descriptor")),
@@ -340,13 +515,13 @@ pub fn embed(kernel: &[u8], payload: &[u8]) -> Result<Vec<u8>, String> {
         return Err(not_kernel("the package descriptor is not in a loaded segment"));
     }
     if u64_at(kernel, desc + pvh::SIZE_OFFSET) != Some(0) {
-        return Err("this kernel already has a package embedded: use the plain kernel".to_string());
+        return Err(EmbedError::AlreadyEmbedded);
     }
 
     let paddr = top.next_multiple_of(PAGE);
     // The kernel identity-maps 4 GiB; apps beyond it could not be read.
     if paddr.saturating_add(payload.len() as u64) > 4 << 30 {
-        return Err("the apps do not fit below 4 GiB".to_string());
+        return Err(EmbedError::TooHigh);
     }
     let mut out = kernel.to_vec();
     out.resize((out.len() as u64).next_multiple_of(PAGE) as usize, 0);
@@ -374,9 +549,9 @@ pub fn embed(kernel: &[u8], payload: &[u8]) -> Result<Vec<u8>, String> {
 
 /// Writes an `xl` domain configuration that boots `image` as a PVH guest;
 /// `memory_limit` is the sum of its apps' limits.
-fn write_xl_config(path: &Path, name: &str, image: &Path, memory_limit: u64, args: &[String]) -> CliResult<()> {
-    let image = std::path::absolute(image).map_err(|e| UserError(format!("{}: {e}", image.display())))?;
-    let image = image.to_str().ok_or_else(|| UserError(format!("{}: path is not UTF-8", image.display())))?;
+fn write_xl_config(path: &Path, name: &str, image: &Path, memory_limit: u64, args: &[String]) -> Result<(), Error> {
+    let image = std::path::absolute(image).map_err(|source| Error::Write { path: image.to_path_buf(), source })?;
+    let image = image.to_str().ok_or_else(|| Error::PathNotUtf8 { path: image.clone() })?;
     // The apps' memory limits plus room for the kernel, its heap overhead and the packages.
     let memory_mib = (memory_limit >> 20) + 64;
     let quote = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
@@ -391,7 +566,7 @@ fn write_xl_config(path: &Path, name: &str, image: &Path, memory_limit: u64, arg
     if !args.is_empty() {
         text.push_str(&format!("cmdline = \"-- {}\"\n", quote(&args.join(" "))));
     }
-    std::fs::write(path, text).map_err(|e| UserError(format!("{}: {e}", path.display())))
+    std::fs::write(path, text).map_err(|source| Error::Write { path: path.to_path_buf(), source })
 }
 
 #[cfg(test)]
@@ -430,19 +605,22 @@ mod tests {
         assert_eq!(u64_at(&image, 0x110), Some(0x105000));
         assert_eq!(u64_at(&image, 0x118), Some(8));
         // A second embedding into an image is refused.
-        assert!(embed(&image, b"x").unwrap_err().contains("already"));
+        assert_eq!(embed(&image, b"x"), Err(EmbedError::AlreadyEmbedded));
     }
 
     #[test]
     fn non_kernels_are_refused() {
-        assert!(embed(b"hello", b"p").unwrap_err().contains("no ELF header"));
+        assert_eq!(embed(b"hello", b"p"), Err(EmbedError::NotKernel("no ELF header")));
         let mut k = fake_kernel();
         k[0x100] = b'X';
-        assert!(embed(&k, b"p").unwrap_err().contains("no package descriptor"));
+        let err = embed(&k, b"p").unwrap_err();
+        assert!(matches!(err, EmbedError::NotKernel(why) if why.contains("no package descriptor")), "{err}");
         // A kernel whose descriptor is v1 cannot read a bundle: it is refused as old.
         let mut old = fake_kernel();
         old[0x10f] = b'1';
-        assert!(embed(&old, b"p").unwrap_err().contains("older than this oasis"));
+        let err = embed(&old, b"p").unwrap_err();
+        assert_eq!(err, EmbedError::OldKernel);
+        assert!(err.to_string().contains("older than this oasis"), "{err}");
     }
 
     /// `oasis image ARGS…` as `main` parses one app's part of the command line.
@@ -459,11 +637,17 @@ mod tests {
         let options = ImageOptions::of(&apps).unwrap();
         assert_eq!(options, ImageOptions { output: "x.xen".into(), kernel: Some("k.elf".into()), xen_config: None });
         let twice = [app(&["a.oasis", "-o", "x.xen"]), app(&["b.oasis", "-o", "y.xen"])];
-        assert!(ImageOptions::of(&twice).unwrap_err().0.starts_with("-o is given 2 times"));
+        let err = ImageOptions::of(&twice).unwrap_err();
+        assert!(matches!(err, Error::GivenTwice { flag: "-o", times: 2 }), "{err:?}");
+        assert!(err.to_string().starts_with("-o is given 2 times"), "{err}");
         let none = [app(&["a.oasis"]), app(&["b.oasis"])];
-        assert_eq!(ImageOptions::of(&none).unwrap_err().0, "no -o IMAGE: say where to write the image");
+        let err = ImageOptions::of(&none).unwrap_err();
+        assert!(matches!(err, Error::NoOutput { after_args: false }), "{err:?}");
+        assert_eq!(err.to_string(), "no -o IMAGE: say where to write the image");
         let after_args = [app(&["a.oasis", "--", "-o", "x.xen"])];
-        assert!(ImageOptions::of(&after_args).unwrap_err().0.contains("argument of the app"));
+        let err = ImageOptions::of(&after_args).unwrap_err();
+        assert!(matches!(err, Error::NoOutput { after_args: true }), "{err:?}");
+        assert!(err.to_string().contains("argument of the app"), "{err}");
     }
 
     #[test]
@@ -479,11 +663,29 @@ mod tests {
                 deny: vec!["clock".into()],
             }
         );
-        assert!(settings(&app(&["a.oasis", "-e", "=v"])).unwrap_err().0.contains("KEY=VALUE"));
-        assert!(settings(&app(&["a.oasis", "--memory", "lots"])).unwrap_err().0.starts_with("--memory: "));
-        assert!(settings(&app(&["a.oasis", "--memory", "1KiB"])).unwrap_err().0.contains("out of range"));
-        assert!(settings(&app(&["a.oasis", "--cpu-ms-per-call", "9999999"])).unwrap_err().0.contains("out of range"));
-        assert!(settings(&app(&["a.oasis", "--deny", "disk"])).unwrap_err().0.starts_with("--deny disk: unknown"));
+        let err = |args: &[&str]| settings(&app(args)).unwrap_err();
+        assert!(matches!(err(&["a.oasis", "-e", "=v"]), Error::Option(OptionError::Env(kv)) if kv == "=v"));
+        assert!(matches!(err(&["a.oasis", "--memory", "lots"]), Error::Option(OptionError::Memory(_))));
+        assert!(err(&["a.oasis", "--memory", "lots"]).to_string().starts_with("--memory: "));
+        let small = err(&["a.oasis", "--memory", "1KiB"]);
+        assert!(matches!(small, Error::Setting(SettingError::Limit(LimitError::MemoryRange(_)))), "{small:?}");
+        assert!(small.to_string().contains("out of range"), "{small}");
+        let slow = err(&["a.oasis", "--cpu-ms-per-call", "9999999"]);
+        assert!(matches!(slow, Error::Setting(SettingError::Limit(LimitError::CpuRange(_)))), "{slow:?}");
+        let deny = err(&["a.oasis", "--deny", "disk"]);
+        assert!(matches!(&deny, Error::Option(OptionError::UnknownCapability(k)) if k == "disk"), "{deny:?}");
+        assert!(deny.to_string().starts_with("--deny disk: unknown"), "{deny}");
+    }
+
+    #[test]
+    fn errors_about_one_app_of_several_name_it_once() {
+        let a = app(&["a.oasis", "--deny", "disk"]);
+        let err = settings(&a).unwrap_err().in_app(&a);
+        assert!(err.to_string().starts_with("a.oasis: --deny disk: unknown capability"), "{err}");
+        // Errors that name the package's file already are not named twice.
+        let missing = app(&["/nonexistent/b.oasis"]);
+        let err = Error::from(read_input(&missing.package).unwrap_err()).in_app(&missing);
+        assert_eq!(err.to_string(), "/nonexistent/b.oasis: no such file");
     }
 
     #[test]

@@ -14,8 +14,6 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, ValueEnum};
 
-use crate::{CliResult, UserError};
-
 /// Where an install prefix keeps the SDK, relative to the prefix
 /// (`cargo xtask install` writes the same layout).
 pub const INSTALLED_SDK: &str = "share/oasis/sdk";
@@ -36,6 +34,98 @@ pub struct NewArgs {
     /// (default: $OASIS_SDK, else the SDK installed with this oasis).
     #[arg(long, value_name = "DIR")]
     pub sdk: Option<PathBuf>,
+}
+
+/// Why `oasis new` made no crate.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The path has no last component to name the app after.
+    #[error("{}: cannot name an app after this path; give a directory name such as `myapp`", path.display())]
+    Unnameable {
+        /// The path.
+        path: PathBuf,
+    },
+    /// The path's last component is not UTF-8.
+    #[error("{}: the app's name must be UTF-8; choose a name of a-z, 0-9, `-` and `_`", path.display())]
+    NameNotUtf8 {
+        /// The path.
+        path: PathBuf,
+    },
+    /// The name is not one Cargo and a manifest both accept.
+    #[error(
+        "`{0}` cannot be an app's name: use 1-64 characters of a-z, 0-9, `-` and `_`, starting with a letter (the name is the crate's, the package's and the directory's)"
+    )]
+    BadName(String),
+    /// The name is Rust's, Cargo's or the SDK's.
+    #[error("`{0}` cannot be an app's name: Rust, Cargo or the SDK already use it; choose another, such as `{0}-app`")]
+    ReservedName(String),
+    /// The path is a file.
+    #[error("{} already exists and is not a directory: choose another name", path.display())]
+    NotADirectory {
+        /// The path.
+        path: PathBuf,
+    },
+    /// The directory has files in it.
+    #[error("{} already exists and is not empty: choose a new directory name, or empty this one first", path.display())]
+    NotEmpty {
+        /// The directory.
+        path: PathBuf,
+    },
+    /// No SDK was named and none is installed.
+    #[error(
+        "no Oasis SDK found (crate `oasis`): install oasis with its SDK (`cargo xtask install --prefix DIR` in the Oasis repository), or pass --sdk DIR or set {SDK_VAR} to a copy of the repository's guest-api"
+    )]
+    NoSdk,
+    /// The directory named as the SDK is not one.
+    #[error(
+        "{named_by} {}: not the Oasis SDK (no Cargo.toml of crate `oasis` there); name the directory holding it, e.g. PREFIX/{INSTALLED_SDK} or the repository's guest-api",
+        dir.display()
+    )]
+    NotSdk {
+        /// Who named it.
+        named_by: SdkChoice,
+        /// The directory.
+        dir: PathBuf,
+    },
+    /// The SDK's path cannot go into Cargo.toml.
+    #[error("{}: the SDK's path must be UTF-8 to go into Cargo.toml", sdk.display())]
+    SdkNotUtf8 {
+        /// The SDK.
+        sdk: PathBuf,
+    },
+    /// A file or directory cannot be read, resolved or written.
+    #[error("{}{}: {source}", named_by.map(|n| format!("{n} ")).unwrap_or_default(), path.display())]
+    Io {
+        /// Who named the path, if the user did not give it to `oasis new` itself.
+        named_by: Option<SdkChoice>,
+        /// The path.
+        path: PathBuf,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+}
+
+/// Who named the SDK.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SdkChoice {
+    /// `--sdk`.
+    Flag,
+    /// [`SDK_VAR`].
+    Env,
+}
+
+impl std::fmt::Display for SdkChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SdkChoice::Flag => "--sdk",
+            SdkChoice::Env => SDK_VAR,
+        })
+    }
+}
+
+/// An I/O error about `path`, which the user gave.
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |source| Error::Io { named_by: None, path: path.to_path_buf(), source }
 }
 
 /// The templates `oasis new` starts from.
@@ -101,7 +191,7 @@ impl Kind {
 }
 
 /// `oasis new PATH [--kind KIND] [--sdk DIR]`.
-pub fn new(args: NewArgs) -> CliResult {
+pub fn execute(args: NewArgs) -> Result<(), Error> {
     let name = app_name(&args.path)?;
     check_target(&args.path)?;
     let sdk = find_sdk(args.sdk.as_deref(), std::env::var_os(SDK_VAR).filter(|v| !v.is_empty()).map(PathBuf::from))?;
@@ -116,7 +206,7 @@ pub fn new(args: NewArgs) -> CliResult {
         template.run_flags,
         template.then.map(|then| format!(", then in another terminal: {then}")).unwrap_or_default()
     );
-    Ok(0)
+    Ok(())
 }
 
 /// The kind as `--kind` spells it.
@@ -193,70 +283,54 @@ const RESERVED: &[&str] = &[
 
 /// The app's name: the last component of `path`, checked against what a
 /// Cargo package and an Oasis manifest both accept.
-fn app_name(path: &Path) -> CliResult<String> {
+fn app_name(path: &Path) -> Result<String, Error> {
     // `oasis new .` (or `..`) names the app after the directory itself.
     let named = match path.file_name() {
         Some(name) => Some(name.to_owned()),
         None => std::fs::canonicalize(path).ok().and_then(|p| p.file_name().map(|n| n.to_owned())),
     };
     let Some(name) = named else {
-        return Err(UserError(format!(
-            "{}: cannot name an app after this path; give a directory name such as `myapp`",
-            path.display()
-        )));
+        return Err(Error::Unnameable { path: path.to_path_buf() });
     };
     let Some(name) = name.to_str() else {
-        return Err(UserError(format!(
-            "{}: the app's name must be UTF-8; choose a name of a-z, 0-9, `-` and `_`",
-            path.display()
-        )));
+        return Err(Error::NameNotUtf8 { path: path.to_path_buf() });
     };
     let well_formed = name.len() <= 64
         && name.starts_with(|c: char| c.is_ascii_lowercase())
         && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
     if !well_formed {
-        return Err(UserError(format!(
-            "`{name}` cannot be an app's name: use 1-64 characters of a-z, 0-9, `-` and `_`, starting with a letter (the name is the crate's, the package's and the directory's)"
-        )));
+        return Err(Error::BadName(name.to_string()));
     }
     if RESERVED.contains(&name) {
-        return Err(UserError(format!(
-            "`{name}` cannot be an app's name: Rust, Cargo or the SDK already use it; choose another, such as `{name}-app`"
-        )));
+        return Err(Error::ReservedName(name.to_string()));
     }
     Ok(name.to_string())
 }
 
 /// Refuses anything but a new path or an empty directory: `oasis new` never
 /// overwrites or mixes into someone's files.
-fn check_target(path: &Path) -> CliResult<()> {
+fn check_target(path: &Path) -> Result<(), Error> {
     let Ok(meta) = std::fs::metadata(path) else {
         return Ok(());
     };
     if !meta.is_dir() {
-        return Err(UserError(format!(
-            "{} already exists and is not a directory: choose another name",
-            path.display()
-        )));
+        return Err(Error::NotADirectory { path: path.to_path_buf() });
     }
-    let mut entries = std::fs::read_dir(path).map_err(|e| UserError(format!("{}: {e}", path.display())))?;
+    let mut entries = std::fs::read_dir(path).map_err(io(path))?;
     if entries.next().is_some() {
-        return Err(UserError(format!(
-            "{} already exists and is not empty: choose a new directory name, or empty this one first",
-            path.display()
-        )));
+        return Err(Error::NotEmpty { path: path.to_path_buf() });
     }
     Ok(())
 }
 
 /// Finds the SDK: `flag` (`--sdk`), else `env` (`$OASIS_SDK`), else the one
 /// installed with this binary, else the source tree it was built from.
-fn find_sdk(flag: Option<&Path>, env: Option<PathBuf>) -> CliResult<PathBuf> {
+fn find_sdk(flag: Option<&Path>, env: Option<PathBuf>) -> Result<PathBuf, Error> {
     if let Some(dir) = flag {
-        return checked_sdk(dir, "--sdk");
+        return checked_sdk(dir, SdkChoice::Flag);
     }
     if let Some(dir) = env {
-        return checked_sdk(&dir, SDK_VAR);
+        return checked_sdk(&dir, SdkChoice::Env);
     }
     let installed = std::env::current_exe().ok().and_then(|exe| Some(exe.parent()?.parent()?.join(INSTALLED_SDK)));
     // Built in a checkout (`cargo xtask build`): guest-api at the root, above crates/.
@@ -266,20 +340,19 @@ fn find_sdk(flag: Option<&Path>, env: Option<PathBuf>) -> CliResult<PathBuf> {
             return Ok(plain_path(std::fs::canonicalize(&dir).unwrap_or(dir)));
         }
     }
-    Err(UserError(format!(
-        "no Oasis SDK found (crate `oasis`): install oasis with its SDK (`cargo xtask install --prefix DIR` in the Oasis repository), or pass --sdk DIR or set {SDK_VAR} to a copy of the repository's guest-api"
-    )))
+    Err(Error::NoSdk)
 }
 
-/// `dir` as the SDK, or an error that says what `source` named and what to name instead.
-fn checked_sdk(dir: &Path, source: &str) -> CliResult<PathBuf> {
+/// `dir` as the SDK, or an error that says who named it and what to name instead.
+fn checked_sdk(dir: &Path, named_by: SdkChoice) -> Result<PathBuf, Error> {
     if !is_sdk(dir) {
-        return Err(UserError(format!(
-            "{source} {}: not the Oasis SDK (no Cargo.toml of crate `oasis` there); name the directory holding it, e.g. PREFIX/{INSTALLED_SDK} or the repository's guest-api",
-            dir.display()
-        )));
+        return Err(Error::NotSdk { named_by, dir: dir.to_path_buf() });
     }
-    let dir = std::fs::canonicalize(dir).map_err(|e| UserError(format!("{source} {}: {e}", dir.display())))?;
+    let dir = std::fs::canonicalize(dir).map_err(|source| Error::Io {
+        named_by: Some(named_by),
+        path: dir.to_path_buf(),
+        source,
+    })?;
     Ok(plain_path(dir))
 }
 
@@ -304,10 +377,8 @@ fn plain_path(path: PathBuf) -> PathBuf {
 }
 
 /// The files of the new crate, by path relative to its directory.
-fn render(name: &str, kind: Kind, sdk: &Path) -> CliResult<Vec<(&'static str, String)>> {
-    let sdk_text = sdk
-        .to_str()
-        .ok_or_else(|| UserError(format!("{}: the SDK's path must be UTF-8 to go into Cargo.toml", sdk.display())))?;
+fn render(name: &str, kind: Kind, sdk: &Path) -> Result<Vec<(&'static str, String)>, Error> {
+    let sdk_text = sdk.to_str().ok_or_else(|| Error::SdkNotUtf8 { sdk: sdk.to_path_buf() })?;
     let t = kind.template();
     let run = format!("oasis run target/wasm32-wasip1/release/{name}.oasis{}", t.run_flags);
     let sdk_readme = sdk.join("README.md");
@@ -350,14 +421,14 @@ fn fill(text: &str, values: &[(&str, &str)]) -> String {
 
 /// Writes `files` below `dir`; on failure removes what it wrote, so a retry
 /// does not meet a half-made crate (and the "not empty" refusal).
-fn write_files(dir: &Path, files: &[(&str, String)]) -> CliResult<()> {
+fn write_files(dir: &Path, files: &[(&str, String)]) -> Result<(), Error> {
     let created_dir = !dir.exists();
     let result = files.iter().try_for_each(|(rel, text)| {
         let path = dir.join(rel);
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| UserError(format!("{}: {e}", parent.display())))?;
+            std::fs::create_dir_all(parent).map_err(io(parent))?;
         }
-        std::fs::write(&path, text).map_err(|e| UserError(format!("{}: {e}", path.display())))
+        std::fs::write(&path, text).map_err(io(&path))
     });
     if result.is_err() {
         if created_dir {
@@ -380,13 +451,15 @@ mod tests {
     fn names_follow_cargo_and_the_manifest() {
         assert_eq!(app_name(Path::new("some/where/my-app_2")).unwrap(), "my-app_2");
         for bad in ["MyApp", "2fast", "my app", "-x", "é"] {
-            let err = app_name(&Path::new("dir").join(bad)).unwrap_err().0;
-            assert!(err.contains("cannot be an app's name") || err.contains("cannot name"), "{bad}: {err}");
+            let err = app_name(&Path::new("dir").join(bad)).unwrap_err();
+            assert!(matches!(&err, Error::BadName(name) if name == bad), "{bad}: {err:?}");
+            assert!(err.to_string().contains("cannot be an app's name"), "{bad}: {err}");
         }
-        assert!(app_name(Path::new(&"a".repeat(65))).is_err());
+        assert!(matches!(app_name(Path::new(&"a".repeat(65))), Err(Error::BadName(_))));
         for reserved in ["oasis", "test", "fn", "std"] {
-            let err = app_name(Path::new(reserved)).unwrap_err().0;
-            assert!(err.contains("already use it"), "{reserved}: {err}");
+            let err = app_name(Path::new(reserved)).unwrap_err();
+            assert!(matches!(&err, Error::ReservedName(name) if name == reserved), "{reserved}: {err:?}");
+            assert!(err.to_string().contains("already use it"), "{reserved}: {err}");
         }
     }
 
@@ -432,9 +505,13 @@ mod tests {
         let canonical = std::fs::canonicalize(&sdk).unwrap();
         assert_eq!(find_sdk(Some(&sdk), Some(other.clone())).unwrap(), canonical, "--sdk comes first");
         assert_eq!(find_sdk(None, Some(sdk.clone())).unwrap(), canonical);
-        let err = find_sdk(None, Some(other.clone())).unwrap_err().0;
+        let err = find_sdk(None, Some(other.clone())).unwrap_err();
+        assert!(matches!(&err, Error::NotSdk { named_by: SdkChoice::Env, dir } if *dir == other), "{err:?}");
+        let err = err.to_string();
         assert!(err.starts_with("OASIS_SDK ") && err.contains("not the Oasis SDK"), "{err}");
-        let err = find_sdk(Some(&dir.join("missing")), None).unwrap_err().0;
+        let err = find_sdk(Some(&dir.join("missing")), None).unwrap_err();
+        assert!(matches!(err, Error::NotSdk { named_by: SdkChoice::Flag, .. }), "{err:?}");
+        let err = err.to_string();
         assert!(err.starts_with("--sdk ") && err.contains("missing"), "{err}");
         // Built in this checkout, the unit test binary finds guest-api.
         let found = find_sdk(None, None).unwrap();
@@ -449,8 +526,10 @@ mod tests {
         check_target(&dir.join("fresh")).unwrap();
         check_target(&dir).unwrap();
         std::fs::write(dir.join("notes.txt"), "mine").unwrap();
-        assert!(check_target(&dir).unwrap_err().0.contains("is not empty"));
-        assert!(check_target(&dir.join("notes.txt")).unwrap_err().0.contains("is not a directory"));
+        assert!(matches!(check_target(&dir), Err(Error::NotEmpty { path }) if path == dir));
+        let notes = dir.join("notes.txt");
+        assert!(matches!(check_target(&notes), Err(Error::NotADirectory { path }) if path == notes));
+        assert!(check_target(&dir).unwrap_err().to_string().contains("is not empty"));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

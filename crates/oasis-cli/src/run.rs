@@ -4,25 +4,220 @@
 
 use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
+use clap::Args;
+
 use oasis_abi::kind;
 use oasis_format::Grants;
-use oasis_format::limits::Limits;
+use oasis_format::limits::{LimitError, Limits};
+use oasis_format::net::{ConnectPatternError, PublishError};
 use oasis_runtime::EXIT_STOPPED;
-use oasis_runtime::load::{CodeSource, LoadedApp};
+use oasis_runtime::load::{CodeSource, LoadError, LoadedApp};
 use oasis_runtime::net::smol::{SmolNetwork, StackConfig};
 use oasis_runtime::net::{ConnectPattern, NetGrants, Network, Proto, Publish};
 use oasis_runtime::platform::Platform;
 use oasis_runtime::sched::{End, Scheduler, TenantId, Until};
-use oasis_runtime::tenant::{Exit, Runtime, TenantConfig};
+use oasis_runtime::tenant::{Exit, Runtime, RuntimeError, TenantConfig};
 
-use crate::{CliResult, RunArgs, UserError, map_input, parse_env, parse_memory};
+use crate::apps::{OptionError, check_deny, parse_env, parse_memory};
+use crate::{InputError, map_input};
 use oasis_host_std::output::{Prefixed, name_width, prefixed};
 use oasis_host_std::sched::Threads;
 use oasis_host_std::switch::Switch;
 use oasis_runtime::output::OutputSink;
+
+/// `oasis run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The package or module to run.
+    pub app: PathBuf,
+    /// Set an environment variable for the app (repeatable).
+    #[arg(short = 'e', long = "env", value_name = "K=V")]
+    pub env: Vec<String>,
+    /// Memory limit, e.g. 64MiB (default: the manifest's, else 256MiB).
+    #[arg(long, value_name = "SIZE")]
+    pub memory: Option<String>,
+    /// CPU budget of each call into the app in ms; 0 = none (default: the manifest's, else 10000).
+    #[arg(long, value_name = "N")]
+    pub cpu_ms_per_call: Option<u64>,
+    /// Withhold a capability kind the manifest asks for (repeatable).
+    #[arg(long, value_name = "KIND")]
+    pub deny: Vec<String>,
+    /// Publish an app port on the host: [ADDR:]HOST_PORT:APP_PORT[/udp] (repeatable).
+    #[arg(short = 'p', long = "publish", value_name = "SPEC")]
+    pub publish: Vec<String>,
+    /// Let the app connect to HOST:PORT (HOST: IP, name or *; PORT: number or *) (repeatable).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub allow_connect: Vec<String>,
+    /// Network mode: `socket` (the OS's sockets, default), `tap:NAME` (smoltcp
+    /// on a TAP device) or `switch` (smoltcp on the in-process switch shared by
+    /// the apps of this run); the last two give the app its own address (--ip).
+    #[arg(long, value_name = "MODE", default_value = "socket")]
+    pub net: String,
+    /// The app's IPv4 address and prefix in tap and switch mode, e.g. 10.0.0.2/24.
+    #[arg(long, value_name = "ADDR/PREFIX")]
+    pub ip: Option<String>,
+    /// Default gateway in tap and switch mode.
+    #[arg(long, value_name = "ADDR")]
+    pub gateway: Option<String>,
+    /// DNS server for name lookups in tap and switch mode (socket mode uses the host's resolver).
+    #[arg(long, value_name = "ADDR")]
+    pub dns: Option<String>,
+    /// With several apps (`::`): end the run when app NAME ends, stopping the
+    /// others, and exit with its status (default: run until every app has ended).
+    #[arg(long, value_name = "NAME")]
+    pub exit_with: Option<String>,
+    /// Say where the code came from and how the app ended.
+    #[arg(short, long)]
+    pub verbose: bool,
+    /// Arguments for the app.
+    #[arg(last = true)]
+    pub args: Vec<String>,
+}
+
+/// Why `oasis run` could not run its apps: a flag, the apps' files, or
+/// setting up what they run on. (How an app ends is its exit status, not an
+/// error.)
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// `-e`, `--memory` or `--deny` that does not parse.
+    #[error(transparent)]
+    Option(#[from] OptionError),
+    /// `-p` that does not parse.
+    #[error(transparent)]
+    Publish(#[from] PublishError),
+    /// `--allow-connect` that does not parse.
+    #[error("--allow-connect {0}")]
+    AllowConnect(#[source] ConnectPatternError),
+    /// `--net` of a mode there is not.
+    #[error("--net {0}: expected `socket`, `tap:NAME` or `switch`")]
+    UnknownNetMode(String),
+    /// `--net tap:NAME` or `--net switch` without `--ip`.
+    #[error("--net {mode} needs the app's address: --ip ADDR/PREFIX, e.g. 10.0.0.2/24")]
+    NoAddress {
+        /// `tap` or `switch`.
+        mode: &'static str,
+    },
+    /// `--ip` that is not `ADDR/PREFIX`.
+    #[error("--ip {0}: expected an IPv4 address with a prefix, e.g. 10.0.0.2/24")]
+    Ip(String),
+    /// `--gateway` that is not an IPv4 address.
+    #[error("--gateway {0}: not an IPv4 address")]
+    Gateway(String),
+    /// `--dns` that is not an IPv4 address.
+    #[error("--dns {0}: not an IPv4 address")]
+    Dns(String),
+    /// `--ip`, `--gateway` or `--dns` in socket mode, where they mean nothing.
+    #[error(
+        "--ip, --gateway and --dns need --net tap:NAME or --net switch (socket mode uses the host's addresses and resolver)"
+    )]
+    AddressingInSocketMode,
+    /// `-p ADDR:…` naming a host address for an app on a stack of its own.
+    #[error(
+        "-p {spec}: on {mode} an app port is published on the app's own address ({own}), not the host's; use -p {host_port}:{app_port}"
+    )]
+    PublishedOnHostAddress {
+        /// The `-p` spec as given.
+        spec: String,
+        /// `--net switch` or `--net tap`.
+        mode: &'static str,
+        /// The app's own address.
+        own: Ipv4Addr,
+        /// The host port of the spec.
+        host_port: u16,
+        /// The app port of the spec.
+        app_port: u16,
+    },
+    /// Two apps on the switch with one address.
+    #[error("--ip {ip}: two apps on the switch have this address ({} and {}); give each its own", first.display(), second.display())]
+    SameAddress {
+        /// The address.
+        ip: Ipv4Addr,
+        /// The app that has it first.
+        first: PathBuf,
+        /// The app that has it too.
+        second: PathBuf,
+    },
+    /// The TAP device cannot be opened.
+    #[error("--net tap:{device}: {source} (create it first: ip tuntap add {device} mode tap; needs CAP_NET_ADMIN)")]
+    Tap {
+        /// The device's name.
+        device: String,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// `--net tap:NAME` on an OS without TAP devices.
+    #[error("--net tap:{0}: TAP devices are supported on Linux only")]
+    TapUnsupported(String),
+    /// A TAP device with another network from outside the process in one run.
+    #[error(
+        "--net tap:{0}: a TAP device cannot share an `oasis run` with another TAP device or with apps on the OS's sockets (--net socket); run it in an `oasis run` of its own"
+    )]
+    TapShared(String),
+    /// The OS's sockets cannot be polled.
+    #[error("network: {0}")]
+    Network(#[source] std::io::Error),
+    /// An app's file cannot be read.
+    #[error(transparent)]
+    Input(#[from] InputError),
+    /// The runtime cannot be made.
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    /// An app cannot be loaded.
+    #[error("{}: {source}", app.display())]
+    Load {
+        /// The app's file.
+        app: PathBuf,
+        /// Why.
+        source: LoadError,
+    },
+    /// The limits (the manifest's with the flags') are out of range.
+    #[error(transparent)]
+    Limits(LimitError),
+    /// `--exit-with` naming no app of the run.
+    #[error("--exit-with {name}: no app of this run is called that (the apps: {})", apps.join(", "))]
+    ExitWithUnknown {
+        /// The name given.
+        name: String,
+        /// The apps' names.
+        apps: Vec<String>,
+    },
+    /// `--exit-with` given for two apps.
+    #[error("--exit-with is given more than once: the run can end with one app only")]
+    ExitWithTwice,
+    /// An error about one app of several, which it names.
+    #[error("{}: {error}", app.display())]
+    InApp {
+        /// The app's file.
+        app: PathBuf,
+        /// The error.
+        #[source]
+        error: Box<Error>,
+    },
+    /// The loop reported the app's end without how it ended (a host bug).
+    #[error("{name}: the app ended without an exit status")]
+    NoExitStatus {
+        /// The app's name.
+        name: String,
+    },
+    /// The network a loop must block in cannot be woken.
+    #[error("network: its wait cannot be woken, so no loop can block in it")]
+    UnwakeableNetwork,
+}
+
+impl Error {
+    /// This error as one about app `args` of a group, saying which (unless
+    /// it does already: a load or input error names the app's file).
+    fn in_app(self, args: &RunArgs) -> Error {
+        match self {
+            Error::Load { .. } | Error::Input(_) | Error::InApp { .. } => self,
+            error => Error::InApp { app: args.app.clone(), error: Box::new(error) },
+        }
+    }
+}
 
 /// An app's own address on a TAP device or the switch (`--ip`, `--gateway`,
 /// `--dns`).
@@ -54,17 +249,17 @@ struct Settings {
 }
 
 impl Settings {
-    fn parse(args: &RunArgs) -> CliResult<Settings> {
-        let env = args.env.iter().map(|kv| parse_env(kv)).collect::<CliResult<Vec<_>>>()?;
+    fn parse(args: &RunArgs) -> Result<Settings, Error> {
+        let env = args.env.iter().map(|kv| parse_env(kv)).collect::<Result<Vec<_>, _>>()?;
         let memory = args.memory.as_deref().map(parse_memory).transpose()?;
-        for kind in &args.deny {
-            if !kind::ALL.contains(&kind.as_str()) {
-                return Err(UserError(format!("--deny {kind}: unknown capability (known: {})", kind::ALL.join(", "))));
-            }
-        }
+        check_deny(&args.deny)?;
         let net = NetGrants {
             publish: args.publish.iter().map(|p| Publish::parse(p)).collect::<Result<_, _>>()?,
-            connect: args.allow_connect.iter().map(|p| ConnectPattern::parse(p)).collect::<Result<_, _>>()?,
+            connect: args
+                .allow_connect
+                .iter()
+                .map(|p| ConnectPattern::parse(p).map_err(Error::AllowConnect))
+                .collect::<Result<_, _>>()?,
         };
         let mode = net_mode(args)?;
         if let NetMode::Switch(own) | NetMode::Tap { addressing: own, .. } = &mode {
@@ -75,12 +270,13 @@ impl Settings {
             for (text, publish) in args.publish.iter().zip(&net.publish) {
                 let ip = publish.host.ip();
                 if !ip.is_unspecified() && ip != IpAddr::V4(own.ip) {
-                    return Err(UserError(format!(
-                        "-p {text}: on {on} an app port is published on the app's own address ({}), not the host's; use -p {}:{}",
-                        own.ip,
-                        publish.host.port(),
-                        publish.app_port
-                    )));
+                    return Err(Error::PublishedOnHostAddress {
+                        spec: text.clone(),
+                        mode: on,
+                        own: own.ip,
+                        host_port: publish.host.port(),
+                        app_port: publish.app_port,
+                    });
                 }
             }
         }
@@ -89,37 +285,32 @@ impl Settings {
 }
 
 /// The network mode `--net`, `--ip` and `--gateway` ask for.
-fn net_mode(args: &RunArgs) -> CliResult<NetMode> {
+fn net_mode(args: &RunArgs) -> Result<NetMode, Error> {
     let mode = args.net.as_str();
-    let addressing = |what: &str| -> CliResult<Addressing> {
-        let ip = args.ip.as_deref().ok_or_else(|| {
-            UserError(format!("--net {what} needs the app's address: --ip ADDR/PREFIX, e.g. 10.0.0.2/24"))
-        })?;
+    let addressing = |what: &'static str| -> Result<Addressing, Error> {
+        let ip = args.ip.as_deref().ok_or(Error::NoAddress { mode: what })?;
         let (ip, prefix) = ip
             .split_once('/')
             .and_then(|(a, p)| Some((a.parse::<Ipv4Addr>().ok()?, p.parse::<u8>().ok().filter(|p| *p <= 32)?)))
-            .ok_or_else(|| UserError(format!("--ip {ip}: expected an IPv4 address with a prefix, e.g. 10.0.0.2/24")))?;
+            .ok_or_else(|| Error::Ip(ip.to_string()))?;
         let gateway = args
             .gateway
             .as_deref()
-            .map(|g| g.parse::<Ipv4Addr>().map_err(|_| UserError(format!("--gateway {g}: not an IPv4 address"))))
+            .map(|g| g.parse::<Ipv4Addr>().map_err(|_| Error::Gateway(g.to_string())))
             .transpose()?;
-        let dns = args
-            .dns
-            .as_deref()
-            .map(|d| d.parse::<Ipv4Addr>().map_err(|_| UserError(format!("--dns {d}: not an IPv4 address"))))
-            .transpose()?;
+        let dns =
+            args.dns.as_deref().map(|d| d.parse::<Ipv4Addr>().map_err(|_| Error::Dns(d.to_string()))).transpose()?;
         Ok(Addressing { ip, prefix, gateway, dns })
     };
     match mode {
-        "socket" if args.ip.is_some() || args.gateway.is_some() || args.dns.is_some() => Err(UserError(
-            "--ip, --gateway and --dns need --net tap:NAME or --net switch (socket mode uses the host's addresses and resolver)".to_string(),
-        )),
+        "socket" if args.ip.is_some() || args.gateway.is_some() || args.dns.is_some() => {
+            Err(Error::AddressingInSocketMode)
+        }
         "socket" => Ok(NetMode::Socket),
         "switch" => Ok(NetMode::Switch(addressing("switch")?)),
         _ => match mode.strip_prefix("tap:").filter(|n| !n.is_empty()) {
             Some(device) => Ok(NetMode::Tap { device: device.to_string(), addressing: addressing("tap")? }),
-            None => Err(UserError(format!("--net {mode}: expected `socket`, `tap:NAME` or `switch`"))),
+            None => Err(Error::UnknownNetMode(mode.to_string())),
         },
     }
 }
@@ -145,12 +336,8 @@ fn tap_network(
     config: StackConfig,
     dns: Option<Ipv4Addr>,
     platform: &Arc<dyn Platform>,
-) -> CliResult<Arc<dyn Network>> {
-    let tap = oasis_host_std::tap::Tap::open(name).map_err(|e| {
-        UserError(format!(
-            "--net tap:{name}: {e} (create it first: ip tuntap add {name} mode tap; needs CAP_NET_ADMIN)"
-        ))
-    })?;
+) -> Result<Arc<dyn Network>, Error> {
+    let tap = oasis_host_std::tap::Tap::open(name).map_err(|source| Error::Tap { device: name.to_string(), source })?;
     Ok(Arc::new(SmolNetwork::new(tap, config, platform.clone()).with_dns_servers(dns.as_slice())))
 }
 
@@ -160,8 +347,8 @@ fn tap_network(
     _config: StackConfig,
     _dns: Option<Ipv4Addr>,
     _platform: &Arc<dyn Platform>,
-) -> CliResult<Arc<dyn Network>> {
-    Err(UserError(format!("--net tap:{name}: TAP devices are supported on Linux only")))
+) -> Result<Arc<dyn Network>, Error> {
+    Err(Error::TapUnsupported(name.to_string()))
 }
 
 /// A smoltcp stack on a new port of `switch`.
@@ -176,8 +363,8 @@ fn switch_network(
 }
 
 /// The OS's sockets, through a readiness poller.
-fn os_network() -> CliResult<Arc<dyn Network>> {
-    let network = oasis_host_std::net::OsNetwork::new().map_err(|e| UserError(format!("network: {e}")))?;
+fn os_network() -> Result<Arc<dyn Network>, Error> {
+    let network = oasis_host_std::net::OsNetwork::new().map_err(Error::Network)?;
     Ok(Arc::new(network))
 }
 
@@ -197,15 +384,15 @@ struct Prepared {
 }
 
 /// Loads `bytes` (the app of `args`) and works out its tenant configuration.
-fn prepare(args: &RunArgs, settings: &Settings, runtime: &Runtime, bytes: &[u8]) -> CliResult<Prepared> {
+fn prepare(args: &RunArgs, settings: &Settings, runtime: &Runtime, bytes: &[u8]) -> Result<Prepared, Error> {
     let name_hint = args.app.file_stem().and_then(|s| s.to_str()).unwrap_or("app");
-    let mut app = runtime.load(bytes, name_hint).map_err(|e| UserError(format!("{}: {e}", args.app.display())))?;
+    let mut app = runtime.load(bytes, name_hint).map_err(|source| Error::Load { app: args.app.clone(), source })?;
     let is_package = oasis_format::package::Package::sniff(bytes);
     let limits = Limits {
         memory_bytes: settings.memory.unwrap_or(app.manifest.limits.memory_bytes),
         cpu_ms_per_call: args.cpu_ms_per_call.unwrap_or(app.manifest.limits.cpu_ms_per_call),
     };
-    limits.validate()?;
+    limits.validate().map_err(Error::Limits)?;
     let allowed = Grants::new(kind::ALL.iter().copied().filter(|k| !args.deny.iter().any(|d| d == k)));
     let net = settings.net.clone();
     // A bare module has no manifest to ask for the network: publishing a port
@@ -272,9 +459,9 @@ fn report(name: &str, exit: &Exit, verbose: bool) -> i32 {
     }
 }
 
-/// Runs the apps; returns the exit status: the app's for one app, the group's
-/// for several (see [`run_group`]).
-pub fn run(mut apps: Vec<RunArgs>) -> CliResult {
+/// `oasis run APP…` (`:: APP…`): runs the apps; returns the exit status: the
+/// app's for one app, the group's for several (see [`run_group`]).
+pub fn execute(mut apps: Vec<RunArgs>) -> Result<i32, Error> {
     match apps.len() {
         1 => run_one(apps.remove(0)),
         _ => run_group(apps),
@@ -282,7 +469,7 @@ pub fn run(mut apps: Vec<RunArgs>) -> CliResult {
 }
 
 /// One app, driven to its end on this thread.
-fn run_one(args: RunArgs) -> CliResult {
+fn run_one(args: RunArgs) -> Result<i32, Error> {
     let settings = Settings::parse(&args)?;
     let started = Instant::now();
     let bytes = map_input(&args.app)?;
@@ -334,7 +521,7 @@ fn run_one(args: RunArgs) -> CliResult {
                     exit = Some(e.clone());
                 }
             });
-            exit.ok_or_else(|| UserError(format!("{}: the app ended without an exit status", cfg.name)))?
+            exit.ok_or_else(|| Error::NoExitStatus { name: cfg.name.clone() })?
         }
         Err(reason) => Exit::Stopped(reason),
     };
@@ -343,21 +530,13 @@ fn run_one(args: RunArgs) -> CliResult {
 
 /// What a run's loop blocks on: the wait of the network from outside the
 /// process, if there is one.
-fn wake_source(external: Option<Arc<dyn Network>>) -> CliResult<Arc<dyn oasis_runtime::sched::WakeSource>> {
-    oasis_host_std::sched::wake_source(external)
-        .ok_or_else(|| UserError("network: its wait cannot be woken, so no loop can block in it".to_string()))
+fn wake_source(external: Option<Arc<dyn Network>>) -> Result<Arc<dyn oasis_runtime::sched::WakeSource>, Error> {
+    oasis_host_std::sched::wake_source(external).ok_or(Error::UnwakeableNetwork)
 }
 
 /// The error for an `--exit-with` that names no app of the run.
-fn exit_with_unknown<'a>(name: &str, names: impl IntoIterator<Item = &'a str>) -> UserError {
-    let names: Vec<&str> = names.into_iter().collect();
-    UserError(format!("--exit-with {name}: no app of this run is called that (the apps: {})", names.join(", ")))
-}
-
-/// An error about one app of a group, saying which (unless it does already).
-fn in_app(args: &RunArgs, e: UserError) -> UserError {
-    let app = args.app.display().to_string();
-    if e.0.starts_with(&app) { e } else { UserError(format!("{app}: {}", e.0)) }
+fn exit_with_unknown<'a>(name: &str, names: impl IntoIterator<Item = &'a str>) -> Error {
+    Error::ExitWithUnknown { name: name.to_string(), apps: names.into_iter().map(str::to_string).collect() }
 }
 
 /// Several apps as one group of tenants, each with its own options, limits
@@ -370,16 +549,16 @@ fn in_app(args: &RunArgs, e: UserError) -> UserError {
 /// The group ends when every app has ended, with the status of the first app
 /// (in the order given) that failed (134 if stopped) or else 0; with `--exit-with NAME`, when app NAME
 /// ends, with its status.
-fn run_group(apps: Vec<RunArgs>) -> CliResult {
-    let settings = apps.iter().map(|a| Settings::parse(a).map_err(|e| in_app(a, e))).collect::<CliResult<Vec<_>>>()?;
+fn run_group(apps: Vec<RunArgs>) -> Result<i32, Error> {
+    let settings = apps.iter().map(|a| Settings::parse(a).map_err(|e| e.in_app(a))).collect::<Result<Vec<_>, _>>()?;
     check_addresses(&apps, &settings)?;
-    let inputs = apps.iter().map(|a| map_input(&a.app)).collect::<CliResult<Vec<_>>>()?;
+    let inputs = apps.iter().map(|a| map_input(&a.app)).collect::<Result<Vec<_>, _>>()?;
     let compiler = inputs.iter().any(|bytes| !aot_fits(bytes));
     let runtime = oasis_host_std::native_runtime(None, compiler)?;
     let platform = runtime.platform().clone();
     let mut prepared = Vec::with_capacity(apps.len());
     for ((args, settings), bytes) in apps.iter().zip(&settings).zip(inputs) {
-        prepared.push(prepare(args, settings, &runtime, &bytes).map_err(|e| in_app(args, e))?);
+        prepared.push(prepare(args, settings, &runtime, &bytes).map_err(|e| e.in_app(args))?);
     }
     name_uniquely(&mut prepared);
     // Each app's output gets a sink of its own, prefixed with its name.
@@ -466,7 +645,7 @@ fn attach_networks(
     settings: &[Settings],
     prepared: &mut [Prepared],
     platform: &Arc<dyn Platform>,
-) -> CliResult<GroupNetworks> {
+) -> Result<GroupNetworks, Error> {
     let (mut os, mut switch, mut taps) = (None, None, Vec::new());
     let mut macs = HashSet::new();
     for ((args, settings), p) in apps.iter().zip(settings).zip(prepared) {
@@ -483,7 +662,7 @@ fn attach_networks(
             NetMode::Tap { device, addressing } => {
                 // Opened even when unused, as for a lone app: a missing device is an error.
                 let config = stack_config(*addressing, platform, &mut macs);
-                let tap = tap_network(device, config, addressing.dns, platform).map_err(|e| in_app(args, e))?;
+                let tap = tap_network(device, config, addressing.dns, platform).map_err(|e| e.in_app(args))?;
                 if p.needs_network {
                     taps.push((device.as_str(), tap.clone()));
                 }
@@ -495,25 +674,18 @@ fn attach_networks(
     // ([`oasis_runtime::sched`]); a second could not wake it.
     if usize::from(os.is_some()) + taps.len() > 1 {
         let (device, _) = taps.last().expect("a second external network is a TAP device");
-        return Err(UserError(format!(
-            "--net tap:{device}: a TAP device cannot share an `oasis run` with another TAP device or with apps on the OS's sockets (--net socket); run it in an `oasis run` of its own"
-        )));
+        return Err(Error::TapShared(device.to_string()));
     }
     Ok((os.or_else(|| taps.pop().map(|(_, tap)| tap)), switch))
 }
 
 /// Every app on the switch needs an address of its own.
-fn check_addresses(apps: &[RunArgs], settings: &[Settings]) -> CliResult<()> {
+fn check_addresses(apps: &[RunArgs], settings: &[Settings]) -> Result<(), Error> {
     let mut seen: Vec<(Ipv4Addr, &RunArgs)> = Vec::new();
     for (args, settings) in apps.iter().zip(settings) {
         let NetMode::Switch(own) = settings.mode else { continue };
         if let Some((_, first)) = seen.iter().find(|(ip, _)| *ip == own.ip) {
-            return Err(UserError(format!(
-                "--ip {}: two apps on the switch have this address ({} and {}); give each its own",
-                own.ip,
-                first.app.display(),
-                args.app.display()
-            )));
+            return Err(Error::SameAddress { ip: own.ip, first: first.app.clone(), second: args.app.clone() });
         }
         seen.push((own.ip, args));
     }
@@ -535,14 +707,135 @@ fn name_uniquely(prepared: &mut [Prepared]) {
 }
 
 /// The app `--exit-with` names, if given (by one app's options at most).
-fn exit_with(apps: &[RunArgs], prepared: &[Prepared]) -> CliResult<Option<usize>> {
+fn exit_with(apps: &[RunArgs], prepared: &[Prepared]) -> Result<Option<usize>, Error> {
     let mut given = apps.iter().filter_map(|a| a.exit_with.as_deref());
     let Some(name) = given.next() else { return Ok(None) };
     if given.next().is_some() {
-        return Err(UserError("--exit-with is given more than once: the run can end with one app only".to_string()));
+        return Err(Error::ExitWithTwice);
     }
     match prepared.iter().position(|p| p.cfg.name == name) {
         Some(i) => Ok(Some(i)),
         None => Err(exit_with_unknown(name, prepared.iter().map(|p| p.cfg.name.as_str()))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Cli, Command};
+    use clap::Parser;
+    use oasis_format::net::{ConnectProblem, PublishProblem};
+    use std::ffi::OsString;
+
+    fn line(args: &[&str]) -> Vec<OsString> {
+        ["oasis", "run"].iter().chain(args).map(OsString::from).collect()
+    }
+
+    /// The options of one app, as `oasis run ARGS` parses them.
+    fn run_args(args: &[&str]) -> RunArgs {
+        match Cli::try_parse_from(line(args)) {
+            Ok(Cli { command: Command::Run(a) }) => a,
+            other => panic!("{args:?}: {other:?}"),
+        }
+    }
+
+    fn settings(args: &[&str]) -> Result<Settings, Error> {
+        Settings::parse(&run_args(args))
+    }
+
+    #[test]
+    fn bad_flags_are_named() {
+        assert!(matches!(settings(&["a", "-e", "=oops"]), Err(Error::Option(OptionError::Env(kv))) if kv == "=oops"));
+        assert!(matches!(
+            settings(&["a", "--memory", "lots"]),
+            Err(Error::Option(OptionError::Memory(LimitError::BadSize(_))))
+        ));
+        assert!(matches!(
+            settings(&["a", "--deny", "teleporter"]),
+            Err(Error::Option(OptionError::UnknownCapability(k))) if k == "teleporter"
+        ));
+        let err = Cli::try_parse_from(line(&["a", "--cpu-ms-per-call", "soon"])).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
+        assert!(matches!(
+            settings(&["a", "-p", "99999:80"]),
+            Err(Error::Publish(PublishError { problem: PublishProblem::HostPort, .. }))
+        ));
+        let err = settings(&["a", "--allow-connect", "nope"]).err().unwrap();
+        assert!(
+            matches!(&err, Error::AllowConnect(ConnectPatternError { problem: ConnectProblem::NoPort, .. })),
+            "{err:?}"
+        );
+        assert!(err.to_string().starts_with("--allow-connect `nope`: missing the port"), "{err}");
+        assert!(matches!(settings(&["a", "--net", "pigeon"]), Err(Error::UnknownNetMode(m)) if m == "pigeon"));
+        assert!(matches!(settings(&["a", "--net", "tap:"]), Err(Error::UnknownNetMode(_))));
+    }
+
+    #[test]
+    fn addresses_go_with_a_stack_of_the_apps_own() {
+        assert!(matches!(settings(&["a", "--net", "switch"]), Err(Error::NoAddress { mode: "switch" })));
+        assert!(matches!(settings(&["a", "--net", "tap:tap0"]), Err(Error::NoAddress { mode: "tap" })));
+        let switch = ["a", "--net", "switch", "--ip"];
+        assert!(
+            matches!(settings(&[&switch[..], &["10.0.0.2/33"]].concat()), Err(Error::Ip(ip)) if ip == "10.0.0.2/33")
+        );
+        assert!(matches!(settings(&[&switch[..], &["10.0.0.2"]].concat()), Err(Error::Ip(_))));
+        let with = |flag: &str, value: &str| settings(&[&switch[..], &["10.0.0.2/24", flag, value]].concat());
+        assert!(matches!(with("--gateway", "x"), Err(Error::Gateway(g)) if g == "x"));
+        assert!(matches!(with("--dns", "y"), Err(Error::Dns(d)) if d == "y"));
+        assert!(matches!(settings(&["a", "--dns", "10.0.0.1"]), Err(Error::AddressingInSocketMode)));
+
+        let err = with("-p", "127.0.0.1:7007:7").err().unwrap();
+        assert!(
+            matches!(
+                &err,
+                Error::PublishedOnHostAddress { spec, mode: "--net switch", own, host_port: 7007, app_port: 7 }
+                    if spec == "127.0.0.1:7007:7" && *own == Ipv4Addr::new(10, 0, 0, 2)
+            ),
+            "{err:?}"
+        );
+        assert!(with("-p", "10.0.0.2:7007:7").is_ok(), "the app's own address may be named");
+        let settings = with("-p", "7007:7").unwrap();
+        assert_eq!(
+            settings.mode,
+            NetMode::Switch(Addressing { ip: Ipv4Addr::new(10, 0, 0, 2), prefix: 24, gateway: None, dns: None })
+        );
+    }
+
+    #[test]
+    fn group_errors_name_the_app_and_the_run() {
+        let a = run_args(&["a.oasis", "--net", "switch", "--ip", "10.0.0.1/24"]);
+        let b = run_args(&["b.oasis", "--net", "switch"]);
+        let err = Settings::parse(&b).err().unwrap().in_app(&b);
+        assert!(
+            matches!(&err, Error::InApp { app, error }
+                if app.as_os_str() == "b.oasis" && matches!(**error, Error::NoAddress { mode: "switch" })),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            "b.oasis: --net switch needs the app's address: --ip ADDR/PREFIX, e.g. 10.0.0.2/24"
+        );
+        // Errors that name the app's file already are not named twice.
+        let missing = crate::read_input(std::path::Path::new("/nonexistent/b.oasis")).map_err(Error::from).unwrap_err();
+        assert!(matches!(missing.in_app(&b), Error::Input(InputError::NotFound { .. })));
+
+        let twin = run_args(&["c.oasis", "--net", "switch", "--ip", "10.0.0.1/16"]);
+        let apps = [a, twin];
+        let settings = apps.iter().map(|a| Settings::parse(a).unwrap()).collect::<Vec<_>>();
+        let err = check_addresses(&apps, &settings).unwrap_err();
+        assert!(
+            matches!(&err, Error::SameAddress { ip, first, second }
+                if *ip == Ipv4Addr::new(10, 0, 0, 1) && first.as_os_str() == "a.oasis" && second.as_os_str() == "c.oasis"),
+            "{err:?}"
+        );
+
+        let twice = [run_args(&["a.oasis", "--exit-with", "a"]), run_args(&["b.oasis", "--exit-with", "b"])];
+        assert!(matches!(exit_with(&twice, &[]), Err(Error::ExitWithTwice)));
+        let unknown = exit_with_unknown("nope", ["echo", "net-client"]);
+        assert!(matches!(&unknown, Error::ExitWithUnknown { name, apps } if name == "nope" && apps.len() == 2));
+        assert_eq!(
+            unknown.to_string(),
+            "--exit-with nope: no app of this run is called that (the apps: echo, net-client)"
+        );
     }
 }

@@ -31,6 +31,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::grants::Grants;
 use crate::limits::{self, LimitError, Limits};
+use crate::net::ConnectPatternError;
 
 /// A manifest as written: every field optional, so the same type reads a full
 /// package manifest and an app directory's `oasis.toml` fragment.
@@ -124,8 +125,8 @@ pub struct Manifest {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ManifestError {
     /// Not TOML, or an unknown key, or a value of the wrong type.
-    #[error("{0}")]
-    Syntax(String),
+    #[error("{}", one_line(&.0.to_string()))]
+    Syntax(#[source] toml::de::Error),
     /// A required key is absent.
     #[error("`{0}` is missing")]
     Missing(&'static str),
@@ -144,9 +145,12 @@ pub enum ManifestError {
     /// Bad limit.
     #[error("limits: {0}")]
     Limit(#[from] LimitError),
-    /// A bad `[net]` entry.
-    #[error("net: {0}")]
-    BadNet(String),
+    /// A `net.connect` pattern that does not parse.
+    #[error("net.connect {0}")]
+    BadConnect(#[source] ConnectPatternError),
+    /// Port 0 in `net.listen` or `net.listen-udp`.
+    #[error("net: port 0 in `listen` or `listen-udp` is not a port an app can listen on")]
+    ZeroPort,
     /// An environment variable name that WASI cannot carry.
     #[error("env: `{0}` is not a valid variable (names: not empty, no `=` or NUL; values: no NUL)")]
     BadEnv(String),
@@ -159,7 +163,7 @@ fn known_kinds() -> String {
 impl ManifestFile {
     /// Parses TOML text.
     pub fn parse(text: &str) -> Result<ManifestFile, ManifestError> {
-        toml::from_str(text).map_err(|e| ManifestError::Syntax(one_line(&e.to_string())))
+        toml::from_str(text).map_err(ManifestError::Syntax)
     }
 
     /// Fills unset fields of `self` from `defaults`.
@@ -220,10 +224,10 @@ impl ManifestFile {
             return Err(ManifestError::BadEnv(bad.clone()));
         }
         for pattern in &self.net.connect {
-            crate::net::ConnectPattern::parse(pattern).map_err(ManifestError::BadNet)?;
+            crate::net::ConnectPattern::parse(pattern).map_err(ManifestError::BadConnect)?;
         }
         if self.net.listen.contains(&0) || self.net.listen_udp.contains(&0) {
-            return Err(ManifestError::BadNet("net.listen: port 0 is not a port".to_string()));
+            return Err(ManifestError::ZeroPort);
         }
         Ok(Manifest { name, version, abi, capabilities, limits, env: self.env, net: self.net })
     }
@@ -335,7 +339,11 @@ connect = ["db.local:5432"]
         assert_eq!(m.limits, Limits { memory_bytes: 16 << 20, cpu_ms_per_call: 1000 });
         assert_eq!(m.env["TICKS"], "5");
         assert_eq!(m.net.listen, [8080]);
-        assert!(Manifest::parse(&FULL.replace("db.local:5432", "no port")).is_err());
+        let Err(ManifestError::BadConnect(bad)) = Manifest::parse(&FULL.replace("db.local:5432", "no port")) else {
+            panic!("a connect pattern without a port is refused");
+        };
+        assert_eq!(bad.problem, crate::net::ConnectProblem::NoPort);
+        assert_eq!(Manifest::parse(&FULL.replace("[8080]", "[0]")), Err(ManifestError::ZeroPort));
         assert!(m.requested().allows("clock") && !m.requested().allows("entropy"));
         assert_eq!(Manifest::parse(&m.to_toml()).unwrap(), m);
     }

@@ -1,7 +1,6 @@
 //! What the operator granted a tenant on the network: published ports and
 //! connect patterns (`-p`, `--allow-connect`). Nothing is reachable by default.
 
-use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -26,28 +25,61 @@ pub struct Publish {
     pub app_port: u16,
 }
 
+/// What is wrong with a `-p` spec.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PublishProblem {
+    /// A `/suffix` other than `/tcp` or `/udp`.
+    #[error("the protocol must be tcp or udp")]
+    Protocol,
+    /// No `:APP_PORT`.
+    #[error("missing the app port")]
+    NoAppPort,
+    /// APP_PORT is not a number from 0 to 65535.
+    #[error("the app port is not a port number")]
+    AppPort,
+    /// ADDR is not an IP address.
+    #[error("the address is not an IP address")]
+    Address,
+    /// HOST_PORT is not a number from 0 to 65535.
+    #[error("the host port is not a port number")]
+    HostPort,
+    /// APP_PORT is 0, which no app can bind.
+    #[error("the app port must not be 0")]
+    AppPortZero,
+}
+
+/// A `-p` spec that does not parse: the spec and what is wrong with it.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("-p `{spec}`: {problem}; expected [ADDR:]HOST_PORT:APP_PORT[/udp], e.g. 8080:80")]
+pub struct PublishError {
+    /// The spec as given.
+    pub spec: String,
+    /// What is wrong with it.
+    pub problem: PublishProblem,
+}
+
 impl Publish {
     /// Parses `[ADDR:]HOST_PORT:APP_PORT[/tcp|/udp]` (docker's `-p`).
-    pub fn parse(text: &str) -> Result<Publish, String> {
-        let bad = |why: &str| format!("-p `{text}`: {why}; expected [ADDR:]HOST_PORT:APP_PORT[/udp], e.g. 8080:80");
+    pub fn parse(text: &str) -> Result<Publish, PublishError> {
+        let bad = |problem| PublishError { spec: String::from(text), problem };
         let (spec, proto) = match text.rsplit_once('/') {
             Some((s, "tcp")) => (s, Proto::Tcp),
             Some((s, "udp")) => (s, Proto::Udp),
-            Some(_) => return Err(bad("the protocol must be tcp or udp")),
+            Some(_) => return Err(bad(PublishProblem::Protocol)),
             None => (text, Proto::Tcp),
         };
-        let (rest, app) = spec.rsplit_once(':').ok_or_else(|| bad("missing the app port"))?;
-        let app_port: u16 = app.parse().map_err(|_| bad("the app port is not a port number"))?;
+        let (rest, app) = spec.rsplit_once(':').ok_or_else(|| bad(PublishProblem::NoAppPort))?;
+        let app_port: u16 = app.parse().map_err(|_| bad(PublishProblem::AppPort))?;
         let (ip, host_port) = match rest.rsplit_once(':') {
             Some((ip, port)) => {
                 let ip = ip.trim_start_matches('[').trim_end_matches(']');
-                (ip.parse::<IpAddr>().map_err(|_| bad("the address is not an IP address"))?, port)
+                (ip.parse::<IpAddr>().map_err(|_| bad(PublishProblem::Address))?, port)
             }
             None => (IpAddr::V4(Ipv4Addr::UNSPECIFIED), rest),
         };
-        let host_port: u16 = host_port.parse().map_err(|_| bad("the host port is not a port number"))?;
+        let host_port: u16 = host_port.parse().map_err(|_| bad(PublishProblem::HostPort))?;
         if app_port == 0 {
-            return Err(bad("the app port must not be 0"));
+            return Err(bad(PublishProblem::AppPortZero));
         }
         Ok(Publish { proto, host: SocketAddr::new(ip, host_port), app_port })
     }
@@ -73,16 +105,40 @@ pub struct ConnectPattern {
     pub port: Option<u16>,
 }
 
+/// What is wrong with a connect pattern.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ConnectProblem {
+    /// No `:PORT`.
+    #[error("missing the port")]
+    NoPort,
+    /// PORT is neither a number from 0 to 65535 nor `*`.
+    #[error("the port is not a number or *")]
+    Port,
+    /// HOST is neither an IP address, a host name nor `*`.
+    #[error("the host is not an IP address, a host name or *")]
+    Host,
+}
+
+/// A connect pattern that does not parse: the pattern and what is wrong with
+/// it. Its message does not say where the pattern came from (`--allow-connect`,
+/// a manifest's `net.connect`): the caller does.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("`{pattern}`: {problem}; expected HOST:PORT, e.g. 10.0.0.5:443, db.local:5432 or *:80")]
+pub struct ConnectPatternError {
+    /// The pattern as given.
+    pub pattern: String,
+    /// What is wrong with it.
+    pub problem: ConnectProblem,
+}
+
 impl ConnectPattern {
     /// Parses `HOST:PORT`: HOST an IP (IPv6 in brackets), a name, or `*`; PORT a number or `*`.
-    pub fn parse(text: &str) -> Result<ConnectPattern, String> {
-        let bad = |why: &str| {
-            format!("--allow-connect `{text}`: {why}; expected HOST:PORT, e.g. 10.0.0.5:443, db.local:5432 or *:80")
-        };
-        let (host, port) = text.rsplit_once(':').ok_or_else(|| bad("missing the port"))?;
+    pub fn parse(text: &str) -> Result<ConnectPattern, ConnectPatternError> {
+        let bad = |problem| ConnectPatternError { pattern: String::from(text), problem };
+        let (host, port) = text.rsplit_once(':').ok_or_else(|| bad(ConnectProblem::NoPort))?;
         let port = match port {
             "*" => None,
-            p => Some(p.parse::<u16>().map_err(|_| bad("the port is not a number or *"))?),
+            p => Some(p.parse::<u16>().map_err(|_| bad(ConnectProblem::Port))?),
         };
         let host = host.trim_start_matches('[').trim_end_matches(']');
         let host = if host == "*" {
@@ -95,7 +151,7 @@ impl ConnectPattern {
         {
             HostPattern::Name(host.to_ascii_lowercase())
         } else {
-            return Err(bad("the host is not an IP address, a host name or *"));
+            return Err(bad(ConnectProblem::Host));
         };
         Ok(ConnectPattern { host, port })
     }
@@ -150,9 +206,22 @@ mod tests {
         assert_eq!((p.proto, p.host, p.app_port), (Proto::Udp, "127.0.0.1:5353".parse().unwrap(), 53));
         let p = Publish::parse("[::1]:8443:443").unwrap();
         assert_eq!(p.host, "[::1]:8443".parse().unwrap());
-        for bad in ["8080", "x:80", "8080:y", "8080:80/sctp", "1.2.3:8080:80", "8080:0", "99999:80"] {
-            assert!(Publish::parse(bad).is_err(), "{bad}");
+        let problems = [
+            ("8080", PublishProblem::NoAppPort),
+            ("x:80", PublishProblem::HostPort),
+            ("8080:y", PublishProblem::AppPort),
+            ("8080:80/sctp", PublishProblem::Protocol),
+            ("1.2.3:8080:80", PublishProblem::Address),
+            ("8080:0", PublishProblem::AppPortZero),
+            ("99999:80", PublishProblem::HostPort),
+        ];
+        for (bad, problem) in problems {
+            assert_eq!(Publish::parse(bad), Err(PublishError { spec: bad.to_string(), problem }), "{bad}");
         }
+        assert_eq!(
+            Publish::parse("80").unwrap_err().to_string(),
+            "-p `80`: missing the app port; expected [ADDR:]HOST_PORT:APP_PORT[/udp], e.g. 8080:80"
+        );
     }
 
     #[test]
@@ -169,8 +238,14 @@ mod tests {
         assert!(g.may_connect("10.9.9.9:5432".parse().unwrap(), &resolved));
         assert!(!g.may_connect("10.9.9.9:5432".parse().unwrap(), &[]));
         assert!(g.may_lookup("db.local") && !g.may_lookup("evil.example"));
-        for bad in ["nope", "a b:80", ":80", "host:port"] {
-            assert!(ConnectPattern::parse(bad).is_err(), "{bad}");
+        let problems = [
+            ("nope", ConnectProblem::NoPort),
+            ("a b:80", ConnectProblem::Host),
+            (":80", ConnectProblem::Host),
+            ("host:port", ConnectProblem::Port),
+        ];
+        for (bad, problem) in problems {
+            assert_eq!(ConnectPattern::parse(bad), Err(ConnectPatternError { pattern: bad.to_string(), problem }));
         }
         assert!(!NetGrants::default().may_connect("127.0.0.1:1".parse().unwrap(), &[]), "nothing by default");
     }

@@ -98,16 +98,126 @@ pub enum PackageError {
     UnsupportedFormat(u32),
     /// The file ends before the data its header describes.
     #[error("package is truncated: {0} (the file is incomplete; copy or download it again)")]
-    Truncated(&'static str),
+    Truncated(Truncation),
     /// A checksum did not match.
     #[error("package is corrupted: {0} fails its checksum (the file was damaged; rebuild or copy it again)")]
-    Corrupted(String),
+    Corrupted(Part),
     /// The structure is inconsistent.
     #[error("package is malformed: {0}")]
-    Malformed(String),
+    Malformed(Malformed),
     /// The manifest is invalid.
     #[error("package manifest: {0}")]
     Manifest(#[from] ManifestError),
+}
+
+/// Where a package ends too early.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Truncation {
+    /// Within the fixed header.
+    #[error("the header is incomplete")]
+    Header,
+    /// Within the section table.
+    #[error("the section table is incomplete")]
+    SectionTable,
+    /// Within a section's data.
+    #[error("a section extends past the end of the file")]
+    Section,
+}
+
+/// A part of a package that has a checksum of its own.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Part {
+    /// The section table.
+    SectionTable,
+    /// One section, by kind and name.
+    Section {
+        /// Its kind.
+        kind: SectionKind,
+        /// Its name (empty for the manifest and the module).
+        name: String,
+    },
+}
+
+impl core::fmt::Display for Part {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Part::SectionTable => f.write_str("the section table"),
+            Part::Section { kind: SectionKind::Manifest, .. } => f.write_str("the manifest section"),
+            Part::Section { kind: SectionKind::Module, .. } => f.write_str("the module section"),
+            Part::Section { kind: SectionKind::Asset, name } => write!(f, "asset `{name}`"),
+            Part::Section { kind: SectionKind::Aot, name } => write!(f, "AOT section `{name}`"),
+        }
+    }
+}
+
+/// How a package's structure is inconsistent.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Malformed {
+    /// More sections than any package may have.
+    #[error("{count} sections (at most {MAX_SECTIONS})")]
+    TooManySections {
+        /// The count in the header.
+        count: u32,
+    },
+    /// An entry of the section table runs past the table's end.
+    #[error("section table entry {index} overruns the table")]
+    EntryOverrun {
+        /// The entry's index.
+        index: u32,
+    },
+    /// A section's name is not UTF-8.
+    #[error("section {index} has a name that is not UTF-8")]
+    NameNotUtf8 {
+        /// The section's index.
+        index: u32,
+    },
+    /// A section kind this version does not know.
+    #[error("section {index} has unknown kind {kind} (made by a newer oasis?)")]
+    UnknownKind {
+        /// The section's index.
+        index: u32,
+        /// Its raw kind.
+        kind: u32,
+    },
+    /// Offset plus length overflows.
+    #[error("section {index} has an impossible length")]
+    ImpossibleLength {
+        /// The section's index.
+        index: u32,
+    },
+    /// A section starts inside the table or an earlier section.
+    #[error("section {index} overlaps the table or an earlier section")]
+    Overlap {
+        /// The section's index.
+        index: u32,
+    },
+    /// More than one manifest section.
+    #[error("two manifest sections")]
+    TwoManifests,
+    /// More than one module section.
+    #[error("two module sections")]
+    TwoModules,
+    /// More than one AOT section for one target.
+    #[error("two AOT sections for {target}")]
+    TwoAot {
+        /// The target.
+        target: String,
+    },
+    /// The manifest section is not UTF-8 text.
+    #[error("manifest is not UTF-8")]
+    ManifestNotUtf8,
+    /// No manifest section.
+    #[error("no manifest section")]
+    NoManifest,
+    /// No module section.
+    #[error("no module section")]
+    NoModule,
+    /// An AOT section whose name is not `TARGET FINGERPRINT`.
+    #[error("AOT section name `{name}` is not `TARGET FINGERPRINT`")]
+    AotName {
+        /// The name as stored.
+        name: String,
+    },
 }
 
 /// One section of a parsed package, borrowing the package bytes.
@@ -181,29 +291,29 @@ impl<'a> Package<'a> {
             match s.kind {
                 SectionKind::Manifest => {
                     if manifest_text.is_some() {
-                        return Err(PackageError::Malformed("two manifest sections".to_string()));
+                        return Err(PackageError::Malformed(Malformed::TwoManifests));
                     }
                     let text = core::str::from_utf8(s.data)
-                        .map_err(|_| PackageError::Malformed("manifest is not UTF-8".to_string()))?;
+                        .map_err(|_| PackageError::Malformed(Malformed::ManifestNotUtf8))?;
                     manifest_text = Some(text);
                 }
                 SectionKind::Module => {
                     if module.is_some() {
-                        return Err(PackageError::Malformed("two module sections".to_string()));
+                        return Err(PackageError::Malformed(Malformed::TwoModules));
                     }
                     module = Some(s.data);
                 }
                 SectionKind::Aot => {
                     let (target, _) = split_aot_name(s.name)?;
                     if !aot_targets.insert(target) {
-                        return Err(PackageError::Malformed(alloc::format!("two AOT sections for {target}")));
+                        return Err(PackageError::Malformed(Malformed::TwoAot { target: target.to_string() }));
                     }
                 }
                 SectionKind::Asset => {}
             }
         }
-        let manifest_text = manifest_text.ok_or_else(|| PackageError::Malformed("no manifest section".to_string()))?;
-        let module = module.ok_or_else(|| PackageError::Malformed("no module section".to_string()))?;
+        let manifest_text = manifest_text.ok_or(PackageError::Malformed(Malformed::NoManifest))?;
+        let module = module.ok_or(PackageError::Malformed(Malformed::NoModule))?;
         let manifest = Manifest::parse(manifest_text)?;
         Ok(Package { manifest, manifest_text, module, sections })
     }
@@ -230,7 +340,7 @@ impl<'a> Package<'a> {
 fn split_aot_name(name: &str) -> Result<(&str, &str), PackageError> {
     name.split_once(' ')
         .filter(|(t, f)| !t.is_empty() && !f.is_empty())
-        .ok_or_else(|| PackageError::Malformed(alloc::format!("AOT section name `{name}` is not `TARGET FINGERPRINT`")))
+        .ok_or_else(|| PackageError::Malformed(Malformed::AotName { name: name.to_string() }))
 }
 
 fn read_u32(b: &[u8], at: usize) -> u32 {
@@ -273,7 +383,7 @@ fn read_sections<'a>(
         return Err(PackageError::BadMagic);
     }
     if bytes.len() < HEADER_LEN {
-        return Err(PackageError::Truncated("the header is incomplete"));
+        return Err(PackageError::Truncated(Truncation::Header));
     }
     let version = read_u32(bytes, 8);
     if version != FORMAT_VERSION {
@@ -283,18 +393,13 @@ fn read_sections<'a>(
     let table_len = read_u32(bytes, 16) as usize;
     let table_crc = read_u32(bytes, 20);
     if count > MAX_SECTIONS {
-        return Err(PackageError::Malformed(alloc::format!("{count} sections (at most {MAX_SECTIONS})")));
+        return Err(PackageError::Malformed(Malformed::TooManySections { count }));
     }
     let table = bytes
-        .get(
-            HEADER_LEN
-                ..HEADER_LEN
-                    .checked_add(table_len)
-                    .ok_or(PackageError::Truncated("the section table is incomplete"))?,
-        )
-        .ok_or(PackageError::Truncated("the section table is incomplete"))?;
+        .get(HEADER_LEN..HEADER_LEN.checked_add(table_len).ok_or(PackageError::Truncated(Truncation::SectionTable))?)
+        .ok_or(PackageError::Truncated(Truncation::SectionTable))?;
     if crc32(table) != table_crc {
-        return Err(PackageError::Corrupted("the section table".to_string()));
+        return Err(PackageError::Corrupted(Part::SectionTable));
     }
     let mut sections = Vec::with_capacity(count as usize);
     let mut at = 0usize;
@@ -303,7 +408,7 @@ fn read_sections<'a>(
     // small hostile file cannot name the same gigabyte a thousand times.
     let mut data_end = (HEADER_LEN + table.len()) as u64;
     for i in 0..count {
-        let malformed = || PackageError::Malformed(alloc::format!("section table entry {i} overruns the table"));
+        let malformed = || PackageError::Malformed(Malformed::EntryOverrun { index: i });
         if table.len() < at + ENTRY_FIXED_LEN {
             return Err(malformed());
         }
@@ -316,27 +421,22 @@ fn read_sections<'a>(
         let name_bytes =
             table.get(name_start..name_start.checked_add(name_len).ok_or_else(malformed)?).ok_or_else(malformed)?;
         let name = core::str::from_utf8(name_bytes)
-            .map_err(|_| PackageError::Malformed(alloc::format!("section {i} has a name that is not UTF-8")))?;
+            .map_err(|_| PackageError::Malformed(Malformed::NameNotUtf8 { index: i }))?;
         at = align_up(name_start + name_len, 8);
-        let kind = SectionKind::from_raw(raw_kind).ok_or_else(|| {
-            PackageError::Malformed(alloc::format!("section {i} has unknown kind {raw_kind} (made by a newer oasis?)"))
-        })?;
-        let end = offset
-            .checked_add(len)
-            .ok_or_else(|| PackageError::Malformed(alloc::format!("section {i} has an impossible length")))?;
+        let kind = SectionKind::from_raw(raw_kind)
+            .ok_or(PackageError::Malformed(Malformed::UnknownKind { index: i, kind: raw_kind }))?;
+        let end = offset.checked_add(len).ok_or(PackageError::Malformed(Malformed::ImpossibleLength { index: i }))?;
         if end > bytes.len() as u64 {
-            return Err(PackageError::Truncated("a section extends past the end of the file"));
+            return Err(PackageError::Truncated(Truncation::Section));
         }
         if offset < data_end {
-            return Err(PackageError::Malformed(alloc::format!(
-                "section {i} overlaps the table or an earlier section"
-            )));
+            return Err(PackageError::Malformed(Malformed::Overlap { index: i }));
         }
         data_end = end;
         let data = if verify(kind, name) {
             let data = &bytes[offset as usize..end as usize];
             if crc32(data) != crc {
-                return Err(PackageError::Corrupted(describe(kind, name)));
+                return Err(PackageError::Corrupted(Part::Section { kind, name: name.to_string() }));
             }
             data
         } else {
@@ -345,15 +445,6 @@ fn read_sections<'a>(
         sections.push(Section { kind, name, data });
     }
     Ok(sections)
-}
-
-fn describe(kind: SectionKind, name: &str) -> String {
-    match kind {
-        SectionKind::Manifest => "the manifest section".to_string(),
-        SectionKind::Module => "the module section".to_string(),
-        SectionKind::Asset => alloc::format!("asset `{name}`"),
-        SectionKind::Aot => alloc::format!("AOT section `{name}`"),
-    }
 }
 
 fn align_up(n: usize, align: usize) -> usize {
@@ -474,7 +565,10 @@ mod tests {
         let mut b = bytes.clone();
         let last_data = b.len() - 20;
         b[last_data] ^= 1;
-        assert!(matches!(Package::parse(&b), Err(PackageError::Corrupted(_))));
+        assert!(matches!(
+            Package::parse(&b),
+            Err(PackageError::Corrupted(Part::Section { kind: SectionKind::Aot, .. }))
+        ));
     }
 
     /// Flips a bit in the data of the first section of `kind` (and `name`).
@@ -507,7 +601,8 @@ mod tests {
         let own = damage(&bytes, SectionKind::Aot, "x86_64-unknown-none wasmtime-48.0.8:01");
         assert!(matches!(Package::parse_for(&own, none, false), Err(PackageError::Corrupted(_))));
         let asset = damage(&bytes, SectionKind::Asset, "a.txt");
-        assert!(matches!(Package::parse_for(&asset, none, false), Err(PackageError::Corrupted(_))));
+        let part = Part::Section { kind: SectionKind::Asset, name: "a.txt".to_string() };
+        assert_eq!(Package::parse_for(&asset, none, false).unwrap_err(), PackageError::Corrupted(part));
         let module = damage(&bytes, SectionKind::Module, "");
         assert!(matches!(Package::parse_for(&module, none, true), Err(PackageError::Corrupted(_))));
         // ...damage elsewhere is not its business (the full parse still sees it).
@@ -518,7 +613,7 @@ mod tests {
         // The table is always verified.
         let mut table = bytes.clone();
         table[HEADER_LEN + 30] ^= 1;
-        assert!(matches!(Package::parse_for(&table, none, false), Err(PackageError::Corrupted(_))));
+        assert_eq!(Package::parse_for(&table, none, false).unwrap_err(), PackageError::Corrupted(Part::SectionTable));
     }
 
     #[test]
@@ -532,7 +627,7 @@ mod tests {
         let crc = crc32(&bytes[HEADER_LEN..HEADER_LEN + table_len]);
         bytes[20..24].copy_from_slice(&crc.to_le_bytes());
         let err = Package::parse(&bytes).unwrap_err();
-        assert!(matches!(err, PackageError::Malformed(ref m) if m.contains("overlaps")), "{err}");
+        assert_eq!(err, PackageError::Malformed(Malformed::Overlap { index: 1 }));
     }
 
     #[test]
@@ -546,7 +641,7 @@ mod tests {
             pb.sections.retain(|s| s.0 != SectionKind::Module);
             pb.build()
         };
-        assert!(matches!(Package::parse(&no_module), Err(PackageError::Malformed(_))));
+        assert_eq!(Package::parse(&no_module).unwrap_err(), PackageError::Malformed(Malformed::NoModule));
         let bad_manifest = PackageBuilder::new("name = 3".to_string(), Vec::new()).build();
         assert!(matches!(Package::parse(&bad_manifest), Err(PackageError::Manifest(_))));
     }

@@ -10,6 +10,8 @@
 use alloc::format;
 use alloc::string::{String, ToString};
 
+use crate::error::WasmtimeError;
+
 /// The Wasmtime version this crate is pinned to (`=48.0.8` in Cargo.toml).
 pub const WASMTIME_VERSION: &str = "48.0.8";
 
@@ -25,14 +27,14 @@ const MAX_WASM_STACK: usize = 512 << 10;
 pub const HOST_TARGET: &str = env!("OASIS_HOST_TARGET");
 
 /// Why a configuration could not be made.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ConfigError {
     /// A target Oasis does not build hosts for.
     #[error("target `{0}` is not supported: Oasis hosts run on {list}", list = SUPPORTED_TARGETS.join(", "))]
     UnsupportedTarget(String),
     /// Wasmtime refused a setting.
     #[error("engine configuration: {0}")]
-    Wasmtime(String),
+    Wasmtime(#[source] WasmtimeError),
 }
 
 /// Targets Oasis has hosts for, and therefore AOT-compiles for.
@@ -231,7 +233,7 @@ pub fn engine_config(profile: &EngineProfile, runtime: &RuntimeOptions) -> Resul
     } else {
         config.cranelift_opt_level(wasmtime::OptLevel::Speed);
         if !profile.is_native() {
-            config.target(&s.target).map_err(|e| ConfigError::Wasmtime(e.to_string()))?;
+            config.target(&s.target).map_err(|e| ConfigError::Wasmtime(e.into()))?;
         }
         for flag in s.isa_flags {
             // SAFETY: these flags only widen the instruction set; the runtime checks
@@ -281,6 +283,7 @@ mod tests {
     #[test]
     fn unknown_targets_are_refused() {
         let err = EngineProfile::for_target("riscv64gc-unknown-linux-gnu").unwrap_err();
+        assert!(matches!(&err, ConfigError::UnsupportedTarget(t) if t == "riscv64gc-unknown-linux-gnu"), "{err:?}");
         assert!(err.to_string().contains("riscv64gc"));
     }
 

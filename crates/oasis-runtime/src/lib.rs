@@ -36,6 +36,7 @@ pub mod abi;
 pub mod caps;
 pub mod config;
 pub mod context;
+pub mod error;
 pub mod io;
 pub mod limiter;
 pub mod load;
@@ -49,7 +50,8 @@ mod testing;
 
 pub use config::{EngineProfile, WASMTIME_VERSION};
 pub use context::{Counters, TenantCtx, TenantView};
-pub use load::{LoadError, LoadedApp};
+pub use error::WasmtimeError;
+pub use load::{AbiError, LoadError, LoadedApp};
 pub use oasis_format::{Limits, Manifest};
 pub use output::{OutputSink, StdStream};
 pub use platform::Platform;

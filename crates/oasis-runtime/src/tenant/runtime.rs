@@ -39,9 +39,9 @@ pub enum RuntimeError {
     /// Bad configuration.
     #[error(transparent)]
     Config(#[from] ConfigError),
-    /// Wasmtime refused the configuration or the linker.
+    /// Wasmtime refused the configuration.
     #[error("engine: {0}")]
-    Engine(String),
+    Engine(#[source] crate::error::WasmtimeError),
 }
 
 /// [`Runtime::instantiate_in`] made no instance: why, and the context back,
@@ -65,7 +65,7 @@ impl Runtime {
         epoch_tick_ms: u64,
     ) -> Result<Runtime, RuntimeError> {
         let config = config::engine_config(&profile, options)?;
-        let engine = Engine::new(&config).map_err(|e| RuntimeError::Engine(load::one_line(&e)))?;
+        let engine = Engine::new(&config).map_err(|e| RuntimeError::Engine(e.into()))?;
         let can_compile = options.compiler && cfg!(feature = "compiler");
         Ok(Runtime {
             engine,
