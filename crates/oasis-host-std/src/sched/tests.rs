@@ -120,7 +120,8 @@ fn tenant_of(runtime: &Runtime, wat: &str, name: &str) -> Tenant {
 fn configured(runtime: &Runtime, wat: &str, name: &str, edit: impl FnOnce(&mut TenantConfig)) -> Tenant {
     let mut app = runtime.load(&wat::parse_str(wat).unwrap(), name).unwrap();
     app.manifest.capabilities.push("net".to_string());
-    let mut cfg = TenantConfig { name: name.into(), output: Some(Arc::new(Note(name.into()))), ..TenantConfig::for_app(&app) };
+    let mut cfg =
+        TenantConfig { name: name.into(), output: Some(Arc::new(Note(name.into()))), ..TenantConfig::for_app(&app) };
     edit(&mut cfg);
     runtime.instantiate(&app, &cfg).unwrap()
 }
