@@ -23,7 +23,7 @@ const SETTINGS_REVISION: u32 = 1;
 /// Wasmtime's 512 KiB default rarely; keep the default and say so here.
 const MAX_WASM_STACK: usize = 512 << 10;
 
-/// The target triple this build of host-core runs on.
+/// The target triple this build of oasis-runtime runs on.
 pub const HOST_TARGET: &str = env!("OASIS_HOST_TARGET");
 
 /// Why a configuration could not be made.
