@@ -6,7 +6,7 @@
 
 use std::ffi::OsString;
 
-use clap::Parser;
+use clap::{Args, Parser};
 
 use oasis_abi::kind;
 use oasis_format::limits::{self, LimitError};
@@ -119,6 +119,47 @@ pub enum OptionError {
     UnknownCapability(String),
 }
 
+/// The options of each app of `oasis run` and `oasis image`: its
+/// environment, limits and withheld capabilities.
+#[derive(Debug, Args)]
+pub struct AppOptions {
+    /// Set an environment variable for the app (repeatable).
+    #[arg(short = 'e', long = "env", value_name = "K=V")]
+    pub env: Vec<String>,
+    /// Memory limit, e.g. 64MiB (default: the manifest's, else 256MiB).
+    #[arg(long, value_name = "SIZE")]
+    pub memory: Option<String>,
+    /// CPU budget of each call into the app in ms; 0 = none (default: the manifest's, else 10000).
+    #[arg(long, value_name = "N")]
+    pub cpu_ms_per_call: Option<u64>,
+    /// Withhold a capability kind the manifest asks for (repeatable).
+    #[arg(long, value_name = "KIND")]
+    pub deny: Vec<String>,
+}
+
+/// [`AppOptions`], checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppSettings {
+    /// `-e`, in order.
+    pub env: Vec<(String, String)>,
+    /// `--memory` in bytes.
+    pub memory: Option<u64>,
+    /// `--cpu-ms-per-call`.
+    pub cpu_ms_per_call: Option<u64>,
+    /// `--deny`, every one a capability kind there is.
+    pub deny: Vec<String>,
+}
+
+impl AppOptions {
+    /// Checks the options, as both commands check them.
+    pub fn check(&self) -> Result<AppSettings, OptionError> {
+        let env = self.env.iter().map(|kv| parse_env(kv)).collect::<Result<Vec<_>, _>>()?;
+        let memory = self.memory.as_deref().map(parse_memory).transpose()?;
+        check_deny(&self.deny)?;
+        Ok(AppSettings { env, memory, cpu_ms_per_call: self.cpu_ms_per_call, deny: self.deny.clone() })
+    }
+}
+
 /// Parses `-e K=V`.
 pub fn parse_env(kv: &str) -> Result<(String, String), OptionError> {
     match kv.split_once('=') {
@@ -181,7 +222,10 @@ mod tests {
         assert_eq!(command, GroupCommand::Run);
         let apps = parse_each_app(&args[..2], &segments, run).unwrap();
         assert_eq!(apps.iter().map(|a| a.app.to_str().unwrap()).collect::<Vec<_>>(), ["a.oasis", "b.oasis"]);
-        assert_eq!((apps[0].args.as_slice(), apps[1].memory.as_deref()), (&["x".to_string()][..], Some("8MiB")));
+        assert_eq!(
+            (apps[0].args.as_slice(), apps[1].options.memory.as_deref()),
+            (&["x".to_string()][..], Some("8MiB"))
+        );
 
         let args = line("run", &["a.oasis", "::", "b.oasis", "--teleport"]);
         let Split { segments, .. } = split_apps(&args).unwrap().unwrap();
@@ -198,7 +242,10 @@ mod tests {
         })
         .unwrap();
         assert_eq!((apps[0].output.as_deref(), apps[1].output.as_deref()), (Some("x.xen".as_ref()), None));
-        assert_eq!((apps[1].deny.as_slice(), apps[1].args.as_slice()), (&["clock".to_string()][..], &["y".into()][..]));
+        assert_eq!(
+            (apps[1].options.deny.as_slice(), apps[1].args.as_slice()),
+            (&["clock".to_string()][..], &["y".into()][..])
+        );
     }
 
     #[test]

@@ -40,7 +40,7 @@ use oasis_runtime::config::EngineProfile;
 use oasis_runtime::load::LoadError;
 use oasis_runtime::tenant::{Runtime, RuntimeError};
 
-use crate::apps::{OptionError, check_deny, parse_env, parse_memory};
+use crate::apps::{AppOptions, AppSettings, OptionError};
 use crate::pack::EngineError;
 use crate::{InputError, read_input};
 
@@ -58,18 +58,9 @@ pub struct ImageArgs {
     /// Also write an `xl` domain configuration that boots the image.
     #[arg(long, value_name = "FILE")]
     pub xen_config: Option<PathBuf>,
-    /// Set an environment variable for the app (repeatable).
-    #[arg(short = 'e', long = "env", value_name = "K=V")]
-    pub env: Vec<String>,
-    /// Memory limit, e.g. 64MiB (default: the manifest's, else 256MiB).
-    #[arg(long, value_name = "SIZE")]
-    pub memory: Option<String>,
-    /// CPU budget of each call into the app in ms; 0 = none (default: the manifest's, else 10000).
-    #[arg(long, value_name = "N")]
-    pub cpu_ms_per_call: Option<u64>,
-    /// Withhold a capability kind the manifest asks for (repeatable).
-    #[arg(long, value_name = "KIND")]
-    pub deny: Vec<String>,
+    /// Environment, limits and withheld capabilities.
+    #[command(flatten)]
+    pub options: AppOptions,
     /// Arguments for the app, stored in the image (with one app, words after
     /// `--` on the kernel command line replace them).
     #[arg(last = true)]
@@ -281,16 +272,8 @@ impl ImageOptions {
 
 /// An app's settings from its options, checked as `oasis run` checks them.
 fn settings(args: &ImageArgs) -> Result<Settings, Error> {
-    let env = args.env.iter().map(|kv| parse_env(kv)).collect::<Result<Vec<_>, _>>()?;
-    let memory_bytes = args.memory.as_deref().map(parse_memory).transpose()?;
-    check_deny(&args.deny)?;
-    let settings = Settings {
-        args: args.args.clone(),
-        env,
-        memory_bytes,
-        cpu_ms_per_call: args.cpu_ms_per_call,
-        deny: args.deny.clone(),
-    };
+    let AppSettings { env, memory, cpu_ms_per_call, deny } = args.options.check()?;
+    let settings = Settings { args: args.args.clone(), env, memory_bytes: memory, cpu_ms_per_call, deny };
     settings.check()?;
     Ok(settings)
 }

@@ -22,7 +22,7 @@ use oasis_runtime::platform::Platform;
 use oasis_runtime::sched::{End, Scheduler, TenantId, Until};
 use oasis_runtime::tenant::{Exit, Runtime, RuntimeError, TenantConfig};
 
-use crate::apps::{OptionError, check_deny, parse_env, parse_memory};
+use crate::apps::{AppOptions, AppSettings, OptionError};
 use crate::{InputError, map_input};
 use oasis_host_std::output::{Prefixed, name_width, prefixed};
 use oasis_host_std::sched::Threads;
@@ -34,18 +34,9 @@ use oasis_runtime::output::OutputSink;
 pub struct RunArgs {
     /// The package or module to run.
     pub app: PathBuf,
-    /// Set an environment variable for the app (repeatable).
-    #[arg(short = 'e', long = "env", value_name = "K=V")]
-    pub env: Vec<String>,
-    /// Memory limit, e.g. 64MiB (default: the manifest's, else 256MiB).
-    #[arg(long, value_name = "SIZE")]
-    pub memory: Option<String>,
-    /// CPU budget of each call into the app in ms; 0 = none (default: the manifest's, else 10000).
-    #[arg(long, value_name = "N")]
-    pub cpu_ms_per_call: Option<u64>,
-    /// Withhold a capability kind the manifest asks for (repeatable).
-    #[arg(long, value_name = "KIND")]
-    pub deny: Vec<String>,
+    /// Environment, limits and withheld capabilities.
+    #[command(flatten)]
+    pub options: AppOptions,
     /// Publish an app port on the host: [ADDR:]HOST_PORT:APP_PORT[/udp] (repeatable).
     #[arg(short = 'p', long = "publish", value_name = "SPEC")]
     pub publish: Vec<String>,
@@ -250,9 +241,7 @@ struct Settings {
 
 impl Settings {
     fn parse(args: &RunArgs) -> Result<Settings, Error> {
-        let env = args.env.iter().map(|kv| parse_env(kv)).collect::<Result<Vec<_>, _>>()?;
-        let memory = args.memory.as_deref().map(parse_memory).transpose()?;
-        check_deny(&args.deny)?;
+        let AppSettings { env, memory, .. } = args.options.check()?;
         let net = NetGrants {
             publish: args.publish.iter().map(|p| Publish::parse(p)).collect::<Result<_, _>>()?,
             connect: args
@@ -390,10 +379,10 @@ fn prepare(args: &RunArgs, settings: &Settings, runtime: &Runtime, bytes: &[u8])
     let is_package = oasis_format::package::Package::sniff(bytes);
     let limits = Limits {
         memory_bytes: settings.memory.unwrap_or(app.manifest.limits.memory_bytes),
-        cpu_ms_per_call: args.cpu_ms_per_call.unwrap_or(app.manifest.limits.cpu_ms_per_call),
+        cpu_ms_per_call: args.options.cpu_ms_per_call.unwrap_or(app.manifest.limits.cpu_ms_per_call),
     };
     limits.validate().map_err(Error::Limits)?;
-    let allowed = Grants::new(kind::ALL.iter().copied().filter(|k| !args.deny.iter().any(|d| d == k)));
+    let allowed = Grants::new(kind::ALL.iter().copied().filter(|k| !args.options.deny.iter().any(|d| d == k)));
     let net = settings.net.clone();
     // A bare module has no manifest to ask for the network: publishing a port
     // or allowing a destination on the command line asks for it.
