@@ -19,6 +19,10 @@ const WASMTIME_CLI: &str = "wasmtime-cli@48.0.8";
 
 pub fn bench(ws: &Workspace) -> Result<()> {
     build::build(ws)?;
+    // The HTTP rows are measured with wrk; a fresh machine has it from apt.
+    if let Err(e) = crate::debian::ensure_packages(ws, &["wrk"], "the HTTP benchmark (wrk)") {
+        println!("bench: the HTTP rows will fail without wrk: {e:#}");
+    }
     let wasmtime = wasmtime_peer(ws);
     let native_hello = native_hello(ws)?;
     let wasi_http = wasi_http_peer(ws);
