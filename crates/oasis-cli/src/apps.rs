@@ -181,6 +181,22 @@ pub fn check_deny(kinds: &[String]) -> Result<(), OptionError> {
     }
 }
 
+/// Gives tenants that share a name names of their own: the second `hello`
+/// becomes `hello-2`, the third `hello-3`, and so on, so that their output
+/// (and `--exit-with`) can tell them apart. `oasis run A :: B` and
+/// `oasis image A :: B` name their apps alike.
+pub fn name_uniquely<'a>(names: impl IntoIterator<Item = &'a mut String>) {
+    let mut taken = std::collections::HashSet::new();
+    for name in names {
+        let base = name.clone();
+        let mut n = 2;
+        while !taken.insert(name.clone()) {
+            *name = format!("{base}-{n}");
+            n += 1;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

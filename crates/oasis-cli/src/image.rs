@@ -314,21 +314,6 @@ fn prepare(args: &ImageArgs, runtime: &Runtime) -> Result<Prepared, Error> {
     })
 }
 
-/// Tenants are called by their apps' names; a name that is taken already
-/// gets `-2`, `-3`, … (as under `oasis run A :: B`), so that their output
-/// can be told apart.
-fn name_uniquely(apps: &mut [Prepared]) {
-    let mut taken = std::collections::HashSet::new();
-    for app in apps {
-        let base = app.name.clone();
-        let mut n = 2;
-        while !taken.insert(app.name.clone()) {
-            app.name = format!("{base}-{n}");
-            n += 1;
-        }
-    }
-}
-
 /// `oasis image PKG [OPTIONS] [-- ARGS] [:: PKG [OPTIONS] [-- ARGS]]… -o IMAGE`.
 pub fn execute(apps: Vec<ImageArgs>) -> Result<(), Error> {
     let options = ImageOptions::of(&apps)?;
@@ -339,7 +324,7 @@ pub fn execute(apps: Vec<ImageArgs>) -> Result<(), Error> {
         let app = prepare(args, &runtime);
         prepared.push(if several { app.map_err(|e| e.in_app(args))? } else { app? });
     }
-    name_uniquely(&mut prepared);
+    crate::apps::name_uniquely(prepared.iter_mut().map(|p| &mut p.name));
     let tenants: Vec<bundle::Tenant<'_>> = prepared
         .iter()
         .map(|p| bundle::Tenant { name: &p.name, settings: p.settings.clone(), package: &p.package })
@@ -682,7 +667,7 @@ mod tests {
             memory_bytes: 0,
         };
         let mut apps = [prepared("hello"), prepared("clock"), prepared("hello"), prepared("hello")];
-        name_uniquely(&mut apps);
+        crate::apps::name_uniquely(apps.iter_mut().map(|p| &mut p.name));
         let names: Vec<&str> = apps.iter().map(|a| a.name.as_str()).collect();
         assert_eq!(names, ["hello", "clock", "hello-2", "hello-3"]);
     }

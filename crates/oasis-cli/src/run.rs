@@ -549,7 +549,7 @@ fn run_group(apps: Vec<RunArgs>) -> Result<i32, Error> {
     for ((args, settings), bytes) in apps.iter().zip(&settings).zip(inputs) {
         prepared.push(prepare(args, settings, &runtime, &bytes).map_err(|e| e.in_app(args))?);
     }
-    name_uniquely(&mut prepared);
+    crate::apps::name_uniquely(prepared.iter_mut().map(|p| &mut p.cfg.name));
     // Each app's output gets a sink of its own, prefixed with its name.
     let width = name_width(prepared.iter().map(|p| p.cfg.name.as_str()));
     let outputs: Vec<Arc<Prefixed>> = prepared
@@ -679,20 +679,6 @@ fn check_addresses(apps: &[RunArgs], settings: &[Settings]) -> Result<(), Error>
         seen.push((own.ip, args));
     }
     Ok(())
-}
-
-/// Tenants are called by their apps' names; a name that is taken already
-/// gets `-2`, `-3`, … so that output and `--exit-with` can tell them apart.
-fn name_uniquely(prepared: &mut [Prepared]) {
-    let mut taken = HashSet::new();
-    for p in prepared {
-        let base = p.cfg.name.clone();
-        let mut n = 2;
-        while !taken.insert(p.cfg.name.clone()) {
-            p.cfg.name = format!("{base}-{n}");
-            n += 1;
-        }
-    }
 }
 
 /// The app `--exit-with` names, if given (by one app's options at most).
