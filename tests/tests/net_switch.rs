@@ -283,7 +283,7 @@ fn two_tenants_talk_over_the_in_process_switch() {
     scheduler.run(Until::Ended(client), |e| ended.push(e.clone()));
     done.store(true, Ordering::Relaxed);
     let out = out.lock().unwrap().clone();
-    let client_ended = Ended { id: client, name: "client".to_string(), end: End::Exited(Exit::Status(0)) };
+    let client_ended = Ended { id: client, name: "client".to_string(), instance: 0, end: End::Exited(Exit::Status(0)) };
     assert_eq!(ended, [client_ended], "output: {out:?}");
     let client_said: String = out.iter().filter(|(t, _)| t == "client").map(|(_, s)| s.as_str()).collect();
     assert!(client_said.contains("across the switch"), "{out:?}");

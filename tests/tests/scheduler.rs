@@ -177,7 +177,7 @@ fn another_thread_adds_replaces_and_removes_tenants_while_the_loop_serves() {
     // Replace: a new instance under the same id, listening elsewhere; the
     // old one's listener is closed.
     let before = handle.query(swapped).unwrap();
-    assert_eq!((before.name.as_str(), before.instance, before.open_sockets), ("old", 0, 1));
+    assert_eq!((before.name.as_str(), before.instance, before.usage.open_sockets), ("old", 0, 1));
     handle.replace(swapped, maker.echo("new", new_port), Some(os.clone())).unwrap();
     wait_for("the replacement", || handle.query(swapped).unwrap().instance == 1);
     let after = handle.query(swapped).unwrap();
@@ -191,7 +191,7 @@ fn another_thread_adds_replaces_and_removes_tenants_while_the_loop_serves() {
     // Remove: the tenant ends, its sockets (a connection in the middle of
     // an exchange, and the listener) closed.
     let mut held = TcpStream::connect(("127.0.0.1", doomed_port)).unwrap();
-    wait_for("the doomed server accepts", || handle.query(doomed).unwrap().open_sockets == 2);
+    wait_for("the doomed server accepts", || handle.query(doomed).unwrap().usage.open_sockets == 2);
     handle.remove(doomed).unwrap();
     wait_for("the removal", || handle.query(doomed).is_none());
     held.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
@@ -222,8 +222,8 @@ fn another_thread_adds_replaces_and_removes_tenants_while_the_loop_serves() {
     assert_eq!(
         *ends.lock().unwrap(),
         [
-            Ended { id: greeter, name: "greeter".into(), end: End::Exited(Exit::Status(0)) },
-            Ended { id: doomed, name: "doomed".into(), end: End::Removed },
+            Ended { id: greeter, name: "greeter".into(), instance: 0, end: End::Exited(Exit::Status(0)) },
+            Ended { id: doomed, name: "doomed".into(), instance: 0, end: End::Removed },
         ],
         "the replaced instance's going is not an end"
     );

@@ -427,6 +427,7 @@ fn describe(name: &str, app: &LoadedApp) -> String {
         CodeSource::Aot => "AOT code from the package".to_string(),
         CodeSource::Compiled => "compiled at load".to_string(),
         CodeSource::Recompiled { reason } => format!("recompiled at load: {reason}"),
+        CodeSource::Host => "compiled by this host".to_string(),
     };
     format!("oasis: {name} {} ({:?}, {code})", app.manifest.version, app.kind)
 }

@@ -21,6 +21,9 @@ const WAKE: Token = Token(usize::MAX);
 
 enum Socket {
     Listener(TcpListener),
+    /// A listener closed by [`OsNetwork::close_listeners`]: the port is
+    /// free, and the guest's handle accepts nothing more.
+    Closed,
     Stream(TcpStream),
     Udp(UdpSocket),
 }
@@ -77,10 +80,30 @@ impl OsNetwork {
             Socket::Listener(s) => self.registry.register(s, token, Interest::READABLE),
             Socket::Stream(s) => self.registry.register(s, token, both),
             Socket::Udp(s) => self.registry.register(s, token, both),
+            Socket::Closed => Ok(()),
         };
         registered.map_err(map_err)?;
         self.sockets.lock().expect("socket table lock").insert(id, socket);
         Ok(id)
+    }
+
+    /// Closes every listener, keeping every connection: a draining host
+    /// takes no new connections and lets open ones finish. The guests'
+    /// listening handles stay valid and accept nothing from now on.
+    pub fn close_listeners(&self) {
+        let mut sockets = self.sockets.lock().expect("socket table lock");
+        for socket in sockets.values_mut() {
+            if let Socket::Listener(l) = socket {
+                let _ = self.registry.deregister(l);
+                *socket = Socket::Closed;
+            }
+        }
+    }
+
+    /// TCP connections open (not listeners, not UDP sockets).
+    pub fn open_connections(&self) -> usize {
+        let sockets = self.sockets.lock().expect("socket table lock");
+        sockets.values().filter(|s| matches!(s, Socket::Stream(_))).count()
     }
 
     fn with<T>(&self, id: SocketId, f: impl FnOnce(&mut Socket) -> Result<T, NetError>) -> Result<T, NetError> {
@@ -98,6 +121,7 @@ impl Network for OsNetwork {
     fn tcp_accept(&self, listener: SocketId) -> Result<(SocketId, SocketAddr), NetError> {
         let (stream, peer) = self.with(listener, |s| match s {
             Socket::Listener(l) => l.accept().map_err(map_err),
+            Socket::Closed => Err(NetError::WouldBlock),
             _ => Err(NetError::Invalid),
         })?;
         // Small request/response exchanges must not wait for Nagle's delay.
@@ -159,6 +183,7 @@ impl Network for OsNetwork {
                 Socket::Listener(l) => l.local_addr(),
                 Socket::Stream(t) => t.local_addr(),
                 Socket::Udp(u) => u.local_addr(),
+                Socket::Closed => return Err(NetError::Invalid),
             }
             .map_err(map_err)
         })
@@ -193,6 +218,7 @@ impl Network for OsNetwork {
         let removed = self.sockets.lock().expect("socket table lock").remove(&socket);
         if let Some(mut s) = removed {
             let _ = match &mut s {
+                Socket::Closed => Ok(()),
                 Socket::Listener(l) => self.registry.deregister(l),
                 Socket::Stream(t) => self.registry.deregister(t),
                 Socket::Udp(u) => self.registry.deregister(u),

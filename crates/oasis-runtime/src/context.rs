@@ -63,6 +63,12 @@ pub struct Counters {
     pub events: u64,
     /// Calls the host refused for lack of a grant (`NOT_GRANTED`).
     pub refusals: u64,
+    /// Bytes the app received from the network (TCP reads, UDP datagrams).
+    pub net_bytes_in: u64,
+    /// Bytes the app sent on the network.
+    pub net_bytes_out: u64,
+    /// TCP connections the app accepted.
+    pub accepted: u64,
 }
 
 /// What belongs to a tenant rather than to one instance (see the module docs).

@@ -132,6 +132,8 @@ pub enum CodeSource {
         /// Why the AOT code was not used.
         reason: String,
     },
+    /// Compiled by the host that loads it, which gave it ([`LoadOptions::module`]).
+    Host,
 }
 
 /// A module ready to instantiate: checked, linked, with its manifest.
@@ -204,6 +206,11 @@ pub struct LoadOptions<'a> {
     pub verify: Verify,
     /// Called as each [`Step`] ends (the PVH kernel times its boot with it).
     pub observe: Option<&'a mut dyn FnMut(Step)>,
+    /// The module (a package's, or the bare module), compiled by the caller: its own AOT sections
+    /// are then neither used nor needed. A daemon that runs only native code
+    /// it made itself (a package's AOT code is not a sandbox boundary) gives
+    /// the module it compiled or took from its own cache.
+    pub module: Option<Module>,
 }
 
 /// Loads `bytes` (a package or a bare module) for `profile`'s target.
@@ -240,12 +247,19 @@ pub fn load_with(
             Verify::Used => Package::parse_for(bytes, profile.target(), can_compile)?,
         };
         step(Step::Verified);
-        let (module, code) = package_module(engine, profile, &package, can_compile)?;
+        let (module, code) = match options.module.take() {
+            Some(module) => (module, CodeSource::Host),
+            None => package_module(engine, profile, &package, can_compile)?,
+        };
         let assets = package.assets().map(|(n, d)| (n.to_string(), d.to_vec())).collect();
         (package.manifest, module, code, assets)
     } else if bytes.starts_with(b"\0asm") {
         step(Step::Verified);
-        (Manifest::for_bare_module(name_hint), compile(engine, bytes, can_compile)?, CodeSource::Compiled, Vec::new())
+        let (module, code) = match options.module.take() {
+            Some(module) => (module, CodeSource::Host),
+            None => (compile(engine, bytes, can_compile)?, CodeSource::Compiled),
+        };
+        (Manifest::for_bare_module(name_hint), module, code, Vec::new())
     } else {
         return Err(LoadError::NotWasm(UnknownFormat::of(bytes)));
     };
@@ -446,7 +460,7 @@ mod tests {
         );
 
         let mut steps = Vec::new();
-        let options = LoadOptions { verify: Verify::Used, observe: Some(&mut |s| steps.push(s)) };
+        let options = LoadOptions { verify: Verify::Used, observe: Some(&mut |s| steps.push(s)), module: None };
         let app = load_with(&engine, &profile, false, &damaged, "t", options).unwrap();
         assert_eq!(app.code, CodeSource::Aot);
         assert_eq!(steps, [Step::Verified, Step::Code, Step::Checked, Step::Linked]);

@@ -133,7 +133,7 @@ fn scheduler(platform: Arc<dyn Platform>, external: Option<Arc<dyn Network>>) ->
 }
 
 fn exited(id: TenantId, name: &str, exit: Exit) -> Ended {
-    Ended { id, name: name.to_string(), end: End::Exited(exit) }
+    Ended { id, name: name.to_string(), instance: 0, end: End::Exited(exit) }
 }
 
 /// Fails the test (instead of hanging it) if `done` is not set within two minutes.
@@ -255,7 +255,7 @@ fn another_thread_changes_the_tenants_of_a_loop_blocked_in_the_os_network() {
             std::thread::sleep(Duration::from_millis(5));
         }
     };
-    wait_for("the listener listens", &|| handle.query(listener).unwrap().open_sockets == 1);
+    wait_for("the listener listens", &|| handle.query(listener).unwrap().usage.open_sockets == 1);
     assert_eq!(os.open_sockets(), 1);
 
     // Added from here: the waker ends the loop's wait, the writer runs on a
@@ -288,7 +288,7 @@ fn another_thread_changes_the_tenants_of_a_loop_blocked_in_the_os_network() {
         [
             exited(writer, "writer", Exit::Status(0)),
             exited(sleeping, "sleeper", Exit::Status(3)),
-            Ended { id: listener, name: "listener".into(), end: End::Removed },
+            Ended { id: listener, name: "listener".into(), instance: 0, end: End::Removed },
         ]
     );
     let ids: Vec<TenantId> = scheduler.handle().list().iter().map(|i| i.id).collect();

@@ -206,6 +206,7 @@ pub fn tcp_accept(ctx: &mut TenantCtx, listener: u32) -> Result<(u32, SocketAddr
     let r = network.tcp_accept(id);
     let (conn, peer) = ready_or_register(ctx, id, listener, READABLE, r)?;
     let h = insert(ctx, &*network, conn, Role::Stream { app_port: Some(app_port) })?;
+    ctx.counters.accepted += 1;
     Ok((h, peer))
 }
 
@@ -223,14 +224,18 @@ pub fn tcp_connect(ctx: &mut TenantCtx, to: SocketAddr) -> Result<u32, Status> {
 pub fn read(ctx: &mut TenantCtx, handle: u32, buf: &mut [u8]) -> Result<usize, Status> {
     let id = stream(ctx, handle)?;
     let r = network(ctx)?.read(id, buf);
-    ready_or_register(ctx, id, handle, READABLE, r)
+    let got = ready_or_register(ctx, id, handle, READABLE, r)?;
+    ctx.counters.net_bytes_in += got as u64;
+    Ok(got)
 }
 
 /// `sock_write`: writes to the stream `handle` names.
 pub fn write(ctx: &mut TenantCtx, handle: u32, data: &[u8]) -> Result<usize, Status> {
     let id = stream(ctx, handle)?;
     let r = network(ctx)?.write(id, data);
-    ready_or_register(ctx, id, handle, WRITABLE, r)
+    let sent = ready_or_register(ctx, id, handle, WRITABLE, r)?;
+    ctx.counters.net_bytes_out += sent as u64;
+    Ok(sent)
 }
 
 /// `sock_shutdown`: stops reading (0), writing (1) or both (2).
@@ -281,7 +286,9 @@ pub fn send_to(ctx: &mut TenantCtx, handle: u32, data: &[u8], to: SocketAddr) ->
         return Err(refuse(ctx, &format!("UDP send to {to} refused: not allowed (--allow-connect HOST:PORT)")));
     }
     let r = network.send_to(id, data, to);
-    ready_or_register(ctx, id, handle, WRITABLE, r)
+    let sent = ready_or_register(ctx, id, handle, WRITABLE, r)?;
+    ctx.counters.net_bytes_out += sent as u64;
+    Ok(sent)
 }
 
 /// `udp_recv_from`: receives a datagram, and remembers its source as a peer
@@ -290,6 +297,7 @@ pub fn recv_from(ctx: &mut TenantCtx, handle: u32, buf: &mut [u8]) -> Result<(us
     let id = udp(ctx, handle)?.id;
     let r = network(ctx)?.recv_from(id, buf);
     let (got, from) = ready_or_register(ctx, id, handle, READABLE, r)?;
+    ctx.counters.net_bytes_in += got as u64;
     if let Ok(Socket { role: Role::Udp { peers, .. }, .. }) = udp(ctx, handle)
         && !peers.contains(&from)
     {

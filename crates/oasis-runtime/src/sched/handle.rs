@@ -12,10 +12,10 @@ use alloc::collections::{BTreeMap, VecDeque};
 use alloc::string::{String, ToString};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use core::sync::atomic::{AtomicBool, Ordering::SeqCst};
 
 use super::wake::Wake;
-use super::{SchedError, State, TenantId, TenantInfo};
+use super::{SchedError, State, TenantId, TenantInfo, Usage};
 use crate::net::Network;
 use crate::tenant::{Exit, Tenant};
 
@@ -39,7 +39,7 @@ pub(super) struct Entry {
     pub(super) name: String,
     pub(super) state: State,
     /// Written by the loop after every call into the tenant.
-    pub(super) sockets: Arc<AtomicUsize>,
+    pub(super) usage: Arc<spin::Mutex<Usage>>,
     pub(super) instance: u32,
     pub(super) on_thread: bool,
 }
@@ -122,7 +122,7 @@ impl Handle {
             let mut book = self.shared.book.lock();
             let id = TenantId(book.next_id);
             book.next_id += 1;
-            let entry = Entry { name, state: State::Running, sockets: Arc::default(), instance: 0, on_thread: false };
+            let entry = Entry { name, state: State::Running, usage: Arc::default(), instance: 0, on_thread: false };
             book.tenants.insert(id, entry);
             book.commands.push_back(Command::Add { id, tenant, network });
             id
@@ -218,7 +218,7 @@ fn info(id: TenantId, entry: &Entry) -> TenantInfo {
         id,
         name: entry.name.clone(),
         state: entry.state.clone(),
-        open_sockets: entry.sockets.load(SeqCst),
+        usage: *entry.usage.lock(),
         instance: entry.instance,
         on_thread: entry.on_thread,
     }

@@ -81,12 +81,12 @@ use alloc::string::{String, ToString};
 use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 
 pub use handle::Handle;
 pub use spawn::{Spawn, SpawnError};
 pub use wake::{NetworkWait, Sleep, Wake, WakeSource};
 
+use crate::context::Counters;
 use crate::net::{Network, SocketId};
 use crate::platform::Platform;
 use crate::tenant::{Exit, Step, StopReason, Tenant};
@@ -150,13 +150,41 @@ pub struct TenantInfo {
     pub name: String,
     /// Running or ended.
     pub state: State,
-    /// Sockets it has open, as of the loop's last call into it.
-    pub open_sockets: usize,
+    /// What it uses and has used, as of the loop's last call into it.
+    pub usage: Usage,
     /// Which instance runs under this id: 0 the first, one more with each
     /// replacement the loop has carried out.
     pub instance: u32,
     /// It is a command app running on a thread of its own.
     pub on_thread: bool,
+}
+
+/// What a tenant uses and has used, as of the loop's last call into it (a
+/// command app on its thread: as of its end). Zero before its
+/// first call, and again once it ended or its instance was replaced (until the
+/// new one's first call), except the counters, which are its context's.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Sockets it has open.
+    pub open_sockets: usize,
+    /// Handles it has open: capabilities and sockets.
+    pub open_handles: usize,
+    /// Its instance's linear memory, in bytes.
+    pub memory_bytes: u64,
+    /// Its context's counts (calls, CPU time, output, …), across instances.
+    pub counters: Counters,
+}
+
+impl Usage {
+    /// The usage of `tenant` now.
+    pub(crate) fn of(tenant: &Tenant) -> Usage {
+        Usage {
+            open_sockets: tenant.open_sockets(),
+            open_handles: tenant.open_handles(),
+            memory_bytes: tenant.memory_bytes(),
+            counters: *tenant.context().counters(),
+        }
+    }
 }
 
 /// How a tenant ended.
@@ -175,6 +203,9 @@ pub struct Ended {
     pub id: TenantId,
     /// Its name.
     pub name: String,
+    /// Which of its instances ended ([`TenantInfo::instance`]): an end that
+    /// comes after a replacement was asked for may be the old instance's.
+    pub instance: u32,
     /// How it ended.
     pub end: End,
 }
@@ -207,7 +238,7 @@ struct Slot {
     /// Events were delivered since it last ran.
     woken: bool,
     /// Shared with the book's entry.
-    sockets: Arc<AtomicUsize>,
+    usage: Arc<spin::Mutex<Usage>>,
 }
 
 /// A network some tenants use.
@@ -319,7 +350,7 @@ impl Scheduler {
                 slot.woken = false;
                 let Some(tenant) = slot.tenant.as_mut() else { continue };
                 slot.step = tenant.poll(now);
-                slot.sockets.store(tenant.open_sockets(), SeqCst);
+                *slot.usage.lock() = Usage::of(tenant);
                 if slot.step == Step::Done {
                     let exit = tenant.exit().cloned().unwrap_or_else(|| {
                         Exit::Stopped(StopReason::Protocol("the app ended without an exit status".to_string()))
@@ -362,10 +393,10 @@ impl Scheduler {
     fn carry_out(&mut self, command: Command, on_end: &mut impl FnMut(&Ended)) {
         match command {
             Command::Add { id, tenant, network } => {
-                let sockets = self.shared.book.lock().tenants.get(&id).map(|e| e.sockets.clone());
+                let usage = self.shared.book.lock().tenants.get(&id).map(|e| e.usage.clone());
                 // Removed before the loop saw it: nothing to run.
-                let Some(sockets) = sockets else { return };
-                self.start(id, tenant, network, sockets);
+                let Some(usage) = usage else { return };
+                self.start(id, tenant, network, usage);
             }
             Command::Remove { id } => {
                 if self.slots.get(&id).is_some_and(|s| s.tenant.is_none()) {
@@ -380,8 +411,9 @@ impl Scheduler {
                 match self.slots.remove(&id) {
                     Some(slot) => {
                         let name = self.drop_slot(id, slot);
-                        self.shared.book.lock().tenants.remove(&id);
-                        on_end(&Ended { id, name, end: End::Removed });
+                        let entry = self.shared.book.lock().tenants.remove(&id);
+                        let instance = entry.map_or(0, |e| e.instance);
+                        on_end(&Ended { id, name, instance, end: End::Removed });
                     }
                     // It had ended: forget it.
                     None => drop(self.shared.book.lock().tenants.remove(&id)),
@@ -400,21 +432,23 @@ impl Scheduler {
                     let old = self.slots.remove(&id).expect("looked up above");
                     self.drop_slot(id, old);
                 }
-                let sockets = {
+                let usage = {
                     let mut book = self.shared.book.lock();
                     match book.tenants.get_mut(&id) {
                         Some(entry) => {
                             entry.name = tenant.name().to_string();
                             entry.state = State::Running;
                             entry.instance += 1;
-                            entry.sockets.store(0, SeqCst);
-                            Some(entry.sockets.clone())
+                            let mut usage = entry.usage.lock();
+                            *usage = Usage { counters: *tenant.context().counters(), ..Usage::default() };
+                            drop(usage);
+                            Some(entry.usage.clone())
                         }
                         None => None,
                     }
                 };
-                match sockets {
-                    Some(sockets) => self.start(id, tenant, network, sockets),
+                match usage {
+                    Some(usage) => self.start(id, tenant, network, usage),
                     None => self.platform.host_log(tenant.name(), "not started: the tenant it replaces was removed"),
                 }
             }
@@ -422,7 +456,13 @@ impl Scheduler {
     }
 
     /// Takes in a tenant to run under `id`.
-    fn start(&mut self, id: TenantId, tenant: Tenant, network: Option<Arc<dyn Network>>, sockets: Arc<AtomicUsize>) {
+    fn start(
+        &mut self,
+        id: TenantId,
+        tenant: Tenant,
+        network: Option<Arc<dyn Network>>,
+        usage: Arc<spin::Mutex<Usage>>,
+    ) {
         if let Some(network) = &network {
             match self.networks.iter_mut().find(|a| same(&a.network, network)) {
                 Some(attached) => attached.tenants.push(id),
@@ -431,16 +471,20 @@ impl Scheduler {
         }
         let name = tenant.name().to_string();
         // `poll` starts a tenant that has not been initialised.
-        let slot = Slot { tenant: Some(tenant), name, network, step: Step::Deadline(0), woken: false, sockets };
+        let slot = Slot { tenant: Some(tenant), name, network, step: Step::Deadline(0), woken: false, usage };
         self.slots.insert(id, slot);
     }
 
     /// Drops a slot's tenant (its sockets closed, its last lines delivered)
     /// and detaches its network; returns its name.
     fn drop_slot(&mut self, id: TenantId, slot: Slot) -> String {
-        let Slot { tenant, name, network, sockets, .. } = slot;
+        let Slot { tenant, name, network, usage, .. } = slot;
+        // The counters outlive the instance: they are the tenant's.
+        let counters = tenant.as_ref().map(|t| *t.context().counters());
         drop(tenant);
-        sockets.store(0, SeqCst);
+        let mut usage = usage.lock();
+        *usage = Usage { counters: counters.unwrap_or(usage.counters), ..Usage::default() };
+        drop(usage);
         if let Some(network) = network
             && let Some(i) = self.networks.iter().position(|a| same(&a.network, &network))
         {
@@ -457,13 +501,15 @@ impl Scheduler {
     fn ended(&mut self, id: TenantId, end: End, on_end: &mut impl FnMut(&Ended)) {
         let Some(slot) = self.slots.remove(&id) else { return };
         let name = self.drop_slot(id, slot);
-        if let End::Exited(exit) = &end
-            && let Some(entry) = self.shared.book.lock().tenants.get_mut(&id)
-        {
-            entry.state = State::Ended(exit.clone());
-            entry.on_thread = false;
+        let mut instance = 0;
+        if let Some(entry) = self.shared.book.lock().tenants.get_mut(&id) {
+            instance = entry.instance;
+            if let End::Exited(exit) = &end {
+                entry.state = State::Ended(exit.clone());
+                entry.on_thread = false;
+            }
         }
-        on_end(&Ended { id, name, end });
+        on_end(&Ended { id, name, instance, end });
     }
 
     fn reached(&self, until: Until) -> bool {
@@ -495,7 +541,7 @@ impl Scheduler {
             }
         }
         let cell = Arc::new(spin::Mutex::new(slot.tenant.take()));
-        let job = spawn::job(cell.clone(), id, self.shared.clone());
+        let job = spawn::job(cell.clone(), id, self.shared.clone(), slot.usage.clone());
         match spawner.spawn(&slot.name, Box::new(job)) {
             Ok(()) => {
                 // Not due and never woken: only its end moves it on.

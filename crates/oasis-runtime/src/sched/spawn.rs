@@ -6,8 +6,8 @@ use alloc::string::{String, ToString};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
-use super::TenantId;
 use super::handle::Shared;
+use super::{TenantId, Usage};
 use crate::tenant::{Exit, StopReason, Tenant};
 
 /// Runs jobs on threads of their own (oasis-host-std: `std::thread`). A host
@@ -28,12 +28,19 @@ pub struct SpawnError(pub String);
 /// end. The tenant waits in `cell` until the thread exists, so that a thread
 /// that could not be made does not take it down with it: the loop takes it
 /// back and runs it itself.
-pub(super) fn job(cell: Arc<spin::Mutex<Option<Tenant>>>, id: TenantId, shared: Arc<Shared>) -> impl FnOnce() + Send {
+/// What the app used is written to `usage` when it ends.
+pub(super) fn job(
+    cell: Arc<spin::Mutex<Option<Tenant>>>,
+    id: TenantId,
+    shared: Arc<Shared>,
+    usage: Arc<spin::Mutex<Usage>>,
+) -> impl FnOnce() + Send {
     move || {
         let Some(mut tenant) = cell.lock().take() else { return };
         let mut report = EndReport { id, exit: None, shared };
         tenant.init();
         report.exit = tenant.exit().cloned();
+        *usage.lock() = Usage::of(&tenant);
         // Dropped before the end is reported: its sockets are closed by the
         // time anyone hears of it.
         drop(tenant);

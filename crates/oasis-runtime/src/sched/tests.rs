@@ -110,7 +110,7 @@ impl Fixture {
 }
 
 fn exited(id: TenantId, name: &str, status: i32) -> Ended {
-    Ended { id, name: name.to_string(), end: End::Exited(Exit::Status(status)) }
+    Ended { id, name: name.to_string(), instance: 0, end: End::Exited(Exit::Status(status)) }
 }
 
 #[test]
@@ -170,7 +170,8 @@ fn a_handle_replaces_and_removes_tenants_between_passes() {
     assert!(handle.query(gone).is_some(), "removed by the loop, on its next pass");
     let (outcome, ended) = f.run(Until::Ended(kept));
     assert_eq!(outcome, Outcome::Reached);
-    assert_eq!(ended, [Ended { id: gone, name: "gone".into(), end: End::Removed }, exited(kept, "new", 9)]);
+    let replaced = Ended { instance: 1, ..exited(kept, "new", 9) };
+    assert_eq!(ended, [Ended { id: gone, name: "gone".into(), instance: 0, end: End::Removed }, replaced]);
     let after = handle.query(kept).unwrap();
     assert_eq!((after.name.as_str(), after.instance, after.state), ("new", 1, State::Ended(Exit::Status(9))));
     assert_eq!(handle.query(gone), None);
@@ -178,7 +179,7 @@ fn a_handle_replaces_and_removes_tenants_between_passes() {
 
     // An ended tenant starts again when replaced, and is forgotten when removed.
     handle.replace(kept, f.tenant(&writer("again", 4), "new"), None).unwrap();
-    assert_eq!(f.run(Until::AllEnded).1, [exited(kept, "new", 4)]);
+    assert_eq!(f.run(Until::AllEnded).1, [Ended { instance: 2, ..exited(kept, "new", 4) }]);
     assert_eq!(handle.query(kept).map(|i| i.instance), Some(2));
     let ids: Vec<TenantId> = handle.list().iter().map(|i| i.id).collect();
     assert_eq!(ids, [quick, kept]);

@@ -196,6 +196,11 @@ impl Tenant {
         self.context().open_sockets()
     }
 
+    /// The size of the instance's linear memory, in bytes (0 if it exports none).
+    pub fn memory_bytes(&self) -> u64 {
+        self.store.data().memory.map_or(0, |m| m.data_size(&self.store) as u64)
+    }
+
     /// Ends this instance and gives back the tenant's context, to be given to
     /// a new instance ([`Runtime::instantiate_in`](crate::Runtime::instantiate_in)).
     ///
