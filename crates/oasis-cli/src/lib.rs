@@ -14,10 +14,12 @@
 
 pub mod apps;
 pub mod build;
+pub mod ctl;
 pub mod image;
 pub mod new;
 pub mod pack;
 pub mod run;
+pub mod serve;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -53,7 +55,7 @@ enum Command {
     Run(run::RunArgs),
     /// Package a module with its manifest, assets and AOT code.
     Package(pack::PackageArgs),
-    /// Show what a package holds.
+    /// Show what a package holds, or (given a tenant's name) what the daemon knows of a tenant.
     Inspect(pack::InspectArgs),
     /// Build an app crate for wasm32-wasip1 and package it, in one step.
     Build(build::BuildArgs),
@@ -72,6 +74,22 @@ enum Command {
     Image(image::ImageArgs),
     /// Create an app crate (reactor, command or http) that `oasis build` builds at once.
     New(new::NewArgs),
+    /// Run the multi-tenant daemon: tenants deployed, watched and replaced through its control API.
+    Serve(serve::ServeArgs),
+    /// Deploy a package as tenant NAME on the daemon (replacing the one of that name).
+    Deploy(ctl::DeployArgs),
+    /// Stop a tenant (it stays stopped, across daemon restarts too, until started).
+    Stop(ctl::NameArgs),
+    /// Start a stopped tenant.
+    Start(ctl::NameArgs),
+    /// Remove a tenant.
+    Rm(ctl::NameArgs),
+    /// List the daemon's tenants.
+    Ps(ctl::PsArgs),
+    /// Print a tenant's log lines (-f: and follow them).
+    Logs(ctl::LogsArgs),
+    /// Show the tenants' CPU, memory, connections and traffic, live.
+    Stats(ctl::StatsArgs),
 }
 
 /// Why a command failed: the command's own error.
@@ -95,6 +113,12 @@ pub enum Error {
     /// `oasis new`.
     #[error(transparent)]
     New(#[from] new::Error),
+    /// `oasis serve`.
+    #[error(transparent)]
+    Serve(#[from] serve::Error),
+    /// A verb that talks to the daemon.
+    #[error(transparent)]
+    Ctl(#[from] ctl::Error),
 }
 
 impl Error {
@@ -153,11 +177,28 @@ fn execute(command: Command) -> Result<i32, Error> {
     Ok(match command {
         Command::Run(a) => run::execute(vec![a])?,
         Command::Package(a) => pack::execute(a).map(|()| 0)?,
-        Command::Inspect(a) => pack::inspect(a).map(|()| 0)?,
+        // A file is a package to inspect; anything else names a tenant.
+        Command::Inspect(a) if a.package.exists() || !looks_like_a_name(&a.package) => pack::inspect(a).map(|()| 0)?,
+        Command::Inspect(a) => ctl::inspect_tenant(&a.package.to_string_lossy(), &a.host)?,
         Command::Build(a) => build::execute(a).map(|()| 0)?,
         Command::Image(a) => image::execute(vec![a]).map(|()| 0)?,
         Command::New(a) => new::execute(a).map(|()| 0)?,
+        Command::Serve(a) => serve::execute(a)?,
+        Command::Deploy(a) => ctl::deploy(a)?,
+        Command::Stop(a) => ctl::stop(a)?,
+        Command::Start(a) => ctl::start(a)?,
+        Command::Rm(a) => ctl::rm(a)?,
+        Command::Ps(a) => ctl::ps(a)?,
+        Command::Logs(a) => ctl::logs(a)?,
+        Command::Stats(a) => ctl::stats(a)?,
     })
+}
+
+/// Whether `path` could be a tenant's name rather than a file: no directory
+/// and no extension (`web-1`, not `app.oasis` or `./x`).
+fn looks_like_a_name(path: &Path) -> bool {
+    let text = path.to_string_lossy();
+    oasis_daemon::spec::check_name(&text).is_ok() && !text.ends_with(".oasis") && !text.ends_with(".wasm")
 }
 
 /// Prints clap's message (an error, or the help text it was asked for) and

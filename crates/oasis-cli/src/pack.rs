@@ -52,8 +52,12 @@ pub struct PackageArgs {
 /// `oasis inspect`.
 #[derive(Debug, Args)]
 pub struct InspectArgs {
-    /// The package.
+    /// The package file, or the name of a tenant of the daemon.
+    #[arg(value_name = "PACKAGE|NAME")]
     pub package: PathBuf,
+    /// The daemon, for a tenant.
+    #[command(flatten)]
+    pub host: crate::ctl::HostArgs,
 }
 
 /// Why `oasis package` or `oasis inspect` failed.
