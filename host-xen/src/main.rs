@@ -189,8 +189,11 @@ fn run() -> Result<u32, String> {
     let mut loaded = Vec::with_capacity(entries.len());
     for (i, entry) in entries.iter().enumerate() {
         let mut observe = |step: Step| laps.end(step.name());
-        let load_options =
-            LoadOptions { verify: Verify::Used, observe: (i == 0).then_some(&mut observe as &mut dyn FnMut(Step)), module: None };
+        let load_options = LoadOptions {
+            verify: Verify::Used,
+            observe: (i == 0).then_some(&mut observe as &mut dyn FnMut(Step)),
+            module: None,
+        };
         let name = entry.name.as_deref().unwrap_or("app");
         let app = oasis_runtime::load::load_with(
             runtime.engine(),

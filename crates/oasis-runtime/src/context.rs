@@ -42,6 +42,7 @@ use crate::io::{IoId, Readiness};
 use crate::net::Network;
 use crate::output::OutputSink;
 use crate::platform::Platform;
+use crate::tenant::Quotas;
 
 /// What a host shows about a tenant: cheap counts kept as it runs, for the
 /// life of its context (across instances).
@@ -89,6 +90,7 @@ pub struct TenantCtx {
     pub(crate) readiness: Readiness,
     pub(crate) net: NetState,
     pub(crate) counters: Counters,
+    pub(crate) quotas: Quotas,
 }
 
 impl core::fmt::Debug for TenantCtx {
@@ -119,6 +121,7 @@ pub(crate) struct CtxParts {
     pub argv: Vec<Vec<u8>>,
     pub environ: Vec<Vec<u8>>,
     pub net: NetState,
+    pub quotas: Quotas,
 }
 
 impl TenantCtx {
@@ -134,11 +137,21 @@ impl TenantCtx {
             limits: parts.limits,
             argv: parts.argv,
             environ: parts.environ,
-            caps: CapTable::new(),
+            caps: {
+                let mut caps = CapTable::new();
+                caps.set_limit(parts.quotas.max_handles.map_or(0, |n| n.max(1) as usize));
+                caps
+            },
             readiness: Readiness::new(),
             net: parts.net,
             counters: Counters::default(),
+            quotas: parts.quotas,
         }
+    }
+
+    /// The operator's quotas.
+    pub fn quotas(&self) -> &Quotas {
+        &self.quotas
     }
 
     /// The tenant's name, used in output and logs.

@@ -117,6 +117,7 @@ pub fn ctx_on(kinds: &[&str], rec: Arc<Recorder>, grants: NetGrants, network: Op
         argv: Vec::new(),
         environ: Vec::new(),
         net: NetState::new(grants, network),
+        quotas: Default::default(),
     })
 }
 

@@ -70,6 +70,14 @@ pub struct NetState {
     resolved: VecDeque<(String, IpAddr)>,
     /// Open sockets.
     pub(crate) sockets: usize,
+    /// Open connections accepted from a listener.
+    accepted_open: usize,
+    /// The accept rate's token bucket: ns of credit, a second's worth at
+    /// most, and when it was last filled.
+    accept_credit_ns: u64,
+    credit_at_ns: Option<u64>,
+    /// Connections closed by the host for a quota.
+    over_quota: u64,
     /// Whether the host already said that `net` was not granted.
     refusal_logged: bool,
 }
@@ -77,7 +85,17 @@ pub struct NetState {
 impl NetState {
     /// `network` (if the host has one) within `grants`.
     pub fn new(grants: NetGrants, network: Option<Arc<dyn Network>>) -> NetState {
-        NetState { grants, network, resolved: VecDeque::new(), sockets: 0, refusal_logged: false }
+        NetState {
+            grants,
+            network,
+            resolved: VecDeque::new(),
+            sockets: 0,
+            accepted_open: 0,
+            accept_credit_ns: 0,
+            credit_at_ns: None,
+            over_quota: 0,
+            refusal_logged: false,
+        }
     }
 }
 
@@ -138,9 +156,11 @@ fn port_of(port: i32) -> Result<u16, Status> {
 
 /// Stores a new socket; closes it if the table is full.
 fn insert(ctx: &mut TenantCtx, network: &dyn Network, id: IoId, role: Role) -> Result<u32, Status> {
+    let accepted = matches!(role, Role::Stream { app_port: Some(_) });
     match ctx.insert(Capability::Net(Socket { id, role })) {
         Ok(h) => {
             ctx.net.sockets += 1;
+            ctx.net.accepted_open += usize::from(accepted);
             Ok(h)
         }
         Err(e) => {
@@ -203,7 +223,21 @@ pub fn tcp_accept(ctx: &mut TenantCtx, listener: u32) -> Result<(u32, SocketAddr
         _ => return Err(Status::WrongKind),
     };
     let network = network(ctx)?;
-    let r = network.tcp_accept(id);
+    // Connections past the operator's quotas are closed as they come, until
+    // the backlog is empty or one may be kept.
+    let r = loop {
+        let r = network.tcp_accept(id);
+        let Ok((conn, peer)) = &r else { break r };
+        let Some(why) = over_quota(ctx) else { break r };
+        network.close(*conn);
+        ctx.net.over_quota += 1;
+        ctx.counters.refusals += 1;
+        // One line for the first, then one per thousand: a flood must not flood the log.
+        if ctx.net.over_quota % 1000 == 1 {
+            let n = ctx.net.over_quota;
+            ctx.log(&format!("connection from {peer} closed: {why} ({n} so far)"));
+        }
+    };
     let (conn, peer) = ready_or_register(ctx, id, listener, READABLE, r)?;
     let h = insert(ctx, &*network, conn, Role::Stream { app_port: Some(app_port) })?;
     ctx.counters.accepted += 1;
@@ -341,9 +375,38 @@ pub fn lookup(ctx: &mut TenantCtx, name: &str) -> Result<Vec<IpAddr>, Status> {
     Ok(ips)
 }
 
+/// Why a new connection may not be kept, if it may not: the operator's
+/// `max_connections` or `accepts_per_sec` ([`Quotas`](crate::tenant::Quotas)).
+/// Takes the connection's credit from the rate's bucket if it may.
+fn over_quota(ctx: &mut TenantCtx) -> Option<String> {
+    let quotas = ctx.quotas;
+    if let Some(max) = quotas.max_connections
+        && ctx.net.accepted_open >= max as usize
+    {
+        return Some(format!("the tenant has {max} connections open, its most (max connections)"));
+    }
+    if let Some(rate) = quotas.accepts_per_sec {
+        const SECOND: u64 = 1_000_000_000;
+        let now = ctx.platform.monotonic_ns();
+        let net = &mut ctx.net;
+        let since = net.credit_at_ns.map_or(SECOND, |at| now.saturating_sub(at));
+        net.accept_credit_ns = net.accept_credit_ns.saturating_add(since).min(SECOND);
+        net.credit_at_ns = Some(now);
+        let cost = SECOND / u64::from(rate.max(1));
+        if net.accept_credit_ns < cost {
+            return Some(format!("more than {rate} new connections in a second (accepts per second)"));
+        }
+        net.accept_credit_ns -= cost;
+    }
+    None
+}
+
 /// A closed socket is closed in the network, and its interest and pending
 /// events are forgotten.
 pub(crate) fn release(ctx: &mut TenantCtx, socket: Socket, handle: Option<u32>) {
+    if matches!(socket.role, Role::Stream { app_port: Some(_) }) {
+        ctx.net.accepted_open = ctx.net.accepted_open.saturating_sub(1);
+    }
     ctx.readiness.forget(socket.id, handle);
     if let Some(network) = &ctx.net.network {
         network.close(socket.id);

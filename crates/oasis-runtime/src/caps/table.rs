@@ -18,6 +18,9 @@ pub struct CapTable {
     /// every free slot, not of one.
     free: alloc::collections::VecDeque<u32>,
     open: usize,
+    /// Most handles open at once: the ABI's [`MAX_HANDLES`](oasis_abi::MAX_HANDLES),
+    /// or fewer if the operator said so; 0 means the ABI's.
+    limit: usize,
 }
 
 #[derive(Debug)]
@@ -35,6 +38,12 @@ impl CapTable {
         CapTable::default()
     }
 
+    /// Allows at most `limit` open handles (never more than the ABI's
+    /// [`MAX_HANDLES`](oasis_abi::MAX_HANDLES)).
+    pub fn set_limit(&mut self, limit: usize) {
+        self.limit = limit;
+    }
+
     /// Number of open handles.
     pub fn len(&self) -> usize {
         self.open
@@ -47,7 +56,11 @@ impl CapTable {
 
     /// Stores `cap` and returns its handle; `Limit` when the table is full.
     pub fn insert(&mut self, cap: Capability) -> Result<u32, Status> {
-        if self.open >= oasis_abi::MAX_HANDLES {
+        let limit = match self.limit {
+            0 => oasis_abi::MAX_HANDLES,
+            n => n.min(oasis_abi::MAX_HANDLES),
+        };
+        if self.open >= limit {
             return Err(Status::Limit);
         }
         let index = match self.free.pop_front() {
@@ -110,6 +123,22 @@ impl CapTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_operator_limit_caps_the_table_below_the_abis() {
+        let mut t = CapTable::new();
+        t.set_limit(2);
+        let a = t.insert(Capability::Entropy).unwrap();
+        t.insert(Capability::Entropy).unwrap();
+        assert_eq!(t.insert(Capability::Entropy), Err(Status::Limit));
+        t.remove(a).unwrap();
+        assert!(t.insert(Capability::Entropy).is_ok(), "room again once one is closed");
+        t.set_limit(usize::MAX);
+        while t.len() < oasis_abi::MAX_HANDLES {
+            t.insert(Capability::Entropy).unwrap();
+        }
+        assert_eq!(t.insert(Capability::Entropy), Err(Status::Limit), "never past the ABI's");
+    }
 
     #[test]
     fn stale_handles_are_caught() {

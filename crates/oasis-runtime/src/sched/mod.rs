@@ -239,6 +239,8 @@ struct Slot {
     woken: bool,
     /// Shared with the book's entry.
     usage: Arc<spin::Mutex<Usage>>,
+    /// Not called again before this (its CPU share, see [`Quotas::cpu_share`](crate::tenant::Quotas)).
+    rest_until: u64,
 }
 
 /// A network some tenants use.
@@ -341,6 +343,10 @@ impl Scheduler {
                 if !(due || slot.woken) {
                     continue;
                 }
+                if slot.rest_until > now {
+                    // Over its CPU share: it waits (still woken, or due) while the others run.
+                    continue;
+                }
                 ran = true;
                 match self.leave(id) {
                     Leave::Left | Leave::Wait => continue,
@@ -349,8 +355,15 @@ impl Scheduler {
                 let Some(slot) = self.slots.get_mut(&id) else { continue };
                 slot.woken = false;
                 let Some(tenant) = slot.tenant.as_mut() else { continue };
+                let cpu_before = tenant.context().counters().cpu_ns;
                 slot.step = tenant.poll(now);
-                *slot.usage.lock() = Usage::of(tenant);
+                let usage = Usage::of(tenant);
+                if let Some(share) = tenant.context().quotas().cpu_share.filter(|s| *s < 100) {
+                    let share = u64::from(share.max(1));
+                    let ran_ns = usage.counters.cpu_ns.saturating_sub(cpu_before);
+                    slot.rest_until = self.platform.monotonic_ns() + ran_ns.saturating_mul(100 - share) / share;
+                }
+                *slot.usage.lock() = usage;
                 if slot.step == Step::Done {
                     let exit = tenant.exit().cloned().unwrap_or_else(|| {
                         Exit::Stopped(StopReason::Protocol("the app ended without an exit status".to_string()))
@@ -471,7 +484,8 @@ impl Scheduler {
         }
         let name = tenant.name().to_string();
         // `poll` starts a tenant that has not been initialised.
-        let slot = Slot { tenant: Some(tenant), name, network, step: Step::Deadline(0), woken: false, usage };
+        let slot =
+            Slot { tenant: Some(tenant), name, network, step: Step::Deadline(0), woken: false, usage, rest_until: 0 };
         self.slots.insert(id, slot);
     }
 
@@ -592,8 +606,10 @@ impl Scheduler {
     /// due, until woken.
     fn block(&mut self) {
         let now = self.platform.monotonic_ns();
+        // A tenant resting off its CPU share is due when its rest ends.
         let deadlines = self.slots.values().filter_map(|s| match s.step {
-            Step::Deadline(d) if s.tenant.is_some() => Some(d),
+            Step::Deadline(d) if s.tenant.is_some() => Some(d.max(s.rest_until)),
+            Step::WaitForEvents if s.woken && s.tenant.is_some() => Some(s.rest_until),
             _ => None,
         });
         let timers = self.networks.iter().filter_map(|a| a.network.poll_at_ns());

@@ -31,6 +31,29 @@ pub struct TenantConfig {
     /// Where this tenant's output goes, instead of the runtime's default
     /// sink ([`Runtime::with_output`](crate::Runtime::with_output)).
     pub output: Option<Arc<dyn OutputSink>>,
+    /// The operator's limits beyond memory and CPU per call.
+    pub quotas: Quotas,
+}
+
+/// What an operator may hold a tenant to besides its memory limit and CPU
+/// budget per call ([`Limits`]); `None`: no limit of the host's own.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Quotas {
+    /// Most handles open at once (capabilities and sockets); at most the
+    /// ABI's `MAX_HANDLES`. Opening one more fails with `LIMIT`.
+    pub max_handles: Option<u32>,
+    /// Most accepted TCP connections open at once. Connections past it are
+    /// accepted and closed at once by the host (the client sees the close),
+    /// so the backlog never fills with connections the app cannot take.
+    pub max_connections: Option<u32>,
+    /// Most new connections accepted per second (a token bucket holding a
+    /// second's worth); past it, new connections are closed at once.
+    pub accepts_per_sec: Option<u32>,
+    /// The share of its scheduler's time the tenant may use, in percent
+    /// (1 to 100): after a call that ran for *t*, the tenant is not called
+    /// again for *t*·(100 − share)/share, so over time it runs at most
+    /// share% of the time, and the others of its loop get the rest.
+    pub cpu_share: Option<u8>,
 }
 
 impl core::fmt::Debug for TenantConfig {
@@ -43,6 +66,7 @@ impl core::fmt::Debug for TenantConfig {
             .field("net", &self.net)
             .field("own_network", &self.network.is_some())
             .field("own_output", &self.output.is_some())
+            .field("quotas", &self.quotas)
             .finish_non_exhaustive()
     }
 }
@@ -59,6 +83,7 @@ impl TenantConfig {
             net: NetGrants::default(),
             network: None,
             output: None,
+            quotas: Quotas::default(),
         }
     }
 }

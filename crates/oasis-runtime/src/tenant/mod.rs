@@ -19,7 +19,7 @@ pub mod runtime;
 mod tests;
 
 pub use crate::context::{Counters, TenantCtx, TenantView};
-pub use config::TenantConfig;
+pub use config::{Quotas, TenantConfig};
 pub use instance::{Tenant, TenantState};
 pub use outcome::{Exit, InstantiateError, Step, StopReason, TenantError};
 pub use runtime::{InstantiateInError, Runtime, RuntimeError};

@@ -159,6 +159,7 @@ impl Runtime {
             argv,
             environ: env.iter().map(|(k, v)| format!("{k}={v}").into_bytes()).collect(),
             net: NetState::new(cfg.net.clone(), network),
+            quotas: cfg.quotas,
         }))
     }
 
