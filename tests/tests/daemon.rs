@@ -27,7 +27,8 @@ impl Daemon {
         let n = STARTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let log = state.with_file_name(format!("serve-{n}.log"));
         let child = Command::new(oasis_bin())
-            .args(["serve", "--state-dir", s(state), "--workers", "2"])
+            .args(["serve", "--state-dir", s(state)])
+            .args(if extra.contains(&"--workers") { &[][..] } else { &["--workers", "2"][..] })
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -751,4 +752,89 @@ fn the_openapi_file_matches_the_server() {
         conforms(&spec, schema, &answer, &format!("{method} {path} ({status})")).unwrap();
     }
     assert_eq!(exercised.len(), documented_ops, "every documented operation was exercised: {exercised:?}");
+}
+
+#[test]
+fn connection_quotas_close_what_is_past_them() {
+    let dir = scratch("daemon-quotas");
+    let daemon = Daemon::start(&dir.join("state"), &[]);
+    let (capped, rated) = (free_port(), free_port());
+    let echo = artifact("echo.oasis");
+    daemon.ok("deploy", &["capped", s(&echo), "-p", &format!("127.0.0.1:{capped}:7"), "--max-connections", "2"]);
+    daemon.ok("deploy", &["rated", s(&echo), "-p", &format!("127.0.0.1:{rated}:7"), "--max-accepts-per-sec", "3"]);
+    let start = Instant::now();
+    while refused(capped) || refused(rated) {
+        assert!(start.elapsed() < Duration::from_secs(60), "the echo servers do not listen");
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    // Whether the server keeps a connection: it echoes on it.
+    let kept = |c: &mut TcpStream| -> bool {
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        if c.write_all(b"x").is_err() {
+            return false;
+        }
+        let mut got = [0u8; 1];
+        matches!(c.read(&mut got), Ok(1))
+    };
+    // Those probes opened connections of their own: wait until they are gone.
+    daemon.wait_for("capped", "its probe connection closed", |t| t["usage"]["open_sockets"] == 1);
+    let mut first = TcpStream::connect(("127.0.0.1", capped)).unwrap();
+    let mut second = TcpStream::connect(("127.0.0.1", capped)).unwrap();
+    assert!(kept(&mut first) && kept(&mut second), "two connections are within the quota");
+    let mut third = TcpStream::connect(("127.0.0.1", capped)).unwrap();
+    assert!(!kept(&mut third), "a third is closed by the host");
+    drop(first);
+    daemon.wait_for("capped", "a connection closed", |t| t["usage"]["open_sockets"] == 2);
+    let mut again = TcpStream::connect(("127.0.0.1", capped)).unwrap();
+    assert!(kept(&mut again), "room again once one closed");
+    assert!(kept(&mut second));
+    let logs = daemon.ok("logs", &["capped"]);
+    assert!(
+        logs.contains("closed: the tenant has 2 connections open, its most (max connections) (1 so far)"),
+        "{logs}"
+    );
+
+    // Twenty at once at three a second: some are closed, some kept.
+    let mut conns: Vec<TcpStream> = (0..20).map(|_| TcpStream::connect(("127.0.0.1", rated)).unwrap()).collect();
+    let kept_n = conns.iter_mut().map(kept).filter(|k| *k).count();
+    assert!((1..20).contains(&kept_n), "{kept_n} of 20 kept at 3 a second");
+    assert!(daemon.tenant("rated")["usage"]["refusals"].as_u64() >= Some(1));
+}
+
+#[test]
+fn a_tenant_over_its_cpu_share_leaves_time_to_its_neighbour() {
+    // A reactor that burns a millisecond or so on every call and asks to be
+    // called again at once.
+    let busy = r#"(module
+        (memory (export "memory") 1)
+        (func (export "_start"))
+        (func (export "oasis_v1_poll") (param $now i64) (result i64) (local $i i32)
+            (loop $l (local.set $i (i32.add (local.get $i) (i32.const 1)))
+                (br_if $l (i32.lt_u (local.get $i) (i32.const 2000000))))
+            (local.get $now)))"#;
+    let dir = scratch("daemon-share");
+    let module = dir.join("busy.wasm");
+    std::fs::write(&module, wat::parse_str(busy).unwrap()).unwrap();
+    // One worker: both tenants on one loop.
+    let state = dir.join("state");
+    let daemon = Daemon::start_with_workers(&state, 1);
+    daemon.ok("deploy", &["quarter", s(&module), "--cpu-share", "25"]);
+    daemon.ok("deploy", &["greedy", s(&module)]);
+    std::thread::sleep(Duration::from_secs(3));
+    let cpu = |name: &str| daemon.tenant(name)["usage"]["cpu_ns"].as_u64().unwrap() as f64;
+    let (quarter, greedy) = (cpu("quarter"), cpu("greedy"));
+    assert!(quarter > 0.0 && greedy > 0.0, "both ran: {quarter} {greedy}");
+    // At 25% against one always ready, a third of the other's time; equal without the share.
+    let ratio = quarter / greedy;
+    assert!(ratio < 0.6, "the 25% tenant got {ratio:.2} of its neighbour's CPU time");
+    let (status, _, err) = daemon.ctl("deploy", &["x", s(&module), "--cpu-share", "0"]);
+    assert_eq!(status, 2);
+    assert!(err.contains("cpu_share 0: a percentage, 1 to 100"), "{err}");
+}
+
+impl Daemon {
+    /// [`Daemon::start`] with `workers` workers.
+    fn start_with_workers(state: &Path, workers: usize) -> Daemon {
+        Daemon::start(state, &["--workers", &workers.to_string()])
+    }
 }

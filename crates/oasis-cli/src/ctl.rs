@@ -51,6 +51,18 @@ pub struct DeployArgs {
     /// When the app ends on its own: never, on-failure or always.
     #[arg(long, value_name = "POLICY", default_value = "never")]
     pub restart: String,
+    /// Most handles open at once (1 to 4096).
+    #[arg(long, value_name = "N")]
+    pub max_handles: Option<u32>,
+    /// Most accepted connections open at once; more are closed as they come.
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<u32>,
+    /// Most new connections per second; more are closed as they come.
+    #[arg(long, value_name = "N")]
+    pub max_accepts_per_sec: Option<u32>,
+    /// Share of its worker's time, in percent (1 to 100).
+    #[arg(long, value_name = "PERCENT")]
+    pub cpu_share: Option<u8>,
     /// The daemon.
     #[command(flatten)]
     pub host: HostArgs,
@@ -185,6 +197,10 @@ pub fn deploy(args: DeployArgs) -> Result<i32, Error> {
         publish: args.publish,
         allow_connect: args.allow_connect,
         restart,
+        max_handles: args.max_handles,
+        max_connections: args.max_connections,
+        accepts_per_sec: args.max_accepts_per_sec,
+        cpu_share: args.cpu_share,
     };
     let body = serde_json::to_vec(&spec).expect("a spec serialises");
     let status: TenantStatus =

@@ -3,12 +3,14 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
 
 use oasis_daemon::boot::{BootError, deploy_file};
 use oasis_daemon::daemon::StartError;
+use oasis_daemon::platform::DaemonPlatform;
 use oasis_daemon::server::{Listen, ServeError, ServeOptions, serve};
 use oasis_daemon::store::{StoreError, default_control, default_state_dir};
 use oasis_daemon::{Config, Daemon, StateDir};
@@ -121,12 +123,13 @@ pub fn execute(args: ServeArgs) -> Result<i32, Error> {
         }
         None => state.token()?,
     };
-    let runtime = oasis_host_std::native_runtime(None, true)?;
+    let platform = Arc::new(DaemonPlatform::new());
+    let runtime = oasis_host_std::native_runtime_on(platform.clone(), None, true)?;
     let mut config = Config::default();
     if let Some(workers) = args.workers {
         config.workers = workers;
     }
-    let daemon = Daemon::start(state, runtime, config)?;
+    let daemon = Daemon::start(state, runtime, platform, config)?;
     if let Some(file) = &args.config {
         let names = deploy_file(&daemon, file)?;
         tracing::info!("{}: {} tenant(s) declared", file.display(), names.len());

@@ -45,6 +45,14 @@ struct Declared {
     allow_connect: Vec<String>,
     #[serde(default)]
     restart: Option<String>,
+    #[serde(default)]
+    max_handles: Option<u32>,
+    #[serde(default)]
+    max_connections: Option<u32>,
+    #[serde(default)]
+    accepts_per_sec: Option<u32>,
+    #[serde(default)]
+    cpu_share: Option<u8>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -106,8 +114,11 @@ pub fn deploy_file(daemon: &Daemon, path: &Path) -> Result<Vec<String>, BootErro
     let mut names = Vec::new();
     for declared in file.tenant {
         let name = declared.name.clone();
-        let in_tenant =
-            |source: DaemonError| BootError::Tenant { path: path.to_path_buf(), name: name.clone(), source: Box::new(source) };
+        let in_tenant = |source: DaemonError| BootError::Tenant {
+            path: path.to_path_buf(),
+            name: name.clone(),
+            source: Box::new(source),
+        };
         if names.contains(&name) {
             return Err(BootError::Parse {
                 path: path.to_path_buf(),
@@ -140,6 +151,10 @@ pub fn deploy_file(daemon: &Daemon, path: &Path) -> Result<Vec<String>, BootErro
             publish: declared.publish,
             allow_connect: declared.allow_connect,
             restart: restart.unwrap_or_default(),
+            max_handles: declared.max_handles,
+            max_connections: declared.max_connections,
+            accepts_per_sec: declared.accepts_per_sec,
+            cpu_share: declared.cpu_share,
         };
         let current = daemon.status(&name).ok();
         if current.is_none_or(|c| c.spec != spec) {

@@ -48,6 +48,7 @@ use oasis_runtime::tenant::{Exit, Runtime, RuntimeError, TenantConfig};
 use oasis_runtime::{Counters, WasmtimeError};
 
 use crate::logs::{DEFAULT_RING_BYTES, LogLine, LogRing};
+use crate::platform::DaemonPlatform;
 use crate::spec::{SpecError, TenantSpec, check_digest, check_name};
 use crate::store::{Deployment, Desired, StateDir, StoreError, digest};
 use crate::worker::{Event, Worker, WorkerEnd, WorkerError, least_loaded};
@@ -337,6 +338,7 @@ pub struct DaemonCounts {
 
 struct Inner {
     runtime: Runtime,
+    platform: Arc<DaemonPlatform>,
     state: StateDir,
     workers: Vec<Worker>,
     tenants: Mutex<BTreeMap<String, Arc<Record>>>,
@@ -389,18 +391,25 @@ fn describe_exit(exit: &Exit) -> String {
 }
 
 impl Daemon {
-    /// Opens the state directory, starts the workers and brings back every
-    /// tenant recorded as running. A recorded tenant that cannot be brought
-    /// back (its package damaged, say) is reported in its log and left failed.
-    pub fn start(state: StateDir, runtime: Runtime, config: Config) -> Result<Daemon, StartError> {
+    /// Starts the workers and brings back every tenant recorded as running
+    /// in `state`. A recorded tenant that cannot be brought back (its package
+    /// damaged, say) is reported in its log and left failed. `runtime` must
+    /// run on `platform` (which sends host messages to the tenants' logs).
+    pub fn start(
+        state: StateDir,
+        runtime: Runtime,
+        platform: Arc<DaemonPlatform>,
+        config: Config,
+    ) -> Result<Daemon, StartError> {
         let (ends_tx, ends_rx) = mpsc::channel();
-        let platform = runtime.platform().clone();
+        let clock = runtime.platform().clone();
         let workers = (0..config.workers.max(1))
-            .map(|i| Worker::start(i, platform.clone(), ends_tx.clone()))
+            .map(|i| Worker::start(i, clock.clone(), ends_tx.clone()))
             .collect::<Result<Vec<_>, _>>()?;
         let deployments = state.deployments()?;
         let inner = Arc::new(Inner {
             runtime,
+            platform,
             state,
             workers,
             tenants: Mutex::new(BTreeMap::new()),
@@ -453,12 +462,9 @@ impl Daemon {
         tenants
             .entry(name.to_string())
             .or_insert_with(|| {
-                Arc::new(Record {
-                    name: name.to_string(),
-                    log: Arc::new(LogRing::new(self.inner.config.ring_bytes)),
-                    op: Mutex::new(()),
-                    live: Mutex::new(None),
-                })
+                let log = Arc::new(LogRing::new(self.inner.config.ring_bytes));
+                self.inner.platform.attach(name, log.clone());
+                Arc::new(Record { name: name.to_string(), log, op: Mutex::new(()), live: Mutex::new(None) })
             })
             .clone()
     }
@@ -662,6 +668,7 @@ impl Daemon {
             net: settings.net,
             network: needs_network.then(|| network.clone()),
             output: Some(output),
+            quotas: settings.quotas,
         };
         live.restart_at = None;
         live.phase = Phase::Running;
@@ -878,6 +885,7 @@ impl Daemon {
         }
         *live = None;
         lock(&self.inner.tenants).remove(name);
+        self.inner.platform.detach(name);
         Ok(())
     }
 

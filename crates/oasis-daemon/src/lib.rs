@@ -9,6 +9,7 @@
 //! - [`logs`]: each tenant's ring of log lines.
 //! - [`worker`]: a scheduler on a thread of its own.
 //! - [`daemon`]: the tenants, their placement, restarts and counts.
+//! - [`platform`]: the std drivers, with host messages sent to the tenants' rings.
 //! - [`boot`]: `--config tenants.toml`, tenants declared in a file.
 //! - [`api`], [`server`], [`metrics`]: the control API and metrics over HTTP.
 //! - [`client`]: the API's client, for the CLI.
@@ -19,6 +20,7 @@ pub mod client;
 pub mod daemon;
 pub mod logs;
 pub mod metrics;
+pub mod platform;
 pub mod server;
 pub mod spec;
 pub mod store;

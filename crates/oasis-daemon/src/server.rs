@@ -10,7 +10,7 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -179,7 +179,7 @@ where
 /// Binds the Unix socket `path`, taking over a stale one (a daemon that
 /// died left it) but not one a daemon answers on.
 #[cfg(unix)]
-fn bind_unix(path: &Path) -> Result<tokio::net::UnixListener, ServeError> {
+fn bind_unix(path: &std::path::Path) -> Result<tokio::net::UnixListener, ServeError> {
     use std::os::unix::fs::PermissionsExt;
     let bind_error = |source| ServeError::Bind { what: "control", addr: path.display().to_string(), source };
     if path.exists() {

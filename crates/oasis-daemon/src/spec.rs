@@ -11,6 +11,7 @@ use oasis_abi::kind;
 use oasis_format::Grants;
 use oasis_format::limits::{self, LimitError, Limits};
 use oasis_format::net::{ConnectPattern, ConnectPatternError, NetGrants, Publish, PublishError};
+use oasis_runtime::tenant::Quotas;
 
 /// Longest tenant name: it is a file name in the state directory and a
 /// label of every metric.
@@ -92,6 +93,18 @@ pub struct TenantSpec {
     /// What happens when the app ends on its own.
     #[serde(default)]
     pub restart: RestartPolicy,
+    /// Most handles open at once (at most the ABI's 4096).
+    #[serde(default)]
+    pub max_handles: Option<u32>,
+    /// Most accepted connections open at once; more are closed as they come.
+    #[serde(default)]
+    pub max_connections: Option<u32>,
+    /// Most new connections per second; more are closed as they come.
+    #[serde(default)]
+    pub accepts_per_sec: Option<u32>,
+    /// Share of its worker's time, in percent (1 to 100).
+    #[serde(default)]
+    pub cpu_share: Option<u8>,
 }
 
 /// A spec, name or request that cannot be deployed; the message says what
@@ -127,6 +140,16 @@ pub enum SpecError {
     /// A restart policy there is not.
     #[error("restart policy `{0}`: expected never, on-failure or always")]
     Restart(String),
+    /// A quota out of range.
+    #[error("{name} {value}: {expected}")]
+    Quota {
+        /// The quota.
+        name: &'static str,
+        /// What was given.
+        value: u64,
+        /// What it may be.
+        expected: &'static str,
+    },
 }
 
 /// Checks a tenant name (see [`SpecError::Name`]).
@@ -153,6 +176,8 @@ pub struct Settings {
     pub allowed: Grants,
     /// Published ports and connect patterns.
     pub net: NetGrants,
+    /// Handles, connections, accept rate, CPU share.
+    pub quotas: Quotas,
 }
 
 impl TenantSpec {
@@ -184,9 +209,24 @@ impl TenantSpec {
                 .map(|p| ConnectPattern::parse(p).map_err(SpecError::Connect))
                 .collect::<Result<_, _>>()?,
         };
+        let quota =
+            |name: &'static str, value: Option<u64>, range: core::ops::RangeInclusive<u64>, expected| match value {
+                Some(v) if !range.contains(&v) => Err(SpecError::Quota { name, value: v, expected }),
+                _ => Ok(()),
+            };
+        quota("max_handles", self.max_handles.map(u64::from), 1..=oasis_abi::MAX_HANDLES as u64, "1 to 4096")?;
+        quota("max_connections", self.max_connections.map(u64::from), 1..=u64::from(u32::MAX), "at least 1")?;
+        quota("accepts_per_sec", self.accepts_per_sec.map(u64::from), 1..=u64::from(u32::MAX), "at least 1")?;
+        quota("cpu_share", self.cpu_share.map(u64::from), 1..=100, "a percentage, 1 to 100")?;
+        let quotas = Quotas {
+            max_handles: self.max_handles,
+            max_connections: self.max_connections,
+            accepts_per_sec: self.accepts_per_sec,
+            cpu_share: self.cpu_share,
+        };
         let allowed = Grants::new(kind::ALL.iter().copied().filter(|k| !self.deny.iter().any(|d| d == k)));
         let env = self.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-        Ok(Settings { env, allowed, net })
+        Ok(Settings { env, allowed, net, quotas })
     }
 
     /// The limits this spec sets over the manifest's.
@@ -231,6 +271,14 @@ mod tests {
         assert!(matches!(TenantSpec { publish: vec!["x".into()], ..spec() }.check(), Err(SpecError::Publish(_))));
         let connect = vec!["nope".into()];
         assert!(matches!(TenantSpec { allow_connect: connect, ..spec() }.check(), Err(SpecError::Connect(_))));
+        assert!(matches!(
+            TenantSpec { cpu_share: Some(0), ..spec() }.check(),
+            Err(SpecError::Quota { name: "cpu_share", .. })
+        ));
+        assert!(matches!(TenantSpec { max_handles: Some(5000), ..spec() }.check(), Err(SpecError::Quota { .. })));
+        assert!(matches!(TenantSpec { max_connections: Some(0), ..spec() }.check(), Err(SpecError::Quota { .. })));
+        let quotas = TenantSpec { cpu_share: Some(50), accepts_per_sec: Some(10), ..spec() }.check().unwrap().quotas;
+        assert_eq!((quotas.cpu_share, quotas.accepts_per_sec, quotas.max_handles), (Some(50), Some(10), None));
         let settings = TenantSpec { deny: vec!["net".into()], ..spec() }.check().unwrap();
         assert!(!settings.allowed.allows("net") && settings.allowed.allows("console"));
     }
