@@ -34,7 +34,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, MutexGuard, mpsc};
+use std::sync::{Arc, Mutex, MutexGuard, Weak, mpsc};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
@@ -342,6 +342,8 @@ struct Inner {
     state: StateDir,
     workers: Vec<Worker>,
     tenants: Mutex<BTreeMap<String, Arc<Record>>>,
+    /// Loaded packages, by digest, while a tenant holds them.
+    apps: Mutex<std::collections::HashMap<String, Weak<LoadedApp>>>,
     config: Config,
     shutting_down: AtomicBool,
     counts: DaemonCounts,
@@ -413,6 +415,7 @@ impl Daemon {
             state,
             workers,
             tenants: Mutex::new(BTreeMap::new()),
+            apps: Mutex::default(),
             config,
             shutting_down: AtomicBool::new(false),
             counts: DaemonCounts::default(),
@@ -493,6 +496,21 @@ impl Daemon {
         Ok(self.inner.state.package(digest)?.is_some())
     }
 
+    /// The package with this digest, loaded: shared by every tenant that
+    /// runs it (one copy of its code in memory), loaded again only when no
+    /// tenant holds it any more.
+    fn app(&self, digest: &str) -> Result<Arc<LoadedApp>, DaemonError> {
+        if let Some(app) = lock(&self.inner.apps).get(digest).and_then(Weak::upgrade) {
+            return Ok(app);
+        }
+        let bytes = self.inner.state.package(digest)?.ok_or_else(|| DaemonError::UnknownPackage(digest.to_string()))?;
+        let app = Arc::new(self.load(digest, &bytes)?);
+        let mut apps = lock(&self.inner.apps);
+        apps.retain(|_, a| a.strong_count() > 0);
+        apps.insert(digest.to_string(), Arc::downgrade(&app));
+        Ok(app)
+    }
+
     /// Loads a package with native code this daemon compiled itself from the
     /// package's module (cached by the module's digest), never the package's
     /// own AOT sections: those are code from whoever built the package, and
@@ -547,13 +565,7 @@ impl Daemon {
         self.refuse_if_shutting_down()?;
         check_name(name)?;
         spec.check()?;
-        let bytes = self
-            .inner
-            .state
-            .package(&spec.package)?
-            .ok_or_else(|| DaemonError::UnknownPackage(spec.package.clone()))?;
-        let app = Arc::new(self.load(&spec.package, &bytes)?);
-        drop(bytes);
+        let app = self.app(&spec.package)?;
         spec.limits(app.manifest.limits)
             .validate()
             .map_err(|source| DaemonError::Limits { name: name.to_string(), source })?;
@@ -610,14 +622,10 @@ impl Daemon {
     /// Brings back a recorded deployment at the daemon's start.
     fn bring_back(&self, record: &Record, deployment: Deployment) -> Result<(), DaemonError> {
         let digest = deployment.spec.package.clone();
-        let loaded = match self.inner.state.package(&digest)? {
-            Some(bytes) => self.load(&digest, &bytes),
-            None => Err(DaemonError::UnknownPackage(digest.clone())),
-        };
-        let (app, package, error) = match loaded {
+        let (app, package, error) = match self.app(&digest) {
             Ok(app) => {
                 let info = package_info(&digest, &app);
-                (Some(Arc::new(app)), info, None)
+                (Some(app), info, None)
             }
             Err(e) => (None, unknown_package(&digest), Some(e)),
         };
