@@ -542,7 +542,8 @@ fn main() {
     let mut failed = false;
     // OASIS_BENCH_ONLY=NAME runs the sections whose name contains NAME.
     let only = std::env::var("OASIS_BENCH_ONLY").unwrap_or_default();
-    let sections: [(&str, &dyn Fn() -> Result<(), String>); 10] = [
+    type Section<'a> = (&'static str, &'a dyn Fn() -> Result<(), String>);
+    let sections: [Section; 10] = [
         ("cold-start", &|| cold_start(runs)),
         ("xen-boot", &|| xen::boot(runs.min(10))),
         ("startup-phases", &|| startup_phases(runs)),

@@ -137,6 +137,25 @@ pub struct AppOptions {
     pub deny: Vec<String>,
 }
 
+/// What an app may reach on the network, as `oasis run` and `oasis deploy`
+/// take it.
+#[derive(Debug, Args)]
+pub struct NetOptions {
+    /// Publish an app port on the host: [ADDR:]HOST_PORT:APP_PORT[/udp] (repeatable).
+    #[arg(short = 'p', long = "publish", value_name = "SPEC")]
+    pub publish: Vec<String>,
+    /// Let the app connect to HOST:PORT (HOST: IP, name or *; PORT: number or *) (repeatable).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub allow_connect: Vec<String>,
+}
+
+impl NetOptions {
+    /// The grants these options give.
+    pub fn parse(&self) -> Result<oasis_format::net::NetGrants, oasis_format::net::NetGrantsError> {
+        oasis_format::net::NetGrants::parse(&self.publish, &self.allow_connect)
+    }
+}
+
 /// [`AppOptions`], checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppSettings {

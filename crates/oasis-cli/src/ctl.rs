@@ -18,7 +18,7 @@ use oasis_daemon::logs::LogLine;
 use oasis_daemon::spec::{RestartPolicy, SpecError};
 use oasis_daemon::store::{default_control, default_state_dir, digest};
 
-use crate::apps::{AppOptions, OptionError};
+use crate::apps::{AppOptions, NetOptions, OptionError};
 use crate::{InputError, read_input};
 
 /// Which daemon, and how to authenticate to it.
@@ -42,12 +42,9 @@ pub struct DeployArgs {
     /// Environment, limits and withheld capabilities, as `oasis run` takes them.
     #[command(flatten)]
     pub options: AppOptions,
-    /// Publish an app port on the host: [ADDR:]HOST_PORT:APP_PORT[/udp] (repeatable).
-    #[arg(short = 'p', long = "publish", value_name = "SPEC")]
-    pub publish: Vec<String>,
-    /// Let the app connect to HOST:PORT (repeatable).
-    #[arg(long, value_name = "HOST:PORT")]
-    pub allow_connect: Vec<String>,
+    /// Published ports and allowed destinations, as `oasis run` takes them.
+    #[command(flatten)]
+    pub grants: NetOptions,
     /// When the app ends on its own: never, on-failure or always.
     #[arg(long, value_name = "POLICY", default_value = "never")]
     pub restart: String,
@@ -194,8 +191,8 @@ pub fn deploy(args: DeployArgs) -> Result<i32, Error> {
         memory_bytes: settings.memory,
         cpu_ms_per_call: settings.cpu_ms_per_call,
         deny: settings.deny,
-        publish: args.publish,
-        allow_connect: args.allow_connect,
+        publish: args.grants.publish,
+        allow_connect: args.grants.allow_connect,
         restart,
         max_handles: args.max_handles,
         max_connections: args.max_connections,

@@ -17,12 +17,12 @@ use oasis_format::net::{ConnectPatternError, PublishError};
 use oasis_runtime::EXIT_STOPPED;
 use oasis_runtime::load::{CodeSource, LoadError, LoadedApp};
 use oasis_runtime::net::smol::{SmolNetwork, StackConfig};
-use oasis_runtime::net::{ConnectPattern, NetGrants, Network, Proto, Publish};
+use oasis_runtime::net::{NetGrants, Network, Proto};
 use oasis_runtime::platform::Platform;
 use oasis_runtime::sched::{End, Scheduler, TenantId, Until};
 use oasis_runtime::tenant::{Exit, Runtime, RuntimeError, TenantConfig};
 
-use crate::apps::{AppOptions, AppSettings, OptionError};
+use crate::apps::{AppOptions, AppSettings, NetOptions, OptionError};
 use crate::{InputError, map_input};
 use oasis_host_std::output::{Prefixed, name_width, prefixed};
 use oasis_host_std::sched::Threads;
@@ -37,12 +37,9 @@ pub struct RunArgs {
     /// Environment, limits and withheld capabilities.
     #[command(flatten)]
     pub options: AppOptions,
-    /// Publish an app port on the host: [ADDR:]HOST_PORT:APP_PORT[/udp] (repeatable).
-    #[arg(short = 'p', long = "publish", value_name = "SPEC")]
-    pub publish: Vec<String>,
-    /// Let the app connect to HOST:PORT (HOST: IP, name or *; PORT: number or *) (repeatable).
-    #[arg(long, value_name = "HOST:PORT")]
-    pub allow_connect: Vec<String>,
+    /// Published ports and allowed destinations.
+    #[command(flatten)]
+    pub grants: NetOptions,
     /// Network mode: `socket` (the OS's sockets, default), `tap:NAME` (smoltcp
     /// on a TAP device) or `switch` (smoltcp on the in-process switch shared by
     /// the apps of this run); the last two give the app its own address (--ip).
@@ -199,6 +196,15 @@ pub enum Error {
     UnwakeableNetwork,
 }
 
+impl From<oasis_format::net::NetGrantsError> for Error {
+    fn from(e: oasis_format::net::NetGrantsError) -> Error {
+        match e {
+            oasis_format::net::NetGrantsError::Publish(e) => Error::Publish(e),
+            oasis_format::net::NetGrantsError::Connect(e) => Error::AllowConnect(e),
+        }
+    }
+}
+
 impl Error {
     /// This error as one about app `args` of a group, saying which (unless
     /// it does already: a load or input error names the app's file).
@@ -242,21 +248,14 @@ struct Settings {
 impl Settings {
     fn parse(args: &RunArgs) -> Result<Settings, Error> {
         let AppSettings { env, memory, .. } = args.options.check()?;
-        let net = NetGrants {
-            publish: args.publish.iter().map(|p| Publish::parse(p)).collect::<Result<_, _>>()?,
-            connect: args
-                .allow_connect
-                .iter()
-                .map(|p| ConnectPattern::parse(p).map_err(Error::AllowConnect))
-                .collect::<Result<_, _>>()?,
-        };
+        let net = args.grants.parse()?;
         let mode = net_mode(args)?;
         if let NetMode::Switch(own) | NetMode::Tap { addressing: own, .. } = &mode {
             // On its own stack, `-p HOST_PORT:APP_PORT` publishes HOST_PORT on
             // the app's own address; the host's addresses are not the app's
             // to bind, so naming one is a mistake worth stopping for.
             let on = if matches!(mode, NetMode::Switch(_)) { "--net switch" } else { "--net tap" };
-            for (text, publish) in args.publish.iter().zip(&net.publish) {
+            for (text, publish) in args.grants.publish.iter().zip(&net.publish) {
                 let ip = publish.host.ip();
                 if !ip.is_unspecified() && ip != IpAddr::V4(own.ip) {
                     return Err(Error::PublishedOnHostAddress {

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use oasis_abi::kind;
 use oasis_format::Grants;
 use oasis_format::limits::{self, LimitError, Limits};
-use oasis_format::net::{ConnectPattern, ConnectPatternError, NetGrants, Publish, PublishError};
+use oasis_format::net::{ConnectPatternError, NetGrants, NetGrantsError, PublishError};
 use oasis_runtime::tenant::Quotas;
 
 /// Longest tenant name: it is a file name in the state directory and a
@@ -201,14 +201,10 @@ impl TenantSpec {
         if let Some(cpu) = self.cpu_ms_per_call {
             Limits { memory_bytes: limits::DEFAULT_MEMORY, cpu_ms_per_call: cpu }.validate()?;
         }
-        let net = NetGrants {
-            publish: self.publish.iter().map(|p| Publish::parse(p)).collect::<Result<_, _>>()?,
-            connect: self
-                .allow_connect
-                .iter()
-                .map(|p| ConnectPattern::parse(p).map_err(SpecError::Connect))
-                .collect::<Result<_, _>>()?,
-        };
+        let net = NetGrants::parse(&self.publish, &self.allow_connect).map_err(|e| match e {
+            NetGrantsError::Publish(e) => SpecError::Publish(e),
+            NetGrantsError::Connect(e) => SpecError::Connect(e),
+        })?;
         let quota =
             |name: &'static str, value: Option<u64>, range: core::ops::RangeInclusive<u64>, expected| match value {
                 Some(v) if !range.contains(&v) => Err(SpecError::Quota { name, value: v, expected }),

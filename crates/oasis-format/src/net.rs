@@ -166,7 +166,34 @@ pub struct NetGrants {
     pub connect: Vec<ConnectPattern>,
 }
 
+/// A publish spec or connect pattern of [`NetGrants::parse`] that does not parse.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NetGrantsError {
+    /// A publish spec.
+    Publish(PublishError),
+    /// A connect pattern.
+    Connect(ConnectPatternError),
+}
+
 impl NetGrants {
+    /// The grants that publish specs `publish` (`[ADDR:]HOST_PORT:APP_PORT[/udp]`)
+    /// and connect patterns `connect` (`HOST:PORT`) give, as the operator
+    /// writes them (`oasis run -p … --allow-connect …`, a deployment).
+    pub fn parse<P: AsRef<str>, C: AsRef<str>>(publish: &[P], connect: &[C]) -> Result<NetGrants, NetGrantsError> {
+        Ok(NetGrants {
+            publish: publish
+                .iter()
+                .map(|p| Publish::parse(p.as_ref()))
+                .collect::<Result<_, _>>()
+                .map_err(NetGrantsError::Publish)?,
+            connect: connect
+                .iter()
+                .map(|c| ConnectPattern::parse(c.as_ref()))
+                .collect::<Result<_, _>>()
+                .map_err(NetGrantsError::Connect)?,
+        })
+    }
+
     /// The host address published for app port `port` over `proto`.
     pub fn published(&self, proto: Proto, port: u16) -> Option<SocketAddr> {
         self.publish.iter().find(|p| p.proto == proto && p.app_port == port).map(|p| p.host)
@@ -197,6 +224,16 @@ impl NetGrants {
 mod tests {
     use super::*;
     use alloc::string::ToString;
+
+    #[test]
+    fn grants_parse_as_the_operator_writes_them() {
+        let grants = NetGrants::parse(&["8080:80", "127.0.0.1:53:53/udp"], &["*:443"]).unwrap();
+        assert_eq!(grants.publish.len(), 2);
+        assert_eq!(grants.published(Proto::Udp, 53).map(|a| a.port()), Some(53));
+        assert_eq!(grants.connect.len(), 1);
+        assert!(matches!(NetGrants::parse(&["x"], &[] as &[&str]), Err(NetGrantsError::Publish(_))));
+        assert!(matches!(NetGrants::parse(&[] as &[&str], &["nope"]), Err(NetGrantsError::Connect(_))));
+    }
 
     #[test]
     fn publish_forms() {
