@@ -53,6 +53,10 @@ use crate::spec::{SpecError, TenantSpec, check_digest, check_name};
 use crate::store::{Deployment, Desired, StateDir, StoreError, digest};
 use crate::worker::{Event, Worker, WorkerEnd, WorkerError, least_loaded};
 
+/// The longest a stop or removal waits for the worker to take the tenant
+/// off (a worker is between guest calls within a CPU budget).
+const TAKE_OFF_WAIT: Duration = Duration::from_secs(15);
+
 /// How long restarts are put off.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Backoff {
@@ -874,6 +878,12 @@ impl Daemon {
             }
             let _ = worker.handle.remove(placed.id);
             worker.taken_off();
+            // The loop carries the removal out on its next pass; wait for it,
+            // so that when a stop is acknowledged the tenant's ports are closed.
+            let deadline = Instant::now() + TAKE_OFF_WAIT;
+            while worker.handle.query(placed.id).is_some() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(1));
+            }
         }
         live.started = None;
     }
