@@ -875,3 +875,56 @@ fn the_daemon_as_oasis_exe_under_wine() {
     daemon.ok("rm", &["web"]);
     assert!(refused(port));
 }
+
+#[test]
+fn changes_to_one_tenant_wait_for_each_other_and_others_do_not() {
+    // A module that takes a while to compile: deploying it holds its
+    // tenant's lock for that long.
+    let mut wat = String::from("(module (memory (export \"memory\") 1) (func (export \"_start\"))");
+    for i in 0..12000 {
+        wat.push_str(&format!(
+            "(func (export \"f{i}\") (param i32) (result i32) (i32.add (i32.mul (local.get 0) (i32.const {i})) (i32.const 7)))"
+        ));
+    }
+    wat.push(')');
+    let dir = scratch("daemon-concurrency");
+    let slow = dir.join("slow.wasm");
+    std::fs::write(&slow, wat::parse_str(&wat).unwrap()).unwrap();
+    let daemon = std::sync::Arc::new(Daemon::start(&dir.join("state"), &[]));
+    let port = free_port();
+    daemon.ok("deploy", &["other", s(&artifact("http.oasis")), "-p", &publish(port)]);
+    wait_serving(port);
+    // Uploaded (and compiled) once; the compiled code thrown away, so that
+    // the deploy compiles again, under the tenant's lock.
+    daemon.ok("deploy", &["slow", s(&slow)]);
+    // Removed (once it has exited: a command app on its thread cannot be
+    // stopped), so that no tenant holds the loaded module either.
+    daemon.wait_for("slow", "its exit", |t| t["phase"] == "exited");
+    daemon.ok("rm", &["slow"]);
+    for entry in std::fs::read_dir(daemon.state.join("code")).unwrap() {
+        std::fs::remove_file(entry.unwrap().path()).unwrap();
+    }
+    let deploying = {
+        let (daemon, slow) = (daemon.clone(), slow.clone());
+        std::thread::spawn(move || daemon.ok("deploy", &["slow", s(&slow)]))
+    };
+    std::thread::sleep(Duration::from_millis(100));
+    daemon.ok("stop", &["other"]);
+    let ps = daemon.ok("ps", &[]);
+    assert!(!deploying.is_finished(), "the slow deploy should still be compiling: make the module bigger");
+    assert!(ps.contains("other") && refused(port), "another tenant's changes did not wait for the deploy");
+    let out = deploying.join().unwrap();
+    assert!(out.starts_with("slow: revision 1"), "{out}");
+
+    // Two deploys of one tenant at once: one after the other, none lost.
+    let both: Vec<_> = (0..2)
+        .map(|_| {
+            let daemon = daemon.clone();
+            std::thread::spawn(move || daemon.ok("deploy", &["twice", s(&artifact("hello.oasis"))]))
+        })
+        .collect();
+    let mut revisions: Vec<String> = both.into_iter().map(|t| t.join().unwrap()[..18].to_string()).collect();
+    revisions.sort();
+    assert_eq!(revisions, ["twice: revision 1 ", "twice: revision 2 "]);
+    assert_eq!(daemon.tenant("twice")["revision"], 2);
+}

@@ -257,7 +257,11 @@ pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), StoreErr
     let err = |source| StoreError::File { path: path.to_path_buf(), source };
     let dir = path.parent().expect("a state file is in a directory");
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    // Unique per write, not only per process: two requests may write the
+    // same content-addressed file at once (two uploads of one package).
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!(".{name}.{}.{n}.tmp", std::process::id()));
     let mut options = OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
@@ -356,6 +360,24 @@ mod tests {
         let state = StateDir::open(&root).unwrap();
         let all = state.deployments().unwrap();
         assert_eq!(all, vec![Deployment { revision: 2, desired: Desired::Stopped, ..deployment("a") }]);
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn one_file_written_by_many_threads_at_once() {
+        let root = temp();
+        let state = std::sync::Arc::new(StateDir::open(&root).unwrap());
+        let writers: Vec<_> = (0..8)
+            .map(|_| {
+                let state = state.clone();
+                std::thread::spawn(move || state.put_code("m", "fp", b"same code"))
+            })
+            .collect();
+        for w in writers {
+            w.join().unwrap().expect("every writer succeeds");
+        }
+        assert_eq!(state.code("m", "fp").unwrap().as_deref(), Some(&b"same code"[..]));
+        drop(state);
         fs::remove_dir_all(&root).unwrap();
     }
 
