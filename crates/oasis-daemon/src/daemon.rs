@@ -336,8 +336,6 @@ struct Record {
 pub struct DaemonCounts {
     /// Deploys carried out.
     pub deploys: AtomicU64,
-    /// Restarts by policy.
-    pub restarts: AtomicU64,
 }
 
 struct Inner {
@@ -450,9 +448,10 @@ impl Daemon {
         &self.inner.counts
     }
 
-    /// The state directory.
-    pub fn state(&self) -> &StateDir {
-        &self.inner.state
+    /// Every tenant's record, taken out of the map so that none of its
+    /// locks is taken while the map's is held.
+    fn records(&self) -> Vec<Arc<Record>> {
+        lock(&self.inner.tenants).values().cloned().collect()
     }
 
     /// The workers.
@@ -776,14 +775,12 @@ impl Daemon {
     }
 
     fn next_restart(&self) -> Option<Instant> {
-        let records: Vec<Arc<Record>> = lock(&self.inner.tenants).values().cloned().collect();
-        records.iter().filter_map(|r| lock(&r.live).as_ref().and_then(|l| l.restart_at)).min()
+        self.records().iter().filter_map(|r| lock(&r.live).as_ref().and_then(|l| l.restart_at)).min()
     }
 
     fn on_end(&self, end: WorkerEnd) {
         let End::Exited(exit) = &end.ended.end else { return };
-        let records: Vec<Arc<Record>> = lock(&self.inner.tenants).values().cloned().collect();
-        for record in records {
+        for record in self.records() {
             let mut live = lock(&record.live);
             let Some(l) = live.as_mut() else { continue };
             let ours = l
@@ -806,8 +803,7 @@ impl Daemon {
 
     fn restart_due(&self) {
         let now = Instant::now();
-        let records: Vec<Arc<Record>> = lock(&self.inner.tenants).values().cloned().collect();
-        for record in records {
+        for record in self.records() {
             let due = lock(&record.live).as_ref().and_then(|l| l.restart_at).is_some_and(|at| at <= now);
             if !due {
                 continue;
@@ -820,7 +816,6 @@ impl Daemon {
                 continue;
             }
             l.restarts += 1;
-            self.inner.counts.restarts.fetch_add(1, Relaxed);
             record.log.host_line(&format!("restart {}", l.restarts));
             self.run_instance(&record, l);
         }
@@ -909,8 +904,7 @@ impl Daemon {
 
     /// Every tenant, by name.
     pub fn list(&self) -> Vec<TenantStatus> {
-        let records: Vec<Arc<Record>> = lock(&self.inner.tenants).values().cloned().collect();
-        records.iter().filter_map(|r| lock(&r.live).as_ref().map(|l| self.status_of(&r.name, l))).collect()
+        self.records().iter().filter_map(|r| lock(&r.live).as_ref().map(|l| self.status_of(&r.name, l))).collect()
     }
 
     /// Tenant `name`.
@@ -972,18 +966,12 @@ impl Daemon {
         }
     }
 
-    /// Open sockets of every tenant (listeners included), for draining.
-    pub fn open_sockets(&self) -> u64 {
-        self.list().iter().map(|s| s.usage.open_sockets).sum()
-    }
-
     /// Takes no more changes from now on (the daemon is shutting down); the
     /// desired state stays as it is, so the next start brings the same
     /// tenants back.
     pub fn begin_shutdown(&self) {
         self.inner.shutting_down.store(true, Relaxed);
-        let records: Vec<Arc<Record>> = lock(&self.inner.tenants).values().cloned().collect();
-        for record in records {
+        for record in self.records() {
             record.log.wake_followers();
         }
     }
