@@ -928,3 +928,36 @@ fn changes_to_one_tenant_wait_for_each_other_and_others_do_not() {
     assert_eq!(revisions, ["twice: revision 1 ", "twice: revision 2 "]);
     assert_eq!(daemon.tenant("twice")["revision"], 2);
 }
+
+#[test]
+fn logs_follow_prints_lines_as_they_come() {
+    let dir = scratch("daemon-follow");
+    let daemon = Daemon::start(&dir.join("state"), &[]);
+    daemon.ok("deploy", &["hi", s(&artifact("hello.oasis"))]);
+    daemon.wait_for("hi", "its exit", |t| t["phase"] == "exited");
+    let out = dir.join("follow.log");
+    let mut follower = Command::new(oasis_bin())
+        .args(["logs", "-f", "--host", &daemon.host, "hi"])
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let count = || std::fs::read_to_string(&out).unwrap_or_default().matches("[stdout] Hello from Oasis!").count();
+    let wait_count = |n: usize| {
+        let start = Instant::now();
+        while count() < n {
+            assert!(start.elapsed() < Duration::from_secs(60), "the follower printed {} of {n}", count());
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    };
+    wait_count(1);
+    // A second run of the app: its lines reach the follower as they are written.
+    daemon.ok("deploy", &["hi", s(&artifact("hello.oasis"))]);
+    wait_count(2);
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(text.matches("[oasis] deployed revision 1").count(), 1, "no line twice: {text}");
+    assert!(text.contains("[oasis] deployed revision 2"), "{text}");
+    assert!(follower.try_wait().unwrap().is_none(), "-f keeps following");
+    let _ = follower.kill();
+    let _ = follower.wait();
+}

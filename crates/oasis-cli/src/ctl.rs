@@ -322,14 +322,16 @@ pub fn logs(args: LogsArgs) -> Result<i32, Error> {
     let since = args.since.as_deref().map(since_ms).transpose()?.unwrap_or(0);
     let client = args.host.client()?;
     let mut after = 0;
+    let mut first = true;
     let stdout = std::io::stdout();
     loop {
-        let wait = if args.follow && after > 0 { "&wait_ms=25000" } else { "" };
+        // The kept lines at once; then, following, wait for the next.
+        let wait = if args.follow && !first { "&wait_ms=25000" } else { "" };
         let path = format!("/v1/tenants/{}/logs?after={after}&since_ms={since}{wait}", args.name);
         let page: Page = match client.call(Method::GET, &path, None) {
             Ok(page) => page,
             // The daemon shut down while we followed: that is the end of the logs.
-            Err(ClientError::Refused { status: 503, .. }) | Err(ClientError::Connect { .. }) if after > 0 => {
+            Err(ClientError::Refused { status: 503, .. }) | Err(ClientError::Connect { .. }) if !first => {
                 return Ok(0);
             }
             Err(e) => return Err(e.into()),
@@ -341,7 +343,8 @@ pub fn logs(args: LogsArgs) -> Result<i32, Error> {
             }
         }
         let _ = out.flush();
-        after = page.next.max(1);
+        after = page.next;
+        first = false;
         if !args.follow {
             return Ok(0);
         }
