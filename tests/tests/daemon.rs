@@ -961,3 +961,90 @@ fn logs_follow_prints_lines_as_they_come() {
     let _ = follower.kill();
     let _ = follower.wait();
 }
+
+/// The tenant's code, as `oasis inspect NAME` reports it.
+fn code_of(daemon: &Daemon, name: &str) -> String {
+    let inspect: Value = serde_json::from_str(&daemon.ok("inspect", &[name])).unwrap();
+    inspect["package"]["code"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn only_aot_code_signed_by_a_trusted_key_runs_unsigned_code_never() {
+    use oasis_format::package::{Package, PackageBuilder};
+    let dir = scratch("daemon-signed");
+    let keygen = |name: &str| {
+        let out = common::oasis(&["keygen", s(&dir.join(name))]);
+        assert_eq!(out.status, 0, "{}", out.stderr);
+        out.stdout.lines().find_map(|l| l.strip_prefix("key ")).unwrap().to_string()
+    };
+    let trusted = keygen("trusted");
+    let other = keygen("other");
+    let package = |module: &str, key: &str, out: &str| {
+        let path = dir.join(out);
+        let run = common::oasis(&["package", s(&artifact(module)), "--sign", s(&dir.join(key)), "-o", s(&path)]);
+        assert_eq!(run.status, 0, "{}", run.stderr);
+        assert!(run.stdout.contains(&format!("signed by {}", if key == "trusted" { &trusted } else { &other })));
+        path
+    };
+    let signed = package("hello.wasm", "trusted", "hello-trusted.oasis");
+    let by_other = package("hello.wasm", "other", "hello-other.oasis");
+    let inspect = common::oasis(&["inspect", s(&signed)]);
+    assert!(inspect.stdout.contains(&format!("; signed by {trusted})")), "{}", inspect.stdout);
+    let unsigned = common::oasis(&["inspect", s(&artifact("hello.oasis"))]);
+    assert!(unsigned.stdout.contains("; unsigned)"), "{}", unsigned.stdout);
+
+    // A package of exit-code whose AOT section is hello's code: whoever built
+    // it put other native code in. Once unsigned, once with the trusted
+    // signature of hello's code moved over (it does not hold: the signature
+    // binds the module).
+    let signed_bytes = std::fs::read(&signed).unwrap();
+    let hello = Package::parse(&signed_bytes).unwrap();
+    let hello_aot = hello.aot_sections().next().unwrap();
+    let stolen = hello.signature_of(&hello_aot).unwrap();
+    let exit_code_bytes = std::fs::read(artifact("exit-code.oasis")).unwrap();
+    let exit_code = Package::parse(&exit_code_bytes).unwrap();
+    let forged = |sign: bool, out: &str| {
+        let mut b = PackageBuilder::new(exit_code.manifest_text.to_string(), exit_code.module.to_vec());
+        b.aot(hello_aot.target, hello_aot.fingerprint, hello_aot.code.to_vec());
+        if sign {
+            b.signature(&format!("{} {}", hello_aot.target, hello_aot.fingerprint), stolen.public_key, stolen.signature);
+        }
+        let path = dir.join(out);
+        std::fs::write(&path, b.build()).unwrap();
+        path
+    };
+    let slipped = forged(false, "slipped.oasis");
+    let moved = forged(true, "moved.oasis");
+    let inspect = common::oasis(&["inspect", s(&moved)]);
+    assert!(inspect.stdout.contains(&format!("signature of {trusted} DOES NOT HOLD")), "{}", inspect.stdout);
+
+    let trusted_pub = dir.join("trusted.pub");
+    let daemon = Daemon::start(&dir.join("state"), &["--trust-key", s(&trusted_pub)]);
+    assert!(daemon.log_text().contains(&format!("runs AOT code signed by {trusted}")), "{}", daemon.log_text());
+    daemon.ok("deploy", &["signed", s(&signed)]);
+    daemon.ok("deploy", &["by-other", s(&by_other)]);
+    daemon.ok("deploy", &["slipped", s(&slipped), "--", "7"]);
+    daemon.ok("deploy", &["moved", s(&moved), "--", "7"]);
+    assert_eq!(code_of(&daemon, "signed"), format!("the package's AOT code, signed by {trusted} (trusted)"));
+    for name in ["by-other", "slipped", "moved"] {
+        assert_eq!(code_of(&daemon, name), "compiled by this daemon", "{name}");
+    }
+    for name in ["signed", "by-other"] {
+        daemon.wait_for(name, "its exit", |t| t["phase"] == "exited");
+        assert!(daemon.ok("logs", &[name]).contains("Hello from Oasis!"), "{name}");
+    }
+    // What runs is the module: exit-code's status 7, never hello's greeting.
+    for name in ["slipped", "moved"] {
+        let t = daemon.wait_for(name, "its end", |t| t["phase"] == "failed");
+        assert_eq!(t["last_exit"], "exited with status 7", "{name}: {t}");
+        assert!(!daemon.ok("logs", &[name]).contains("Hello"), "{name}");
+    }
+    let log = daemon.log_text();
+    assert!(log.contains("a key not trusted here (--trust-key)") && log.contains(&other), "{log}");
+    assert!(log.contains(&format!("the signature of its AOT code by {trusted} does not hold")), "{log}");
+
+    // A secret key is no public key, and the daemon says so before it starts.
+    let out = common::oasis(&["serve", "--state-dir", s(&dir.join("state2")), "--trust-key", s(&dir.join("trusted"))]);
+    assert_eq!(out.status, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("--trust-key: ") && out.stderr.contains("not an ed25519 public key"), "{}", out.stderr);
+}

@@ -4,7 +4,8 @@
 //!
 //! One module per command, each with its arguments, an `execute` and an
 //! error type of its own that names what was wrong and what to do: [`run`],
-//! [`pack`] (`package` and `inspect`), [`build`], [`image`], [`new`].
+//! [`pack`] (`package` and `inspect`), [`build`], [`image`], [`new`],
+//! [`keys`] (`keygen`), [`serve`] and [`ctl`] (the daemon and its verbs).
 //! [`apps`] is what `run` and `image` share: several apps separated by `::`,
 //! and the options each app takes under both. This file holds what every
 //! command shares: the top of the command line, [`main`], which turns any
@@ -16,6 +17,7 @@ pub mod apps;
 pub mod build;
 pub mod ctl;
 pub mod image;
+pub mod keys;
 pub mod new;
 pub mod pack;
 pub mod run;
@@ -74,6 +76,8 @@ enum Command {
     Image(image::ImageArgs),
     /// Create an app crate (reactor, command or http) that `oasis build` builds at once.
     New(new::NewArgs),
+    /// Make an ed25519 key pair that signs AOT code (`oasis package --sign KEY`, `oasis serve --trust-key KEY.pub`).
+    Keygen(keys::KeygenArgs),
     /// Run the multi-tenant daemon: tenants deployed, watched and replaced through its control API.
     Serve(serve::ServeArgs),
     /// Deploy a package as tenant NAME on the daemon (replacing the one of that name).
@@ -113,6 +117,9 @@ pub enum Error {
     /// `oasis new`.
     #[error(transparent)]
     New(#[from] new::Error),
+    /// `oasis keygen`.
+    #[error(transparent)]
+    Keys(#[from] keys::Error),
     /// `oasis serve`.
     #[error(transparent)]
     Serve(#[from] serve::Error),
@@ -183,6 +190,7 @@ fn execute(command: Command) -> Result<i32, Error> {
         Command::Build(a) => build::execute(a).map(|()| 0)?,
         Command::Image(a) => image::execute(vec![a]).map(|()| 0)?,
         Command::New(a) => new::execute(a).map(|()| 0)?,
+        Command::Keygen(a) => keys::keygen(a).map(|()| 0)?,
         Command::Serve(a) => serve::execute(a)?,
         Command::Deploy(a) => ctl::deploy(a)?,
         Command::Stop(a) => ctl::stop(a)?,

@@ -7,6 +7,7 @@ use clap::Args;
 use oasis_format::limits::display_size;
 use oasis_format::manifest::{Manifest, ManifestError, ManifestFile};
 use oasis_format::package::{Package, PackageBuilder, PackageError, SectionKind};
+use oasis_format::signature::{self, Verdict};
 use oasis_runtime::WasmtimeError;
 use oasis_runtime::config::{self, ConfigError, EngineProfile, RuntimeOptions};
 use oasis_runtime::load::{self, AbiError, AppKind};
@@ -28,6 +29,9 @@ pub struct PackOptions {
     /// Package without AOT code (hosts with a compiler compile at load).
     #[arg(long)]
     pub no_aot: bool,
+    /// Sign the AOT code with this secret key (`oasis keygen`), so that daemons trusting its public key run it.
+    #[arg(long, value_name = "KEY")]
+    pub sign: Option<PathBuf>,
     /// Where to write the package.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
@@ -109,6 +113,12 @@ pub enum Error {
     /// `--target` with `--no-aot`.
     #[error("--target and --no-aot contradict each other")]
     TargetWithoutAot,
+    /// `--sign` with `--no-aot`.
+    #[error("--sign signs AOT code, and --no-aot leaves none to sign: drop one of them")]
+    SignWithoutAot,
+    /// The `--sign` key.
+    #[error("--sign: {0}")]
+    SigningKey(#[source] crate::keys::Error),
     /// The package cannot be written.
     #[error("{}: {source}", path.display())]
     Write {
@@ -210,6 +220,11 @@ pub fn write_package(
     };
     let defaults = ManifestFile { abi: Some(oasis_abi::ABI_VERSION), ..defaults };
     let manifest = fragment.or(defaults).validate().map_err(Error::Manifest)?;
+    if pack.no_aot && pack.sign.is_some() {
+        return Err(Error::SignWithoutAot);
+    }
+    // Read before compiling: a wrong key fails at once.
+    let signing_key = pack.sign.as_deref().map(crate::keys::read_signing_key).transpose().map_err(Error::SigningKey)?;
 
     // Compile natively first: it validates the module and checks it against the ABI
     // before anything is written.
@@ -241,14 +256,18 @@ pub fn write_package(
     } else if !pack.targets.is_empty() {
         return Err(Error::TargetWithoutAot);
     }
+    if let Some(key) = &signing_key {
+        key.sign(&mut builder);
+    }
     let bytes = builder.build();
     // Write to a temporary file and rename, so a crash never leaves half a package
     // where a good one was.
     let tmp = output.with_extension(format!("oasis.tmp{}", std::process::id()));
     std::fs::write(&tmp, &bytes).map_err(|source| Error::Write { path: tmp.clone(), source })?;
     std::fs::rename(&tmp, output).map_err(|source| Error::Write { path: output.to_path_buf(), source })?;
+    let signed = signing_key.map(|k| format!(", AOT code signed by {}", k.public_key().id())).unwrap_or_default();
     println!(
-        "packaged {} {} -> {} ({})",
+        "packaged {} {} -> {} ({}{signed})",
         manifest.name,
         manifest.version,
         output.display(),
@@ -345,7 +364,19 @@ pub fn inspect(args: InspectArgs) -> Result<(), Error> {
         } else {
             "made by another engine: this host recompiles"
         };
-        println!("aot:           {} {} ({} bytes, {note})", aot.target, aot.fingerprint, aot.code.len());
+        let signature = match signature::verify(&package, &aot) {
+            Verdict::Unsigned => "unsigned".to_string(),
+            Verdict::Valid(key) => format!("signed by {}", key.id()),
+            Verdict::Invalid(key) => {
+                format!("signature of {} DOES NOT HOLD: changed since it was signed", key.id())
+            }
+        };
+        println!(
+            "aot:           {} {} ({} bytes, {note}; {signature})",
+            aot.target,
+            aot.fingerprint,
+            aot.code.len()
+        );
     }
     Ok(())
 }
@@ -355,7 +386,7 @@ mod tests {
     use super::*;
 
     fn options() -> PackOptions {
-        PackOptions { manifest: None, assets: None, targets: Vec::new(), no_aot: false, output: None }
+        PackOptions { manifest: None, assets: None, targets: Vec::new(), no_aot: false, sign: None, output: None }
     }
 
     #[test]

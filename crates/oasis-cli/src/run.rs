@@ -427,6 +427,7 @@ fn describe(name: &str, app: &LoadedApp) -> String {
         CodeSource::Compiled => "compiled at load".to_string(),
         CodeSource::Recompiled { reason } => format!("recompiled at load: {reason}"),
         CodeSource::Host => "compiled by this host".to_string(),
+        CodeSource::Signed { signer } => format!("AOT code from the package, signed by {signer}"),
     };
     format!("oasis: {name} {} ({:?}, {code})", app.manifest.version, app.kind)
 }

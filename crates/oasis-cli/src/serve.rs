@@ -44,6 +44,9 @@ pub struct ServeArgs {
     /// Log as JSON lines instead of text.
     #[arg(long)]
     pub log_json: bool,
+    /// Run AOT code signed by this public key (KEY.pub of `oasis keygen`; repeatable) instead of compiling it.
+    #[arg(long = "trust-key", value_name = "KEY.pub")]
+    pub trust_keys: Vec<PathBuf>,
 }
 
 /// Why `oasis serve` could not start (or stopped with an error).
@@ -81,6 +84,9 @@ pub enum Error {
     /// A listener.
     #[error(transparent)]
     Serve(#[from] ServeError),
+    /// A `--trust-key`.
+    #[error("--trust-key: {0}")]
+    TrustKey(#[source] crate::keys::Error),
 }
 
 fn init_logging(json: bool) {
@@ -107,6 +113,12 @@ pub fn execute(args: ServeArgs) -> Result<i32, Error> {
     if args.workers == Some(0) {
         return Err(Error::NoWorkers);
     }
+    let trusted_keys = args
+        .trust_keys
+        .iter()
+        .map(|path| crate::keys::read_public_key(path))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(Error::TrustKey)?;
     let state = StateDir::open(&state_dir)?;
     let token = match &args.token_file {
         Some(path) => {
@@ -125,9 +137,12 @@ pub fn execute(args: ServeArgs) -> Result<i32, Error> {
     };
     let platform = Arc::new(DaemonPlatform::new());
     let runtime = oasis_host_std::native_runtime_on(platform.clone(), None, true)?;
-    let mut config = Config::default();
+    let mut config = Config { trusted_keys, ..Config::default() };
     if let Some(workers) = args.workers {
         config.workers = workers;
+    }
+    for key in &config.trusted_keys {
+        tracing::info!("runs AOT code signed by {}", key.id());
     }
     let daemon = Daemon::start(state, runtime, platform, config)?;
     if let Some(file) = &args.config {

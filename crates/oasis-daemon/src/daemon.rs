@@ -42,6 +42,7 @@ use wasmtime::Module;
 
 use oasis_abi::kind;
 use oasis_format::package::Package;
+use oasis_format::signature::{self, PublicKey, Verdict};
 use oasis_runtime::load::{CodeSource, LoadError, LoadOptions, LoadedApp};
 use oasis_runtime::sched::{End, SchedError, State, TenantId, Usage};
 use oasis_runtime::tenant::{Exit, Runtime, RuntimeError, TenantConfig};
@@ -87,12 +88,15 @@ pub struct Config {
     pub ring_bytes: usize,
     /// Restart back-off.
     pub backoff: Backoff,
+    /// Keys whose signed AOT code this daemon runs instead of compiling the
+    /// module itself (`oasis serve --trust-key`).
+    pub trusted_keys: Vec<PublicKey>,
 }
 
 impl Default for Config {
     fn default() -> Self {
         let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-        Config { workers, ring_bytes: DEFAULT_RING_BYTES, backoff: Backoff::default() }
+        Config { workers, ring_bytes: DEFAULT_RING_BYTES, backoff: Backoff::default(), trusted_keys: Vec::new() }
     }
 }
 
@@ -515,21 +519,74 @@ impl Daemon {
     }
 
     /// Loads a package with native code this daemon compiled itself from the
-    /// package's module (cached by the module's digest), never the package's
-    /// own AOT sections: those are code from whoever built the package, and
-    /// native code is not a sandbox boundary.
+    /// package's module (cached by the module's digest), or with the
+    /// package's AOT code for this host if a key the operator trusts signed
+    /// it and the signature holds. Unsigned AOT code is never run: it is code
+    /// from whoever built the package, and native code is not a sandbox
+    /// boundary.
     fn load(&self, package_digest: &str, bytes: &[u8]) -> Result<LoadedApp, DaemonError> {
         let load_error = |source| DaemonError::Load { digest: package_digest.to_string(), source };
-        let wasm = if Package::sniff(bytes) {
-            Package::parse(bytes).map_err(|e| load_error(LoadError::Package(e)))?.module
+        let (wasm, signed) = if Package::sniff(bytes) {
+            let package = Package::parse(bytes).map_err(|e| load_error(LoadError::Package(e)))?;
+            (package.module, self.signed_code(package_digest, &package))
         } else {
-            bytes
+            (bytes, None)
         };
-        let module = self.module(package_digest, wasm)?;
+        let (module, code) = match signed {
+            Some(signed) => signed,
+            None => (self.module(package_digest, wasm)?, CodeSource::Host),
+        };
         let runtime = &self.inner.runtime;
         let options = LoadOptions { module: Some(module), ..LoadOptions::default() };
-        oasis_runtime::load::load_with(runtime.engine(), runtime.profile(), true, bytes, "app", options)
-            .map_err(load_error)
+        let mut app = oasis_runtime::load::load_with(runtime.engine(), runtime.profile(), true, bytes, "app", options)
+            .map_err(load_error)?;
+        app.code = code;
+        Ok(app)
+    }
+
+    /// The package's AOT code for this host, if a trusted key signed it and
+    /// the signature holds; why not is logged when it was signed.
+    fn signed_code(&self, package_digest: &str, package: &Package<'_>) -> Option<(Module, CodeSource)> {
+        let profile = self.inner.runtime.profile();
+        let aot = package.aot_for(profile.target())?;
+        let signer = match signature::verify(package, &aot) {
+            Verdict::Unsigned => return None,
+            Verdict::Invalid(key) => {
+                tracing::warn!(
+                    "package {package_digest}: the signature of its AOT code by {} does not hold; compiling its module",
+                    key.id()
+                );
+                return None;
+            }
+            Verdict::Valid(key) if !self.inner.config.trusted_keys.contains(&key) => {
+                tracing::info!(
+                    "package {package_digest}: AOT code signed by {}, a key not trusted here (--trust-key); compiling its module",
+                    key.id()
+                );
+                return None;
+            }
+            Verdict::Valid(key) => key.id(),
+        };
+        if aot.fingerprint != profile.fingerprint() {
+            tracing::info!(
+                "package {package_digest}: its signed AOT code is for engine {}, this daemon is {}; compiling its module",
+                aot.fingerprint,
+                profile.fingerprint()
+            );
+            return None;
+        }
+        // SAFETY: a key the operator trusts vouches that this code was
+        // compiled from this package's module for this target and engine
+        // (the signature binds all of them and was checked just now);
+        // trusting it is the operator's decision, as `--trust-key` says.
+        // Wasmtime checks its own header again.
+        match unsafe { Module::deserialize(self.inner.runtime.engine(), aot.code) } {
+            Ok(module) => Some((module, CodeSource::Signed { signer })),
+            Err(e) => {
+                tracing::warn!("package {package_digest}: its signed AOT code was refused ({e}); compiling its module");
+                None
+            }
+        }
     }
 
     /// The module `wasm` compiled for this host: from the code cache, or
@@ -995,6 +1052,7 @@ fn package_info(digest: &str, app: &LoadedApp) -> PackageInfo {
         kind: format!("{:?}", app.kind).to_lowercase(),
         code: match &app.code {
             CodeSource::Host => "compiled by this daemon".to_string(),
+            CodeSource::Signed { signer } => format!("the package's AOT code, signed by {signer} (trusted)"),
             CodeSource::Aot => "the package's AOT code".to_string(),
             CodeSource::Compiled | CodeSource::Recompiled { .. } => "compiled at load".to_string(),
         },

@@ -19,8 +19,12 @@
 //! ```
 //!
 //! Sections: exactly one `manifest` (TOML, see [`crate::manifest`]) and one
-//! `module` (a core wasm module); any number of `asset`s (named by path); and
-//! at most one `aot` section per target, named `TARGET FINGERPRINT`.
+//! `module` (a core wasm module); any number of `asset`s (named by path); at
+//! most one `aot` section per target, named `TARGET FINGERPRINT`; and at most
+//! one `signature` per AOT section, named as that section: a 32-byte ed25519
+//! public key then a 64-byte signature (what is signed, and how a host checks
+//! it: `signature`, with the `sign` feature). A reader older than signatures
+//! refuses a signed package with "unknown kind 5 (made by a newer oasis?)".
 //!
 //! What is verified when: the header and the section table (names, kinds,
 //! bounds, order, the table's checksum) always. Section data:
@@ -64,6 +68,8 @@ pub enum SectionKind {
     Asset,
     /// Ahead-of-time compiled code for one target.
     Aot,
+    /// A signature of one AOT section (see the module docs).
+    Signature,
 }
 
 impl SectionKind {
@@ -73,6 +79,7 @@ impl SectionKind {
             SectionKind::Module => 2,
             SectionKind::Asset => 3,
             SectionKind::Aot => 4,
+            SectionKind::Signature => 5,
         }
     }
 
@@ -82,6 +89,7 @@ impl SectionKind {
             2 => SectionKind::Module,
             3 => SectionKind::Asset,
             4 => SectionKind::Aot,
+            5 => SectionKind::Signature,
             _ => return None,
         })
     }
@@ -146,6 +154,7 @@ impl core::fmt::Display for Part {
             Part::Section { kind: SectionKind::Module, .. } => f.write_str("the module section"),
             Part::Section { kind: SectionKind::Asset, name } => write!(f, "asset `{name}`"),
             Part::Section { kind: SectionKind::Aot, name } => write!(f, "AOT section `{name}`"),
+            Part::Section { kind: SectionKind::Signature, name } => write!(f, "the signature of AOT section `{name}`"),
         }
     }
 }
@@ -218,7 +227,30 @@ pub enum Malformed {
         /// The name as stored.
         name: String,
     },
+    /// A signature whose name is no AOT section of the package.
+    #[error("a signature of AOT section `{name}`, which the package does not have")]
+    SignatureWithoutAot {
+        /// The signature's name.
+        name: String,
+    },
+    /// Two signatures of one AOT section.
+    #[error("two signatures of AOT section `{name}`")]
+    TwoSignatures {
+        /// The AOT section's name.
+        name: String,
+    },
+    /// A signature section that is not a 32-byte key and a 64-byte signature.
+    #[error("the signature of AOT section `{name}` is {len} bytes, not {SIGNATURE_LEN}")]
+    SignatureLength {
+        /// The AOT section's name.
+        name: String,
+        /// Its length.
+        len: usize,
+    },
 }
+
+/// Length of a signature section: an ed25519 public key and signature.
+pub const SIGNATURE_LEN: usize = 32 + 64;
 
 /// One section of a parsed package, borrowing the package bytes.
 #[derive(Clone, Copy, Debug)]
@@ -240,6 +272,16 @@ pub struct AotCode<'a> {
     pub fingerprint: &'a str,
     /// The serialized Wasmtime module.
     pub code: &'a [u8],
+}
+
+/// A signature of one AOT section, as stored (whether it is valid is for
+/// the `signature` module to say).
+#[derive(Clone, Copy, Debug)]
+pub struct AotSignature<'a> {
+    /// The signer's ed25519 public key.
+    pub public_key: &'a [u8; 32],
+    /// The ed25519 signature.
+    pub signature: &'a [u8; 64],
 }
 
 /// A parsed package whose checksums were verified (all of them, or those
@@ -277,7 +319,7 @@ impl<'a> Package<'a> {
             SectionKind::Manifest | SectionKind::Asset => true,
             SectionKind::Module => with_module,
             // A malformed name is verified too: `from_sections` reports it.
-            SectionKind::Aot => split_aot_name(name).ok().is_none_or(|(t, _)| t == target),
+            SectionKind::Aot | SectionKind::Signature => split_aot_name(name).ok().is_none_or(|(t, _)| t == target),
         })?;
         Package::from_sections(sections)
     }
@@ -309,7 +351,21 @@ impl<'a> Package<'a> {
                         return Err(PackageError::Malformed(Malformed::TwoAot { target: target.to_string() }));
                     }
                 }
-                SectionKind::Asset => {}
+                SectionKind::Asset | SectionKind::Signature => {}
+            }
+        }
+        let mut signed = alloc::collections::BTreeSet::new();
+        for s in sections.iter().filter(|s| s.kind == SectionKind::Signature) {
+            let name = || s.name.to_string();
+            if !sections.iter().any(|a| a.kind == SectionKind::Aot && a.name == s.name) {
+                return Err(PackageError::Malformed(Malformed::SignatureWithoutAot { name: name() }));
+            }
+            if !signed.insert(s.name) {
+                return Err(PackageError::Malformed(Malformed::TwoSignatures { name: name() }));
+            }
+            // Unverified data is empty (see the module docs): only checked data has a length to check.
+            if !s.data.is_empty() && s.data.len() != SIGNATURE_LEN {
+                return Err(PackageError::Malformed(Malformed::SignatureLength { name: name(), len: s.data.len() }));
             }
         }
         let manifest_text = manifest_text.ok_or(PackageError::Malformed(Malformed::NoManifest))?;
@@ -329,6 +385,16 @@ impl<'a> Package<'a> {
             let (target, fingerprint) = split_aot_name(s.name).ok()?;
             Some(AotCode { target, fingerprint, code: s.data })
         })
+    }
+
+    /// The signature of the AOT section `aot`, if it has one (and it was
+    /// verified by the parse: see [`Package::parse_for`]).
+    pub fn signature_of(&self, aot: &AotCode<'_>) -> Option<AotSignature<'a>> {
+        let section = self.sections.iter().find(|s| {
+            s.kind == SectionKind::Signature && split_aot_name(s.name).ok() == Some((aot.target, aot.fingerprint))
+        })?;
+        let (public_key, signature) = section.data.split_first_chunk::<32>()?;
+        Some(AotSignature { public_key, signature: signature.try_into().ok()? })
     }
 
     /// Every asset, as (path, bytes).
@@ -454,7 +520,7 @@ fn align_up(n: usize, align: usize) -> usize {
 /// Writes packages.
 #[derive(Debug, Default)]
 pub struct PackageBuilder {
-    sections: Vec<(SectionKind, String, Vec<u8>)>,
+    pub(crate) sections: Vec<(SectionKind, String, Vec<u8>)>,
 }
 
 impl PackageBuilder {
@@ -475,6 +541,18 @@ impl PackageBuilder {
     /// Adds AOT code for `target` made by an engine with `fingerprint`.
     pub fn aot(&mut self, target: &str, fingerprint: &str, code: Vec<u8>) -> &mut Self {
         self.sections.push((SectionKind::Aot, alloc::format!("{target} {fingerprint}"), code));
+        self
+    }
+
+    /// Adds (or replaces) the signature of the AOT section named
+    /// `TARGET FINGERPRINT`: `public_key` then `signature`, as made by the
+    /// `signature` module.
+    pub fn signature(&mut self, aot_name: &str, public_key: &[u8; 32], signature: &[u8; 64]) -> &mut Self {
+        self.sections.retain(|(kind, name, _)| !(*kind == SectionKind::Signature && name == aot_name));
+        let mut data = Vec::with_capacity(SIGNATURE_LEN);
+        data.extend_from_slice(public_key);
+        data.extend_from_slice(signature);
+        self.sections.push((SectionKind::Signature, aot_name.to_string(), data));
         self
     }
 
@@ -644,5 +722,41 @@ mod tests {
         assert_eq!(Package::parse(&no_module).unwrap_err(), PackageError::Malformed(Malformed::NoModule));
         let bad_manifest = PackageBuilder::new("name = 3".to_string(), Vec::new()).build();
         assert!(matches!(Package::parse(&bad_manifest), Err(PackageError::Manifest(_))));
+    }
+
+    #[test]
+    fn signatures_are_checked_for_shape() {
+        const AOT: &str = "x86_64-unknown-linux-gnu wasmtime-48.0.8:0123";
+        let malformed = |edit: &dyn Fn(&mut PackageBuilder)| {
+            let mut pb = PackageBuilder::new(MANIFEST.to_string(), b"\0asm\x01\0\0\0".to_vec());
+            pb.aot("x86_64-unknown-linux-gnu", "wasmtime-48.0.8:0123", vec![7; 33]);
+            edit(&mut pb);
+            match Package::parse(&pb.build()) {
+                Err(PackageError::Malformed(m)) => m,
+                other => panic!("{other:?}"),
+            }
+        };
+        let orphan = malformed(&|pb| {
+            pb.signature("x86_64-unknown-none wasmtime-48.0.8:0123", &[1; 32], &[2; 64]);
+        });
+        assert!(matches!(orphan, Malformed::SignatureWithoutAot { .. }), "{orphan}");
+        let twice = malformed(&|pb| {
+            pb.signature(AOT, &[1; 32], &[2; 64]);
+            pb.sections.push((SectionKind::Signature, AOT.to_string(), vec![3; SIGNATURE_LEN]));
+        });
+        assert!(matches!(twice, Malformed::TwoSignatures { .. }), "{twice}");
+        let short = malformed(&|pb| pb.sections.push((SectionKind::Signature, AOT.to_string(), vec![3; 95])));
+        assert_eq!(short.to_string(), format!("the signature of AOT section `{AOT}` is 95 bytes, not 96"));
+
+        let mut pb = PackageBuilder::new(MANIFEST.to_string(), b"\0asm\x01\0\0\0".to_vec());
+        pb.aot("x86_64-unknown-linux-gnu", "wasmtime-48.0.8:0123", vec![7; 33]);
+        pb.signature(AOT, &[1; 32], &[2; 64]);
+        let bytes = pb.build();
+        let p = Package::parse(&bytes).unwrap();
+        let signature = p.signature_of(&p.aot_for("x86_64-unknown-linux-gnu").unwrap()).unwrap();
+        assert_eq!((signature.public_key, signature.signature), (&[1; 32], &[2; 64]));
+        // A host of another target verifies neither that code nor its signature.
+        let other = Package::parse_for(&bytes, "x86_64-unknown-none", false).unwrap();
+        assert!(other.sections.iter().all(|s| s.kind == SectionKind::Manifest || s.data.is_empty()));
     }
 }

@@ -134,6 +134,13 @@ pub enum CodeSource {
     },
     /// Compiled by the host that loads it, which gave it ([`LoadOptions::module`]).
     Host,
+    /// The package's AOT code, which the host that loads it gave
+    /// ([`LoadOptions::module`]) because it is signed by a key the host
+    /// trusts and the signature holds (the host checks; this only says so).
+    Signed {
+        /// The signing key's id (`ed25519:…`).
+        signer: String,
+    },
 }
 
 /// A module ready to instantiate: checked, linked, with its manifest.
