@@ -193,7 +193,8 @@ fn publish(port: u16) -> String {
 #[test]
 fn deploy_ps_logs_stats_inspect_stop_start_rm() {
     let dir = scratch("daemon-verbs");
-    let daemon = Daemon::start(&dir.join("state"), &[]);
+    let log_dir = dir.join("logs");
+    let daemon = Daemon::start(&dir.join("state"), &["--log-dir", s(&log_dir)]);
     // The control socket is the owner's alone.
     let socket = daemon.host.strip_prefix("unix:").unwrap();
     use std::os::unix::fs::PermissionsExt;
@@ -222,6 +223,10 @@ fn deploy_ps_logs_stats_inspect_stop_start_rm() {
     for l in logs.lines() {
         assert!(l.len() > 24 && l.as_bytes()[4] == b'-' && l[..24].ends_with('Z'), "{l}");
     }
+    // The log file has the same lines, as `oasis logs` prints them.
+    let file = std::fs::read_to_string(log_dir.join("hi.log")).unwrap();
+    let hello = logs.lines().find(|l| l.contains("Hello from Oasis!")).unwrap();
+    assert!(file.lines().any(|l| l == hello), "{file}");
     assert!(daemon.ok("logs", &["hi", "--since", "2h"]).contains("Hello"), "--since a while ago keeps the lines");
     assert!(!daemon.ok("logs", &["hi", "--since", "2099-01-01T00:00:00Z"]).contains("Hello"));
 

@@ -44,6 +44,12 @@ pub struct ServeArgs {
     /// Log as JSON lines instead of text.
     #[arg(long)]
     pub log_json: bool,
+    /// Also append each tenant's lines to DIR/NAME.log (rotated to NAME.log.1 at --log-file-size).
+    #[arg(long, value_name = "DIR")]
+    pub log_dir: Option<PathBuf>,
+    /// The size at which a tenant's log file is rotated.
+    #[arg(long, value_name = "SIZE", default_value = "16MiB", value_parser = parse_log_size)]
+    pub log_file_size: u64,
     /// Run AOT code signed by this public key (KEY.pub of `oasis keygen`; repeatable) instead of compiling it.
     #[arg(long = "trust-key", value_name = "KEY.pub")]
     pub trust_keys: Vec<PathBuf>,
@@ -84,9 +90,25 @@ pub enum Error {
     /// A listener.
     #[error(transparent)]
     Serve(#[from] ServeError),
+    /// `--log-dir` that cannot be made.
+    #[error("--log-dir {}: {source}", path.display())]
+    LogDir {
+        /// The directory.
+        path: PathBuf,
+        /// What the OS said.
+        source: std::io::Error,
+    },
     /// A `--trust-key`.
     #[error("--trust-key: {0}")]
     TrustKey(#[source] crate::keys::Error),
+}
+
+fn parse_log_size(text: &str) -> Result<u64, String> {
+    match oasis_format::limits::parse_size(text) {
+        Ok(n) if n >= 4096 => Ok(n),
+        Ok(_) => Err("at least 4KiB".to_string()),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 fn init_logging(json: bool) {
@@ -137,7 +159,11 @@ pub fn execute(args: ServeArgs) -> Result<i32, Error> {
     };
     let platform = Arc::new(DaemonPlatform::new());
     let runtime = oasis_host_std::native_runtime_on(platform.clone(), None, true)?;
-    let mut config = Config { trusted_keys, ..Config::default() };
+    if let Some(dir) = &args.log_dir {
+        std::fs::create_dir_all(dir).map_err(|source| Error::LogDir { path: dir.clone(), source })?;
+    }
+    let log_files = args.log_dir.clone().map(|dir| (dir, args.log_file_size));
+    let mut config = Config { trusted_keys, log_files, ..Config::default() };
     if let Some(workers) = args.workers {
         config.workers = workers;
     }

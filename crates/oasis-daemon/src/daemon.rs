@@ -33,6 +33,7 @@
 //! new sockets; its log ring and its counts carry on.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard, Weak, mpsc};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -91,12 +92,21 @@ pub struct Config {
     /// Keys whose signed AOT code this daemon runs instead of compiling the
     /// module itself (`oasis serve --trust-key`).
     pub trusted_keys: Vec<PublicKey>,
+    /// A directory the tenants' lines are also appended to, a file each
+    /// (`oasis serve --log-dir`), and the size at which a file is rotated.
+    pub log_files: Option<(PathBuf, u64)>,
 }
 
 impl Default for Config {
     fn default() -> Self {
         let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-        Config { workers, ring_bytes: DEFAULT_RING_BYTES, backoff: Backoff::default(), trusted_keys: Vec::new() }
+        Config {
+            workers,
+            ring_bytes: DEFAULT_RING_BYTES,
+            backoff: Backoff::default(),
+            trusted_keys: Vec::new(),
+            log_files: None,
+        }
     }
 }
 
@@ -472,7 +482,15 @@ impl Daemon {
         tenants
             .entry(name.to_string())
             .or_insert_with(|| {
-                let log = Arc::new(LogRing::new(self.inner.config.ring_bytes));
+                let capacity = self.inner.config.ring_bytes;
+                let ring = match &self.inner.config.log_files {
+                    None => LogRing::new(capacity),
+                    Some((dir, limit)) => LogRing::with_file(capacity, dir, name, *limit).unwrap_or_else(|e| {
+                        tracing::warn!("{name}: no log file in {} ({e}); its lines stay in memory", dir.display());
+                        LogRing::new(capacity)
+                    }),
+                };
+                let log = Arc::new(ring);
                 self.inner.platform.attach(name, log.clone());
                 Arc::new(Record { name: name.to_string(), log, op: Mutex::new(()), live: Mutex::new(None) })
             })

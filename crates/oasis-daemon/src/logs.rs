@@ -3,9 +3,16 @@
 //! that `oasis logs` works after the fact and `oasis logs -f` can follow.
 //!
 //! The ring is the tenant's output sink and outlives its instances: a
-//! restart or a redeploy appends to the same ring.
+//! restart or a redeploy appends to the same ring. With a log directory
+//! (`oasis serve --log-dir`) every line also goes to the tenant's file there,
+//! `NAME.log`, as `oasis logs` prints it; at its size limit the file is
+//! renamed `NAME.log.1` (replacing the older one) and a new one started, so
+//! a tenant's files never hold more than twice the limit.
 
 use std::collections::VecDeque;
+use std::fs::File;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -36,6 +43,39 @@ struct Ring {
     next_seq: u64,
     stdout: LineBuffer,
     stderr: LineBuffer,
+    file: Option<LogFile>,
+}
+
+/// A tenant's log file (see the module docs).
+struct LogFile {
+    path: PathBuf,
+    file: File,
+    written: u64,
+    limit: u64,
+}
+
+impl LogFile {
+    fn open(path: PathBuf, limit: u64) -> std::io::Result<LogFile> {
+        let file = std::fs::OpenOptions::new().create(true).append(true).open(&path)?;
+        let written = file.metadata()?.len();
+        Ok(LogFile { path, file, written, limit })
+    }
+
+    fn append(&mut self, line: &LogLine) -> std::io::Result<()> {
+        let at = UNIX_EPOCH + Duration::from_millis(line.time_ms);
+        let text = format!("{} [{}] {}\n", humantime::format_rfc3339_millis(at), line.stream, line.text);
+        if self.written > 0 && self.written + text.len() as u64 > self.limit {
+            let mut old = self.path.clone().into_os_string();
+            old.push(".1");
+            std::fs::rename(&self.path, &old)?;
+            *self = LogFile::open(self.path.clone(), self.limit)?;
+        }
+        // One write per line, unbuffered: `tail -f` sees each line as it comes,
+        // and a crash loses none that were written.
+        self.file.write_all(text.as_bytes())?;
+        self.written += text.len() as u64;
+        Ok(())
+    }
 }
 
 /// A tenant's ring of log lines (see the module docs).
@@ -55,8 +95,18 @@ impl LogRing {
             next_seq: 1,
             stdout: LineBuffer::new(),
             stderr: LineBuffer::new(),
+            file: None,
         };
         LogRing { ring: Mutex::new(ring), grew: Condvar::new(), capacity }
+    }
+
+    /// A ring that also appends every line to `dir/NAME.log`, rotated at
+    /// `file_limit` bytes (see the module docs).
+    pub fn with_file(capacity: usize, dir: &Path, name: &str, file_limit: u64) -> std::io::Result<LogRing> {
+        let ring = LogRing::new(capacity);
+        let file = LogFile::open(dir.join(format!("{name}.log")), file_limit)?;
+        ring.lock().file = Some(file);
+        Ok(ring)
     }
 
     fn lock(&self) -> MutexGuard<'_, Ring> {
@@ -77,7 +127,16 @@ impl LogRing {
         let seq = ring.next_seq;
         ring.next_seq += 1;
         ring.bytes += text.len() + stream.len();
-        ring.lines.push_back(LogLine { seq, time_ms, stream: stream.to_string(), text });
+        let line = LogLine { seq, time_ms, stream: stream.to_string(), text };
+        if let Some(file) = ring.file.as_mut()
+            && let Err(e) = file.append(&line)
+        {
+            // The ring still has the line; the file stops rather than
+            // failing the tenant, and says so once.
+            tracing::warn!("log file {}: {e}; no more lines go to it", file.path.display());
+            ring.file = None;
+        }
+        ring.lines.push_back(line);
         while ring.bytes > self.capacity && ring.lines.len() > 1 {
             let old = ring.lines.pop_front().expect("more than one line");
             ring.bytes -= old.text.len() + old.stream.len();
@@ -191,6 +250,31 @@ mod tests {
         assert!(lines.len() < 20, "{}", lines.len());
         assert_eq!(lines.last().unwrap().text, "line 49");
         assert_eq!(lines.last().unwrap().seq, 50, "numbers count every line ever written");
+    }
+
+    #[test]
+    fn a_log_file_gets_every_line_and_is_rotated_at_its_limit() {
+        let dir = std::env::temp_dir().join(format!("oasis-logfile-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ring = LogRing::with_file(DEFAULT_RING_BYTES, &dir, "web", 200).unwrap();
+        ring.write(StdStream::Stdout, b"first\nhalf").unwrap();
+        let text = std::fs::read_to_string(dir.join("web.log")).unwrap();
+        assert!(text.ends_with("Z [stdout] first\n") && text.starts_with("20"), "{text}");
+        for i in 0..10 {
+            ring.log_line("access", format!("GET /{i}").as_bytes()).unwrap();
+        }
+        let new = std::fs::read_to_string(dir.join("web.log")).unwrap();
+        let old = std::fs::read_to_string(dir.join("web.log.1")).unwrap();
+        assert!(new.len() <= 200 && old.len() <= 200, "{old}{new}");
+        assert!(new.ends_with("[access] GET /9\n"), "{new}");
+        assert!(!old.contains("[stdout] first") || old.starts_with("20"), "{old}");
+        // A new ring (the daemon restarted) appends to the same file.
+        drop(ring);
+        let ring = LogRing::with_file(DEFAULT_RING_BYTES, &dir, "web", 1 << 20).unwrap();
+        ring.host_line("started again");
+        let again = std::fs::read_to_string(dir.join("web.log")).unwrap();
+        assert!(again.starts_with(&new) && again.ends_with("[oasis] started again\n"), "{again}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
