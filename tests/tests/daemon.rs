@@ -484,6 +484,18 @@ fn restart_policies_back_off() {
     assert!(logs.contains("exiting with status 3"), "{logs}");
     let ends = logs.matches("exited with status 3").count();
     assert!(ends >= 4, "{logs}");
+    drop(daemon);
+
+    // The wait stops growing at --backoff-max.
+    let daemon = Daemon::start(&dir.join("state2"), &["--backoff-initial", "50ms", "--backoff-max", "200ms"]);
+    daemon.ok("deploy", &["capped", code, "--restart", "always", "--", "3"]);
+    daemon.wait_for("capped", "six restarts", |t| t["restarts"].as_u64() >= Some(6));
+    let logs = daemon.ok("logs", &["capped"]);
+    let waits: Vec<u64> =
+        logs.lines().filter_map(|l| l.split("restarting in ").nth(1)?.split(' ').next()?.parse().ok()).collect();
+    assert_eq!(&waits[..6], [50, 100, 200, 200, 200, 200], "{logs}");
+    let out = common::oasis(&["serve", "--state-dir", s(&dir.join("state3")), "--backoff-initial", "2s", "--backoff-max", "1s"]);
+    out.assert_bad_input("--backoff-initial is longer than --backoff-max");
 }
 
 #[test]
@@ -1052,4 +1064,41 @@ fn only_aot_code_signed_by_a_trusted_key_runs_unsigned_code_never() {
     let out = common::oasis(&["serve", "--state-dir", s(&dir.join("state2")), "--trust-key", s(&dir.join("trusted"))]);
     assert_eq!(out.status, 2, "{}", out.stderr);
     assert!(out.stderr.contains("--trust-key: ") && out.stderr.contains("not an ed25519 public key"), "{}", out.stderr);
+}
+
+#[test]
+fn tenants_share_nothing_but_a_network_path_granted_to_both() {
+    let dir = scratch("daemon-isolation");
+    let daemon = Daemon::start(&dir.join("state"), &[]);
+    // Two tenants listen on the same app port, each published on its own
+    // host port: a tenant's ports are its own.
+    let (a, b) = (free_port(), free_port());
+    daemon.ok("deploy", &["a", s(&artifact("echo.oasis")), "-p", &format!("127.0.0.1:{a}:7")]);
+    daemon.ok("deploy", &["b", s(&artifact("echo.oasis")), "-p", &format!("127.0.0.1:{b}:7")]);
+    for port in [a, b] {
+        let start = Instant::now();
+        while refused(port) {
+            assert!(start.elapsed() < Duration::from_secs(60), "port {port} does not listen after 60 s");
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        assert_eq!(common::echo_round_trip(port, b"mine"), b"mine");
+    }
+    // A tenant reaches another only where it was granted the path.
+    let client = artifact("net-client.oasis");
+    let client = s(&client);
+    let target = format!("127.0.0.1:{a}");
+    daemon.ok("deploy", &["nosy", client, "--", &target, "hello"]);
+    daemon.ok("deploy", &["granted", client, "--allow-connect", &target, "--", &target, "hello"]);
+    let t = daemon.wait_for("nosy", "its end", |t| t["phase"] == "failed");
+    assert_eq!(t["last_exit"], "exited with status 1", "{t}");
+    let logs = daemon.ok("logs", &["nosy"]);
+    assert!(logs.contains("not granted") || logs.contains("not allowed"), "{logs}");
+    daemon.wait_for("granted", "its exit", |t| t["phase"] == "exited");
+    assert!(daemon.ok("logs", &["granted"]).contains("[stdout] hello"));
+    // Each tenant's logs and numbers are its own.
+    assert!(!daemon.ok("logs", &["granted"]).contains("not granted"));
+    assert!(!daemon.ok("logs", &["a"]).contains("hello"));
+    let b_status = daemon.tenant("b");
+    assert_eq!(b_status["usage"]["net_bytes_in"], 4, "b saw only its own 4 bytes: {b_status}");
+    assert_eq!(daemon.tenant("a")["usage"]["net_bytes_in"], 9, "a: its 4 and granted's 5");
 }

@@ -44,6 +44,12 @@ pub struct ServeArgs {
     /// Log as JSON lines instead of text.
     #[arg(long)]
     pub log_json: bool,
+    /// The wait before a tenant's first restart; it doubles with each restart up to --backoff-max.
+    #[arg(long, value_name = "DURATION", default_value = "200ms", value_parser = parse_duration)]
+    pub backoff_initial: Duration,
+    /// The longest wait between restarts.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub backoff_max: Duration,
     /// Also append each tenant's lines to DIR/NAME.log (rotated to NAME.log.1 at --log-file-size).
     #[arg(long, value_name = "DIR")]
     pub log_dir: Option<PathBuf>,
@@ -67,6 +73,9 @@ pub enum Error {
     /// `--workers 0`.
     #[error("--workers 0: a daemon needs at least one worker")]
     NoWorkers,
+    /// `--backoff-initial` past `--backoff-max`.
+    #[error("--backoff-initial is longer than --backoff-max: the wait starts at the first and grows to the second")]
+    Backoff,
     /// `--token-file` that cannot be read, or is empty.
     #[error("--token-file {}: {reason}", path.display())]
     Token {
@@ -103,6 +112,14 @@ pub enum Error {
     TrustKey(#[source] crate::keys::Error),
 }
 
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(text) {
+        Ok(d) if d >= Duration::from_millis(1) => Ok(d),
+        Ok(_) => Err("at least 1ms".to_string()),
+        Err(e) => Err(format!("{e} (e.g. 500ms, 2s, 1m)")),
+    }
+}
+
 fn parse_log_size(text: &str) -> Result<u64, String> {
     match oasis_format::limits::parse_size(text) {
         Ok(n) if n >= 4096 => Ok(n),
@@ -135,6 +152,9 @@ pub fn execute(args: ServeArgs) -> Result<i32, Error> {
     if args.workers == Some(0) {
         return Err(Error::NoWorkers);
     }
+    if args.backoff_initial > args.backoff_max {
+        return Err(Error::Backoff);
+    }
     let trusted_keys = args
         .trust_keys
         .iter()
@@ -164,6 +184,8 @@ pub fn execute(args: ServeArgs) -> Result<i32, Error> {
     }
     let log_files = args.log_dir.clone().map(|dir| (dir, args.log_file_size));
     let mut config = Config { trusted_keys, log_files, ..Config::default() };
+    config.backoff.initial = args.backoff_initial;
+    config.backoff.max = args.backoff_max;
     if let Some(workers) = args.workers {
         config.workers = workers;
     }
