@@ -375,6 +375,9 @@ fn kill_9_then_a_restart_brings_every_tenant_back() {
         "deploy",
         &["b", s(&artifact("http.oasis")), "-p", &publish(b), "--memory", "44MiB", "--cpu-ms-per-call", "250"],
     );
+    // An app that ended, with a policy that leaves it ended, stays ended.
+    daemon.ok("deploy", &["done", s(&artifact("exit-code.oasis")), "--", "3"]);
+    daemon.wait_for("done", "its end", |t| t["phase"] == "failed");
     wait_serving(a);
     wait_serving(b);
     daemon.kill9();
@@ -391,8 +394,16 @@ fn kill_9_then_a_restart_brings_every_tenant_back() {
     assert_eq!(daemon.tenant("c")["phase"], "stopped");
     let logs = daemon.ok("logs", &["a"]);
     assert!(logs.contains("brought back (revision 1)"), "{logs}");
+    let done = daemon.tenant("done");
+    assert_eq!((done["phase"].as_str(), done["last_exit"].as_str()), (Some("failed"), Some("exited with status 3")));
+    let logs = daemon.ok("logs", &["done"]);
+    assert!(logs.contains("not brought back: it had ended (exited with status 3)"), "{logs}");
+    assert!(!logs.contains("exiting with status 3"), "it did not run again: {logs}");
     daemon.ok("start", &["c"]);
     wait_serving(c);
+    daemon.ok("start", &["done"]);
+    daemon.wait_for("done", "its second end", |t| t["ends"]["exit-nonzero"] == 1 && t["phase"] == "failed");
+    assert!(daemon.ok("logs", &["done"]).contains("exiting with status 3"));
 }
 
 #[test]
@@ -933,11 +944,13 @@ fn changes_to_one_tenant_wait_for_each_other_and_others_do_not() {
     let out = deploying.join().unwrap();
     assert!(out.starts_with("slow: revision 1"), "{out}");
 
-    // Two deploys of one tenant at once: one after the other, none lost.
+    // Two deploys of one tenant at once: one after the other, none lost. (A
+    // reactor: a command app still running on its thread cannot be replaced,
+    // and the second deploy would be refused as busy.)
     let both: Vec<_> = (0..2)
         .map(|_| {
             let daemon = daemon.clone();
-            std::thread::spawn(move || daemon.ok("deploy", &["twice", s(&artifact("hello.oasis"))]))
+            std::thread::spawn(move || daemon.ok("deploy", &["twice", s(&artifact("http.oasis"))]))
         })
         .collect();
     let mut revisions: Vec<String> = both.into_iter().map(|t| t.join().unwrap()[..18].to_string()).collect();
@@ -1101,4 +1114,83 @@ fn tenants_share_nothing_but_a_network_path_granted_to_both() {
     let b_status = daemon.tenant("b");
     assert_eq!(b_status["usage"]["net_bytes_in"], 4, "b saw only its own 4 bytes: {b_status}");
     assert_eq!(daemon.tenant("a")["usage"]["net_bytes_in"], 9, "a: its 4 and granted's 5");
+}
+
+/// Waits until a TCP client connects to `port`; the connection.
+fn connect_when_listening(port: u16) -> TcpStream {
+    let start = Instant::now();
+    loop {
+        if let Ok(c) = TcpStream::connect(("127.0.0.1", port)) {
+            c.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+            return c;
+        }
+        assert!(start.elapsed() < Duration::from_secs(120), "port {port} does not listen after 120 s");
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// Writes `text` on `c` and reads as many bytes back.
+fn echoes(c: &mut TcpStream, text: &[u8]) -> bool {
+    let mut got = vec![0; text.len()];
+    c.write_all(text).is_ok() && c.read_exact(&mut got).is_ok() && got == text
+}
+
+#[test]
+fn oasis_exe_daemon_limits_metrics_kill_9_and_ctrl_c_under_wine() {
+    if common::windows_exe().is_none() {
+        return; // OASIS_SKIP_WINDOWS=1: quick local runs only; CI never sets it
+    }
+    let dir = scratch("daemon-windows-life");
+    let state = dir.join("state");
+    let control = format!("tcp:127.0.0.1:{}", free_port());
+    let metrics = format!("127.0.0.1:{}", free_port());
+    let flags = ["--control", &control, "--workers", "1", "--metrics", &metrics, "--drain-timeout", "60"];
+    let daemon = Daemon::start_on(common::Host::Windows, &state, &flags);
+    let port = free_port();
+    let echo = artifact("echo.oasis");
+    daemon.ok("deploy", &["echo", s(&echo), "-p", &format!("127.0.0.1:{port}:7"), "--max-connections", "1"]);
+    daemon.ok("deploy", &["spin", s(&artifact("spin.oasis")), "--cpu-ms-per-call", "100"]);
+
+    // Limits: the spinner is stopped by its CPU budget, and the echo server
+    // keeps one connection and no more.
+    let t = daemon.wait_for("spin", "its stop", |t| t["phase"] == "failed");
+    assert!(t["last_exit"].as_str().unwrap().contains("CPU"), "{t}");
+    let mut held = connect_when_listening(port);
+    assert!(echoes(&mut held, b"one"), "the first connection is within the quota");
+    daemon.wait_for("echo", "one connection", |t| t["usage"]["open_sockets"] == 2);
+    let mut second = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    second.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    assert!(!echoes(&mut second, b"two"), "a second is closed by the host");
+    assert!(echoes(&mut held, b"still"));
+
+    // Metrics, from oasis.exe too.
+    let mut c = TcpStream::connect(metrics.as_str()).unwrap();
+    c.write_all(b"GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").unwrap();
+    let mut text = String::new();
+    c.read_to_string(&mut text).unwrap();
+    assert!(text.contains(r#"oasis_tenant_ends_total{tenant="spin",reason="cpu-budget"} 1"#), "{text}");
+    assert!(text.contains(r#"oasis_tenants{phase="running"} 1"#), "{text}");
+    drop((held, second));
+
+    // kill -9, then a restart: the echo server is back (the spinner, ended, stays ended).
+    daemon.kill9();
+    let mut daemon = Daemon::start_on(common::Host::Windows, &state, &flags);
+    let mut held = connect_when_listening(port);
+    assert!(echoes(&mut held, b"back"), "{}", daemon.log_text());
+    assert_eq!(daemon.tenant("spin")["phase"], "failed");
+
+    // Ctrl-C (Wine turns SIGINT into CTRL_C_EVENT for the console handlers):
+    // the listener closes, the open connection is served to its end, exit 0.
+    let pid = daemon.child.id() as i32;
+    // SAFETY: kill(2) on the daemon's own pid, which it has not reaped.
+    assert_eq!(unsafe { libc_kill(pid, 2) }, 0);
+    let start = Instant::now();
+    while !refused(port) {
+        assert!(start.elapsed() < Duration::from_secs(60), "the listener stays open while draining");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(echoes(&mut held, b"during"), "an open connection is served while the daemon drains");
+    assert!(daemon.child.try_wait().unwrap().is_none(), "the daemon waits for the open connection");
+    drop(held);
+    assert_eq!(daemon.terminate_wait(), 0, "{}", daemon.log_text());
 }

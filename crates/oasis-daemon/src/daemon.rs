@@ -30,7 +30,10 @@
 //! a back-off that doubles with each restart (from [`Backoff::initial`] to
 //! [`Backoff::max`]) and starts over once an instance has run for
 //! [`Backoff::reset_after`]. A restarted tenant starts afresh: a new context,
-//! new sockets; its log ring and its counts carry on.
+//! new sockets; its log ring and its counts carry on. One its policy leaves
+//! ended is recorded as ended ([`FinalEnd`]), so that the daemon's next
+//! start does not run it again either; an end while the daemon shuts down
+//! is not the app's doing and is not recorded.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -52,7 +55,7 @@ use oasis_runtime::{Counters, WasmtimeError};
 use crate::logs::{DEFAULT_RING_BYTES, LogLine, LogRing};
 use crate::platform::DaemonPlatform;
 use crate::spec::{SpecError, TenantSpec, check_digest, check_name};
-use crate::store::{Deployment, Desired, StateDir, StoreError, digest};
+use crate::store::{Deployment, Desired, FinalEnd, StateDir, StoreError, digest};
 use crate::worker::{Event, Worker, WorkerEnd, WorkerError, least_loaded};
 
 /// The longest a stop or removal waits for the worker to take the tenant
@@ -654,7 +657,7 @@ impl Daemon {
             self.check_not_on_thread(placed)?;
         }
         let revision = live.as_ref().map_or(1, |l| l.deployment.revision + 1);
-        let deployment = Deployment { name: name.to_string(), spec, revision, desired: Desired::Running };
+        let deployment = Deployment { name: name.to_string(), spec, revision, desired: Desired::Running, ended: None };
         self.inner.state.save(&deployment)?;
         self.inner.counts.deploys.fetch_add(1, Relaxed);
         let package = package_info(&deployment.spec.package, &app);
@@ -707,7 +710,8 @@ impl Daemon {
             }
             Err(e) => (None, unknown_package(&digest), Some(e)),
         };
-        let running = deployment.desired == Desired::Running && app.is_some();
+        let ended = deployment.ended.clone();
+        let running = deployment.desired == Desired::Running && app.is_some() && ended.is_none();
         let mut live = Live {
             deployment,
             app,
@@ -722,6 +726,13 @@ impl Daemon {
             past: UsageReport::default(),
             ends: BTreeMap::new(),
         };
+        if let Some(end) = ended
+            && live.deployment.desired == Desired::Running
+        {
+            live.phase = if end.failed { Phase::Failed } else { Phase::Exited };
+            record.log.host_line(&format!("not brought back: it had ended ({}); oasis start runs it again", end.exit));
+            live.last_exit = Some(end.exit);
+        }
         if error.is_some() {
             live.phase = Phase::Failed;
         }
@@ -810,6 +821,15 @@ impl Daemon {
             && !self.inner.shutting_down.load(Relaxed);
         if !restart {
             live.phase = if failed(exit) { Phase::Failed } else { Phase::Exited };
+            // Ended for good, by its policy: the next start of the daemon
+            // must not run it again. An end while the daemon shuts down is
+            // the shutdown's doing, not the app's: not recorded.
+            if live.deployment.desired == Desired::Running && !self.inner.shutting_down.load(Relaxed) {
+                live.deployment.ended = Some(FinalEnd { exit: describe_exit(exit), failed: failed(exit) });
+                if let Err(e) = self.inner.state.save(&live.deployment) {
+                    tracing::warn!(tenant = %record.name, "its end is not recorded ({e}): the next start runs it again");
+                }
+            }
             return;
         }
         if ran >= backoff.reset_after {
@@ -930,6 +950,7 @@ impl Daemon {
             self.check_not_on_thread(placed)?;
         }
         l.deployment.desired = Desired::Running;
+        l.deployment.ended = None;
         self.inner.state.save(&l.deployment)?;
         l.backoff = self.inner.config.backoff.initial;
         record.log.host_line("started by the operator");

@@ -49,6 +49,21 @@ pub struct Deployment {
     pub revision: u64,
     /// Running or stopped.
     pub desired: Desired,
+    /// How its app ended, if it ended and its restart policy let it stay
+    /// ended: the daemon's next start leaves it so, as it was (`oasis start`
+    /// or a deploy runs it again). A daemon that shuts down records no end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended: Option<FinalEnd>,
+}
+
+/// The end a tenant stayed ended after.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FinalEnd {
+    /// What happened, as `oasis ps` says it (`exited with status 3`).
+    pub exit: String,
+    /// Whether it counts as a failure (a non-zero status, or stopped by the host).
+    pub failed: bool,
 }
 
 /// A state directory that cannot be used, or a file in it that cannot be
@@ -337,6 +352,7 @@ mod tests {
 
     fn deployment(name: &str) -> Deployment {
         Deployment {
+            ended: None,
             name: name.to_string(),
             spec: TenantSpec { package: "ab".repeat(32), restart: RestartPolicy::Always, ..TenantSpec::default() },
             revision: 1,
