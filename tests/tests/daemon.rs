@@ -637,6 +637,9 @@ fn metrics_in_prometheus_text() {
     let port = free_port();
     daemon.ok("deploy", &["web", s(&artifact("http.oasis")), "-p", &publish(port)]);
     wait_serving(port);
+    // Deployed again while it runs: a swap.
+    daemon.ok("deploy", &["web", s(&artifact("http.oasis")), "-p", &publish(port)]);
+    wait_serving(port);
     daemon.ok("deploy", &["trap", s(&artifact("trap.oasis"))]);
     daemon.wait_for("trap", "its trap", |t| t["phase"] == "failed");
     let mut c = TcpStream::connect(("127.0.0.1", metrics)).unwrap();
@@ -656,7 +659,9 @@ fn metrics_in_prometheus_text() {
     assert_eq!(value(r#"oasis_tenant_ends_total{tenant="trap",reason="trap"}"#), 1.0);
     assert_eq!(value(r#"oasis_tenants{phase="running"}"#), 1.0);
     assert_eq!(value(r#"oasis_tenants{phase="failed"}"#), 1.0);
-    assert_eq!(value("oasis_deploys_total"), 2.0);
+    assert_eq!(value(r#"oasis_tenant_swaps_total{tenant="web"}"#), 1.0);
+    assert_eq!(value(r#"oasis_tenant_swaps_total{tenant="trap"}"#), 0.0);
+    assert_eq!(value("oasis_deploys_total"), 3.0);
     assert!(value(r#"oasis_control_requests_total{status="200"}"#) >= 2.0);
     assert!(text.trim_end().ends_with("# EOF"));
 }

@@ -253,6 +253,8 @@ pub struct TenantStatus {
     pub uptime_ms: Option<u64>,
     /// Times it was started again by its policy.
     pub restarts: u64,
+    /// Deploys that replaced a running instance of it.
+    pub swaps: u64,
     /// The worker it is placed on.
     pub worker: Option<usize>,
     /// What it uses now, and its counts over its whole life here.
@@ -331,6 +333,7 @@ struct Live {
     last_exit: Option<String>,
     started: Option<(SystemTime, Instant)>,
     restarts: u64,
+    swaps: u64,
     backoff: Duration,
     restart_at: Option<Instant>,
     /// Counts of instances that ended (a restart starts a new context).
@@ -665,9 +668,12 @@ impl Daemon {
             "deployed revision {revision}: {} {} ({})",
             package.app, package.version, package.digest
         ));
-        let (placed, restarts, past, ends) = match live.take() {
-            Some(old) => (old.placed, old.restarts, old.past, old.ends),
-            None => (None, 0, UsageReport::default(), BTreeMap::new()),
+        let (placed, restarts, swaps, past, ends) = match live.take() {
+            Some(old) => {
+                let swapped = old.started.is_some() && old.phase == Phase::Running;
+                (old.placed, old.restarts, old.swaps + u64::from(swapped), old.past, old.ends)
+            }
+            None => (None, 0, 0, UsageReport::default(), BTreeMap::new()),
         };
         let mut fresh = Live {
             deployment,
@@ -678,6 +684,7 @@ impl Daemon {
             last_exit: None,
             started: None,
             restarts,
+            swaps,
             backoff: self.inner.config.backoff.initial,
             restart_at: None,
             past,
@@ -721,6 +728,7 @@ impl Daemon {
             last_exit: None,
             started: None,
             restarts: 0,
+            swaps: 0,
             backoff: self.inner.config.backoff.initial,
             restart_at: None,
             past: UsageReport::default(),
@@ -1053,6 +1061,7 @@ impl Daemon {
             started_ms: live.started.map(|(at, _)| now_ms(at)),
             uptime_ms: live.started.map(|(_, at)| at.elapsed().as_millis() as u64),
             restarts: live.restarts,
+            swaps: live.swaps,
             worker: live.placed.map(|p| p.worker),
             usage,
             memory_bytes: limits.memory_bytes,

@@ -77,6 +77,12 @@ const SERIES: &[Series] = &[
         value: |t| t.restarts as f64,
     },
     Series {
+        name: "oasis_tenant_swaps",
+        help: "Deploys that replaced a running instance",
+        kind: MetricType::Counter,
+        value: |t| t.swaps as f64,
+    },
+    Series {
         name: "oasis_tenant_net_received_bytes",
         help: "Bytes received from the network",
         kind: MetricType::Counter,
