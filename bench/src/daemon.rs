@@ -23,10 +23,16 @@ struct Serve {
 
 impl Serve {
     fn start(oasis: &Path) -> Result<Serve, String> {
-        let dir = std::env::temp_dir().join(format!("oasis-bench-serve-{}", std::process::id()));
+        Serve::start_with(oasis, "main", &[])
+    }
+
+    /// A daemon with a state directory of its own (`tag`) and `extra` flags.
+    fn start_with(oasis: &Path, tag: &str, extra: &[&str]) -> Result<Serve, String> {
+        let dir = std::env::temp_dir().join(format!("oasis-bench-serve-{}-{tag}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let child = Command::new(oasis)
             .args(["serve", "--state-dir", dir.to_str().unwrap()])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -51,6 +57,14 @@ impl Serve {
         c.read_to_string(&mut answer).map_err(|e| e.to_string())?;
         let status = answer.get(9..12).and_then(|s| s.parse().ok()).ok_or("no HTTP status")?;
         Ok((status, answer.split_once("\r\n\r\n").map_or(String::new(), |(_, b)| b.to_string())))
+    }
+
+    fn upload(&self, package: &[u8]) -> Result<String, String> {
+        let digest = oasis_daemon::store::digest(package);
+        match self.request("PUT", &format!("/v1/packages/{digest}"), package)? {
+            (201, _) => Ok(digest),
+            (status, body) => Err(format!("upload: {status} {body}")),
+        }
     }
 
     fn deploy(&self, name: &str, digest: &str, port: u16) -> Result<(), String> {
@@ -134,12 +148,8 @@ pub fn compare(tenants: usize, secs: u32) -> Result<(), String> {
     let artifacts = env_path("OASIS_TEST_ARTIFACTS").ok_or("OASIS_TEST_ARTIFACTS is not set")?;
     let http = artifacts.join("http.oasis");
     let package = std::fs::read(&http).map_err(|e| format!("{}: {e}", http.display()))?;
-    let digest = oasis_daemon::store::digest(&package);
     let serve = Serve::start(&oasis)?;
-    match serve.request("PUT", &format!("/v1/packages/{digest}"), &package)? {
-        (201, _) => {}
-        (status, body) => return Err(format!("upload: {status} {body}")),
-    }
+    let digest = serve.upload(&package)?;
 
     // One tenant: through the daemon, under `oasis run`, natively.
     let port = free_port();
@@ -209,5 +219,73 @@ pub fn compare(tenants: usize, secs: u32) -> Result<(), String> {
         spread / single
     );
     println!("all on one tenant         {single:>10.0} req/s   this/one tenant = 1.00x");
+    Ok(())
+}
+
+/// New modules on a fresh daemon: `count` packages of distinct modules
+/// (http with a custom section of its own, so each has a digest of its own
+/// and no cache helps), each uploaded and deployed. Once on a daemon that
+/// compiles every module, once on one that trusts the key that signed their
+/// AOT code.
+pub fn new_modules(count: usize) -> Result<(), String> {
+    let oasis = env_path("OASIS_BIN").ok_or("OASIS_BIN is not set")?;
+    let artifacts = env_path("OASIS_TEST_ARTIFACTS").ok_or("OASIS_TEST_ARTIFACTS is not set")?;
+    let wasm = std::fs::read(artifacts.join("http.wasm")).map_err(|e| format!("http.wasm: {e}"))?;
+    let dir = std::env::temp_dir().join(format!("oasis-bench-signed-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let key = dir.join("bench.key");
+    let ok = |cmd: &mut Command| -> Result<(), String> {
+        let out = cmd.output().map_err(|e| e.to_string())?;
+        if out.status.success() { Ok(()) } else { Err(String::from_utf8_lossy(&out.stderr).into_owned()) }
+    };
+    ok(Command::new(&oasis).args(["keygen", key.to_str().unwrap()]))?;
+    // http's own manifest (its grants: it listens on 8080).
+    let http = std::fs::read(artifacts.join("http.oasis")).map_err(|e| format!("http.oasis: {e}"))?;
+    let manifest_text =
+        oasis_format::package::Package::parse(&http).map_err(|e| e.to_string())?.manifest_text.to_string();
+    let manifest = dir.join("manifest.toml");
+    std::fs::write(&manifest, manifest_text).map_err(|e| e.to_string())?;
+    let mut packages = Vec::new();
+    for i in 0..count {
+        // A custom section (id 0): name "bench", then the index.
+        let payload = format!("\x05bench{i}");
+        let mut module = wasm.clone();
+        module.push(0);
+        module.push(payload.len() as u8);
+        module.extend_from_slice(payload.as_bytes());
+        let (wasm_path, package) = (dir.join(format!("v{i}.wasm")), dir.join(format!("v{i}.oasis")));
+        std::fs::write(&wasm_path, &module).map_err(|e| e.to_string())?;
+        let mut cmd = Command::new(&oasis);
+        cmd.args(["package", wasm_path.to_str().unwrap(), "--sign", key.to_str().unwrap()]);
+        ok(cmd.args(["--manifest", manifest.to_str().unwrap(), "-o", package.to_str().unwrap()]))?;
+        packages.push(std::fs::read(&package).map_err(|e| e.to_string())?);
+    }
+    let public = format!("{}.pub", key.display());
+    println!("== oasis serve: {count} new modules (distinct digests) uploaded and deployed on a fresh daemon ==");
+    let mut rates = Vec::new();
+    for (name, extra) in
+        [("compiled by the daemon", &[][..]), ("signed AOT, key trusted", &["--trust-key", public.as_str()][..])]
+    {
+        let serve = Serve::start_with(&oasis, if extra.is_empty() { "compile" } else { "signed" }, extra)?;
+        let ports: Vec<u16> = (0..count).map(|_| free_port()).collect();
+        let started = Instant::now();
+        for (i, package) in packages.iter().enumerate() {
+            let digest = serve.upload(package)?;
+            serve.deploy(&format!("n{i}"), &digest, ports[i])?;
+        }
+        let took = started.elapsed();
+        for port in &ports {
+            wait_port(*port)?;
+        }
+        rates.push(count as f64 / took.as_secs_f64());
+        println!(
+            "{name:<26} {:>8.1} deploys/s  ({:.1} ms each)   this/compiled = {:.2}x",
+            rates[rates.len() - 1],
+            took.as_secs_f64() * 1000.0 / count as f64,
+            rates[rates.len() - 1] / rates[0]
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }

@@ -543,7 +543,7 @@ fn main() {
     // OASIS_BENCH_ONLY=NAME runs the sections whose name contains NAME.
     let only = std::env::var("OASIS_BENCH_ONLY").unwrap_or_default();
     type Section<'a> = (&'static str, &'a dyn Fn() -> Result<(), String>);
-    let sections: [Section; 10] = [
+    let sections: [Section; 11] = [
         ("cold-start", &|| cold_start(runs)),
         ("xen-boot", &|| xen::boot(runs.min(10))),
         ("startup-phases", &|| startup_phases(runs)),
@@ -553,6 +553,7 @@ fn main() {
         ("http", &|| http_hello(5)),
         ("idle", &|| idle_cpu(10)),
         ("daemon", &|| daemon::compare(tenants, 5)),
+        ("daemon-new-modules", &|| daemon::new_modules(20)),
         ("windows", &|| windows::compare(runs.min(20), 5)),
     ];
     for (name, section) in sections {

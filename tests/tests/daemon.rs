@@ -505,7 +505,15 @@ fn restart_policies_back_off() {
     let waits: Vec<u64> =
         logs.lines().filter_map(|l| l.split("restarting in ").nth(1)?.split(' ').next()?.parse().ok()).collect();
     assert_eq!(&waits[..6], [50, 100, 200, 200, 200, 200], "{logs}");
-    let out = common::oasis(&["serve", "--state-dir", s(&dir.join("state3")), "--backoff-initial", "2s", "--backoff-max", "1s"]);
+    let out = common::oasis(&[
+        "serve",
+        "--state-dir",
+        s(&dir.join("state3")),
+        "--backoff-initial",
+        "2s",
+        "--backoff-max",
+        "1s",
+    ]);
     out.assert_bad_input("--backoff-initial is longer than --backoff-max");
 }
 
@@ -1042,7 +1050,11 @@ fn only_aot_code_signed_by_a_trusted_key_runs_unsigned_code_never() {
         let mut b = PackageBuilder::new(exit_code.manifest_text.to_string(), exit_code.module.to_vec());
         b.aot(hello_aot.target, hello_aot.fingerprint, hello_aot.code.to_vec());
         if sign {
-            b.signature(&format!("{} {}", hello_aot.target, hello_aot.fingerprint), stolen.public_key, stolen.signature);
+            b.signature(
+                &format!("{} {}", hello_aot.target, hello_aot.fingerprint),
+                stolen.public_key,
+                stolen.signature,
+            );
         }
         let path = dir.join(out);
         std::fs::write(&path, b.build()).unwrap();

@@ -371,12 +371,7 @@ pub fn inspect(args: InspectArgs) -> Result<(), Error> {
                 format!("signature of {} DOES NOT HOLD: changed since it was signed", key.id())
             }
         };
-        println!(
-            "aot:           {} {} ({} bytes, {note}; {signature})",
-            aot.target,
-            aot.fingerprint,
-            aot.code.len()
-        );
+        println!("aot:           {} {} ({} bytes, {note}; {signature})", aot.target, aot.fingerprint, aot.code.len());
     }
     Ok(())
 }

@@ -24,9 +24,9 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt::Write as _;
 
+use ed25519_dalek::Signer;
 use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
 use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey};
-use ed25519_dalek::Signer;
 use sha2::{Digest, Sha256};
 
 use crate::package::{AotCode, Package, PackageBuilder, SectionKind};
@@ -42,7 +42,9 @@ pub enum KeyError {
     )]
     Secret(String),
     /// Not a PEM ed25519 public key.
-    #[error("not an ed25519 public key in PEM ({0}): use the KEY.pub that `oasis keygen` wrote, or `openssl pkey -pubout`")]
+    #[error(
+        "not an ed25519 public key in PEM ({0}): use the KEY.pub that `oasis keygen` wrote, or `openssl pkey -pubout`"
+    )]
     Public(String),
     /// The OS gave no randomness for a new key.
     #[error("no randomness for a new key: {0}")]
