@@ -31,9 +31,17 @@ impl Daemon {
         static STARTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = STARTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let log = state.with_file_name(format!("serve-{n}.log"));
+        // oasis.exe has no Unix socket: TCP with the token, on a port of its own.
+        let control = match host {
+            common::Host::Windows if !extra.contains(&"--control") => {
+                vec!["--control".to_string(), format!("tcp:127.0.0.1:{}", free_port())]
+            }
+            _ => Vec::new(),
+        };
         let child = host
             .command()
             .args(["serve", "--state-dir", s(state)])
+            .args(&control)
             .args(if extra.contains(&"--workers") { &[][..] } else { &["--workers", "2"][..] })
             .args(extra)
             .stdin(Stdio::null())
@@ -469,8 +477,14 @@ impl Daemon {
 
 #[test]
 fn restart_policies_back_off() {
-    let dir = scratch("daemon-restarts");
-    let daemon = Daemon::start(&dir.join("state"), &[]);
+    for host in common::hosts() {
+        restart_policies_on(host);
+    }
+}
+
+fn restart_policies_on(host: common::Host) {
+    let dir = scratch(&format!("daemon-restarts-{host:?}"));
+    let daemon = Daemon::start_on(host, &dir.join("state"), &[]);
     let code = artifact("exit-code.oasis");
     let code = s(&code);
     daemon.ok("deploy", &["fails-never", code, "--", "3"]);
@@ -498,29 +512,28 @@ fn restart_policies_back_off() {
     drop(daemon);
 
     // The wait stops growing at --backoff-max.
-    let daemon = Daemon::start(&dir.join("state2"), &["--backoff-initial", "50ms", "--backoff-max", "200ms"]);
+    let daemon = Daemon::start_on(host, &dir.join("state2"), &["--backoff-initial", "50ms", "--backoff-max", "200ms"]);
     daemon.ok("deploy", &["capped", code, "--restart", "always", "--", "3"]);
     daemon.wait_for("capped", "six restarts", |t| t["restarts"].as_u64() >= Some(6));
     let logs = daemon.ok("logs", &["capped"]);
     let waits: Vec<u64> =
         logs.lines().filter_map(|l| l.split("restarting in ").nth(1)?.split(' ').next()?.parse().ok()).collect();
     assert_eq!(&waits[..6], [50, 100, 200, 200, 200, 200], "{logs}");
-    let out = common::oasis(&[
-        "serve",
-        "--state-dir",
-        s(&dir.join("state3")),
-        "--backoff-initial",
-        "2s",
-        "--backoff-max",
-        "1s",
-    ]);
+    let out =
+        host.oasis(&["serve", "--state-dir", s(&dir.join("state3")), "--backoff-initial", "2s", "--backoff-max", "1s"]);
     out.assert_bad_input("--backoff-initial is longer than --backoff-max");
 }
 
 #[test]
 fn noisy_neighbours_do_not_disturb_a_tenant() {
-    let dir = scratch("daemon-noisy");
-    let daemon = Daemon::start(&dir.join("state"), &[]);
+    for host in common::hosts() {
+        noisy_neighbours_on(host);
+    }
+}
+
+fn noisy_neighbours_on(host: common::Host) {
+    let dir = scratch(&format!("daemon-noisy-{host:?}"));
+    let daemon = Daemon::start_on(host, &dir.join("state"), &[]);
     let web = free_port();
     let flooded = free_port();
     daemon.ok("deploy", &["web", s(&artifact("http.oasis")), "-p", &publish(web)]);
@@ -1024,7 +1037,11 @@ fn only_aot_code_signed_by_a_trusted_key_runs_unsigned_code_never() {
     let other = keygen("other");
     let package = |module: &str, key: &str, out: &str| {
         let path = dir.join(out);
-        let run = common::oasis(&["package", s(&artifact(module)), "--sign", s(&dir.join(key)), "-o", s(&path)]);
+        // AOT code for both hosts under test, signed.
+        let (module, key_file) = (artifact(module), dir.join(key));
+        let windows = ["--target", "x86_64-pc-windows-gnu"];
+        let run =
+            common::oasis(&[&["package", s(&module), "--sign", s(&key_file), "-o", s(&path)][..], &windows].concat());
         assert_eq!(run.status, 0, "{}", run.stderr);
         assert!(run.stdout.contains(&format!("signed by {}", if key == "trusted" { &trusted } else { &other })));
         path
@@ -1042,19 +1059,16 @@ fn only_aot_code_signed_by_a_trusted_key_runs_unsigned_code_never() {
     // binds the module).
     let signed_bytes = std::fs::read(&signed).unwrap();
     let hello = Package::parse(&signed_bytes).unwrap();
-    let hello_aot = hello.aot_sections().next().unwrap();
-    let stolen = hello.signature_of(&hello_aot).unwrap();
     let exit_code_bytes = std::fs::read(artifact("exit-code.oasis")).unwrap();
     let exit_code = Package::parse(&exit_code_bytes).unwrap();
     let forged = |sign: bool, out: &str| {
         let mut b = PackageBuilder::new(exit_code.manifest_text.to_string(), exit_code.module.to_vec());
-        b.aot(hello_aot.target, hello_aot.fingerprint, hello_aot.code.to_vec());
-        if sign {
-            b.signature(
-                &format!("{} {}", hello_aot.target, hello_aot.fingerprint),
-                stolen.public_key,
-                stolen.signature,
-            );
+        for aot in hello.aot_sections() {
+            b.aot(aot.target, aot.fingerprint, aot.code.to_vec());
+            if sign {
+                let stolen = hello.signature_of(&aot).unwrap();
+                b.signature(&format!("{} {}", aot.target, aot.fingerprint), stolen.public_key, stolen.signature);
+            }
         }
         let path = dir.join(out);
         std::fs::write(&path, b.build()).unwrap();
@@ -1066,7 +1080,14 @@ fn only_aot_code_signed_by_a_trusted_key_runs_unsigned_code_never() {
     assert!(inspect.stdout.contains(&format!("signature of {trusted} DOES NOT HOLD")), "{}", inspect.stdout);
 
     let trusted_pub = dir.join("trusted.pub");
-    let daemon = Daemon::start(&dir.join("state"), &["--trust-key", s(&trusted_pub)]);
+    for host in common::hosts() {
+        signed_code_on(host, &dir, (&trusted, &other), [&signed, &by_other, &slipped, &moved], &trusted_pub);
+    }
+}
+
+fn signed_code_on(host: common::Host, dir: &Path, keys: (&str, &str), packages: [&Path; 4], trusted_pub: &Path) {
+    let ((trusted, other), [signed, by_other, slipped, moved]) = (keys, packages);
+    let daemon = Daemon::start_on(host, &dir.join(format!("state-{host:?}")), &["--trust-key", s(trusted_pub)]);
     assert!(daemon.log_text().contains(&format!("runs AOT code signed by {trusted}")), "{}", daemon.log_text());
     daemon.ok("deploy", &["signed", s(&signed)]);
     daemon.ok("deploy", &["by-other", s(&by_other)]);
@@ -1087,11 +1108,12 @@ fn only_aot_code_signed_by_a_trusted_key_runs_unsigned_code_never() {
         assert!(!daemon.ok("logs", &[name]).contains("Hello"), "{name}");
     }
     let log = daemon.log_text();
-    assert!(log.contains("a key not trusted here (--trust-key)") && log.contains(&other), "{log}");
+    assert!(log.contains("a key not trusted here (--trust-key)") && log.contains(other), "{log}");
     assert!(log.contains(&format!("the signature of its AOT code by {trusted} does not hold")), "{log}");
 
     // A secret key is no public key, and the daemon says so before it starts.
-    let out = common::oasis(&["serve", "--state-dir", s(&dir.join("state2")), "--trust-key", s(&dir.join("trusted"))]);
+    let state2 = dir.join(format!("state2-{host:?}"));
+    let out = host.oasis(&["serve", "--state-dir", s(&state2), "--trust-key", s(&dir.join("trusted"))]);
     assert_eq!(out.status, 2, "{}", out.stderr);
     assert!(out.stderr.contains("--trust-key: ") && out.stderr.contains("not an ed25519 public key"), "{}", out.stderr);
 }

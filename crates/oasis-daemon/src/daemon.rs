@@ -253,7 +253,9 @@ pub struct TenantStatus {
     pub uptime_ms: Option<u64>,
     /// Times it was started again by its policy.
     pub restarts: u64,
-    /// Deploys that replaced a running instance of it.
+    /// Deploys that replaced a running instance of it (absent from daemons
+    /// older than the field: read as 0).
+    #[serde(default)]
     pub swaps: u64,
     /// The worker it is placed on.
     pub worker: Option<usize>,
