@@ -1089,10 +1089,10 @@ fn signed_code_on(host: common::Host, dir: &Path, keys: (&str, &str), packages: 
     let ((trusted, other), [signed, by_other, slipped, moved]) = (keys, packages);
     let daemon = Daemon::start_on(host, &dir.join(format!("state-{host:?}")), &["--trust-key", s(trusted_pub)]);
     assert!(daemon.log_text().contains(&format!("runs AOT code signed by {trusted}")), "{}", daemon.log_text());
-    daemon.ok("deploy", &["signed", s(&signed)]);
-    daemon.ok("deploy", &["by-other", s(&by_other)]);
-    daemon.ok("deploy", &["slipped", s(&slipped), "--", "7"]);
-    daemon.ok("deploy", &["moved", s(&moved), "--", "7"]);
+    daemon.ok("deploy", &["signed", s(signed)]);
+    daemon.ok("deploy", &["by-other", s(by_other)]);
+    daemon.ok("deploy", &["slipped", s(slipped), "--", "7"]);
+    daemon.ok("deploy", &["moved", s(moved), "--", "7"]);
     assert_eq!(code_of(&daemon, "signed"), format!("the package's AOT code, signed by {trusted} (trusted)"));
     for name in ["by-other", "slipped", "moved"] {
         assert_eq!(code_of(&daemon, name), "compiled by this daemon", "{name}");
