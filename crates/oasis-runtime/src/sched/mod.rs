@@ -417,7 +417,7 @@ impl Scheduler {
                 // before it in this pass ends it; its place is checked all
                 // the same, so that a tenant that is not due never runs.
                 let Some(slot) = self.slots.get_mut(&id) else { continue };
-                if !slot.queued.is_some_and(|at| at <= now) {
+                if slot.queued.is_none_or(|at| at > now) {
                     continue;
                 }
                 ran = true;
