@@ -66,6 +66,13 @@ impl Readiness {
         }
     }
 
+    /// The objects waited on (interest registered and not yet used up by an
+    /// event), in id order: what a driver's readiness can wake this tenant
+    /// for (the scheduler routes readiness by it).
+    pub fn waiting_on(&self) -> impl Iterator<Item = IoId> + '_ {
+        self.interest.keys().copied()
+    }
+
     /// Takes the oldest pending event: (handle, flags).
     pub fn take(&mut self) -> Option<(u32, u32)> {
         self.events.pop_front()

@@ -4,8 +4,9 @@
 //!
 //! Each pass of the loop first carries out what the handles asked for and
 //! reports the ends of command apps on their threads, then polls every
-//! network without blocking, hands the readiness to the tenants on it, and
-//! runs each tenant that was woken or whose deadline is due. A pass that ran
+//! network without blocking, hands the readiness to the tenants it is for,
+//! and runs each tenant that was woken or whose deadline is due, in the order
+//! of their ids. A pass that ran
 //! a tenant may have left work for another, so the loop makes another at
 //! once; otherwise it blocks in its [`WakeSource`] until the earliest
 //! deadline (a tenant's, or a network's own timers', [`Network::poll_at_ns`]:
@@ -13,6 +14,16 @@
 //! the stack), until readiness on the source's network, or until something
 //! wakes it: a handle, a command app's end, a frame on the in-process switch.
 //! With nothing due it blocks without a timeout: an idle host costs nothing.
+//!
+//! A pass costs what there is to do, not how many tenants there are: a host
+//! keeps thousands of idle tenants on one loop, and every change a handle
+//! makes wakes it. So the loop keeps each tenant that will have something to
+//! do in a queue ordered by when: a new tenant at once, a woken one when it
+//! may run (at once, or when the rest its CPU share asks for ends), one that
+//! asked for a deadline at that deadline (or the end of its rest, if later).
+//! A tenant that waits for events only is not in it. A pass runs the front
+//! of the queue that is due, and a block waits until the front's time. Every
+//! tenant due in a pass runs once in it, so none is starved.
 //!
 //! Each tenant keeps its own limits: one that traps, runs past its CPU budget
 //! or outgrows its memory ends alone, and the others carry on.
@@ -26,6 +37,18 @@
 //! the in-process switch, which wakes the loop ([`Handle::waker`]) for every
 //! frame it forwards. Readiness is edge-triggered, so every network is polled
 //! only here, and what it reports goes to the tenants the loop runs on it.
+//!
+//! Each readiness goes to the one tenant that waits on its socket, not to
+//! every tenant on the network: socket ids are unique in a network, and a
+//! tenant waits on a socket once a call on it answered `NOT_READY` (its
+//! context's [`Readiness`](crate::io::Readiness)). The loop reads what each
+//! tenant waits on after every call into it (the only time that can grow:
+//! sockets are opened, closed and waited on by the guest's calls) and keeps,
+//! for each network, which tenant waits on which socket. What no tenant
+//! waits on is dropped, as every tenant would have dropped it; a route left
+//! from a wait the tenant no longer has (its event came, or it closed the
+//! socket since) only hands it readiness it ignores, until its next call
+//! corrects the route.
 //!
 //! # Command apps
 //!
@@ -75,11 +98,10 @@ mod spawn;
 pub mod wake;
 
 use alloc::boxed::Box;
-use alloc::collections::BTreeMap;
+use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::sync::Arc;
-use alloc::vec;
 use alloc::vec::Vec;
 
 pub use handle::Handle;
@@ -241,6 +263,41 @@ struct Slot {
     usage: Arc<spin::Mutex<Usage>>,
     /// Not called again before this (its CPU share, see [`Quotas::cpu_share`](crate::tenant::Quotas)).
     rest_until: u64,
+    /// Its place in [`Scheduler::queue`]: when it is next to run (see
+    /// [`next_run`]); `None`: it waits for events, or is on its thread.
+    queued: Option<u64>,
+    /// The sockets of its network routed to it (what it waited on after its
+    /// last call), in id order.
+    routed: Vec<SocketId>,
+}
+
+/// When a slot's tenant is next to run if nothing wakes it: a woken one when
+/// its rest ends (at once if it has none), one with a deadline at the later
+/// of that and its rest's end; `None` if only readiness moves it on, or it
+/// runs on its thread.
+fn next_run(slot: &Slot) -> Option<u64> {
+    slot.tenant.as_ref()?;
+    match slot.step {
+        Step::Done => None,
+        _ if slot.woken => Some(slot.rest_until),
+        Step::Deadline(d) => Some(d.max(slot.rest_until)),
+        Step::WaitForEvents => None,
+    }
+}
+
+/// Puts tenant `id` where it belongs in `queue` after its slot changed.
+fn requeue(queue: &mut BTreeSet<(u64, TenantId)>, id: TenantId, slot: &mut Slot) {
+    let next = next_run(slot);
+    if next == slot.queued {
+        return;
+    }
+    if let Some(at) = slot.queued {
+        queue.remove(&(at, id));
+    }
+    if let Some(at) = next {
+        queue.insert((at, id));
+    }
+    slot.queued = next;
 }
 
 /// A network some tenants use.
@@ -248,8 +305,23 @@ struct Attached {
     network: Arc<dyn Network>,
     /// Readiness reported by the network and not yet delivered.
     ready: Vec<(SocketId, u32)>,
-    /// The tenants on it.
-    tenants: Vec<TenantId>,
+    /// Which tenant waits on each socket (see the module docs).
+    routes: BTreeMap<SocketId, TenantId>,
+    /// How many tenants are on it.
+    tenants: usize,
+}
+
+impl Attached {
+    /// Routes nothing more to `id` of what it waited on.
+    fn unroute(&mut self, id: TenantId, routed: &[SocketId]) {
+        for socket in routed {
+            // Another tenant may have taken the socket's wait since (a
+            // context moved to a new tenant).
+            if self.routes.get(socket) == Some(&id) {
+                self.routes.remove(socket);
+            }
+        }
+    }
 }
 
 fn same(a: &Arc<dyn Network>, b: &Arc<dyn Network>) -> bool {
@@ -279,7 +351,10 @@ pub struct Scheduler {
     just_blocked: bool,
     /// Readiness from a source whose network no tenant uses (dropped).
     spare: Vec<(SocketId, u32)>,
-    /// The slots' ids, for one pass (kept for its allocation).
+    /// The tenants that will have something to do, by when (see the module
+    /// docs); each slot knows its place ([`Slot::queued`]).
+    queue: BTreeSet<(u64, TenantId)>,
+    /// The ids of the tenants due in one pass (kept for its allocation).
     order: Vec<TenantId>,
 }
 
@@ -298,6 +373,7 @@ impl Scheduler {
             networks: Vec::new(),
             just_blocked: false,
             spare: Vec::new(),
+            queue: BTreeSet::new(),
             order: Vec::new(),
         }
     }
@@ -331,20 +407,17 @@ impl Scheduler {
             self.deliver_readiness();
             let mut order = core::mem::take(&mut self.order);
             order.clear();
-            order.extend(self.slots.keys().copied());
+            let now = self.platform.monotonic_ns();
+            order.extend(self.queue.range(..=(now, TenantId(u64::MAX))).map(|&(_, id)| id));
+            // The queue is by time: the pass runs them by id, each once.
+            order.sort_unstable();
             for &id in &order {
                 let now = self.platform.monotonic_ns();
+                // Only a tenant's own call moves it in the queue, and none
+                // before it in this pass ends it; its place is checked all
+                // the same, so that a tenant that is not due never runs.
                 let Some(slot) = self.slots.get_mut(&id) else { continue };
-                let due = match slot.step {
-                    Step::Deadline(d) => d <= now,
-                    Step::WaitForEvents => false,
-                    Step::Done => continue,
-                };
-                if !(due || slot.woken) {
-                    continue;
-                }
-                if slot.rest_until > now {
-                    // Over its CPU share: it waits (still woken, or due) while the others run.
+                if slot.queued.is_none_or(|at| at > now) {
                     continue;
                 }
                 ran = true;
@@ -354,7 +427,10 @@ impl Scheduler {
                 }
                 let Some(slot) = self.slots.get_mut(&id) else { continue };
                 slot.woken = false;
-                let Some(tenant) = slot.tenant.as_mut() else { continue };
+                let Some(tenant) = slot.tenant.as_mut() else {
+                    requeue(&mut self.queue, id, slot);
+                    continue;
+                };
                 let cpu_before = tenant.context().counters().cpu_ns;
                 slot.step = tenant.poll(now);
                 let usage = Usage::of(tenant);
@@ -364,16 +440,21 @@ impl Scheduler {
                     slot.rest_until = self.platform.monotonic_ns() + ran_ns.saturating_mul(100 - share) / share;
                 }
                 *slot.usage.lock() = usage;
-                if slot.step == Step::Done {
-                    let exit = tenant.exit().cloned().unwrap_or_else(|| {
+                let exit = (slot.step == Step::Done).then(|| {
+                    tenant.exit().cloned().unwrap_or_else(|| {
                         Exit::Stopped(StopReason::Protocol("the app ended without an exit status".to_string()))
-                    });
+                    })
+                });
+                requeue(&mut self.queue, id, slot);
+                if let Some(exit) = exit {
                     self.ended(id, End::Exited(exit), &mut on_end);
                     if until == Until::Ended(id) {
                         self.order = order;
                         return Outcome::Reached;
                     }
+                    continue;
                 }
+                self.route(id);
             }
             self.order = order;
             if !ran && !self.shared.woken() {
@@ -478,21 +559,60 @@ impl Scheduler {
     ) {
         if let Some(network) = &network {
             match self.networks.iter_mut().find(|a| same(&a.network, network)) {
-                Some(attached) => attached.tenants.push(id),
-                None => self.networks.push(Attached { network: network.clone(), ready: Vec::new(), tenants: vec![id] }),
+                Some(attached) => attached.tenants += 1,
+                None => self.networks.push(Attached {
+                    network: network.clone(),
+                    ready: Vec::new(),
+                    routes: BTreeMap::new(),
+                    tenants: 1,
+                }),
             }
         }
         let name = tenant.name().to_string();
         // `poll` starts a tenant that has not been initialised.
-        let slot =
-            Slot { tenant: Some(tenant), name, network, step: Step::Deadline(0), woken: false, usage, rest_until: 0 };
+        let mut slot = Slot {
+            tenant: Some(tenant),
+            name,
+            network,
+            step: Step::Deadline(0),
+            woken: false,
+            usage,
+            rest_until: 0,
+            queued: None,
+            routed: Vec::new(),
+        };
+        requeue(&mut self.queue, id, &mut slot);
         self.slots.insert(id, slot);
+        // A context given to a new instance keeps the waits of its sockets.
+        self.route(id);
+    }
+
+    /// Routes to tenant `id` the readiness of what it waits on now, after a
+    /// call into it (see the module docs).
+    fn route(&mut self, id: TenantId) {
+        let Some(slot) = self.slots.get_mut(&id) else { return };
+        let (Some(tenant), Some(network)) = (&slot.tenant, &slot.network) else { return };
+        let waits = &tenant.context().readiness;
+        // Most calls change nothing: a comparison, and nothing allocated.
+        if waits.waiting_on().eq(slot.routed.iter().copied()) {
+            return;
+        }
+        let Some(attached) = self.networks.iter_mut().find(|a| same(&a.network, network)) else { return };
+        attached.unroute(id, &slot.routed);
+        slot.routed.clear();
+        for socket in waits.waiting_on() {
+            attached.routes.insert(socket, id);
+            slot.routed.push(socket);
+        }
     }
 
     /// Drops a slot's tenant (its sockets closed, its last lines delivered)
     /// and detaches its network; returns its name.
     fn drop_slot(&mut self, id: TenantId, slot: Slot) -> String {
-        let Slot { tenant, name, network, usage, .. } = slot;
+        let Slot { tenant, name, network, usage, queued, routed, .. } = slot;
+        if let Some(at) = queued {
+            self.queue.remove(&(at, id));
+        }
         // The counters outlive the instance: they are the tenant's.
         let counters = tenant.as_ref().map(|t| *t.context().counters());
         drop(tenant);
@@ -503,8 +623,9 @@ impl Scheduler {
             && let Some(i) = self.networks.iter().position(|a| same(&a.network, &network))
         {
             let attached = &mut self.networks[i];
-            attached.tenants.retain(|t| *t != id);
-            if attached.tenants.is_empty() {
+            attached.unroute(id, &routed);
+            attached.tenants -= 1;
+            if attached.tenants == 0 {
                 self.networks.swap_remove(i);
             }
         }
@@ -560,6 +681,7 @@ impl Scheduler {
             Ok(()) => {
                 // Not due and never woken: only its end moves it on.
                 slot.step = Step::WaitForEvents;
+                requeue(&mut self.queue, id, slot);
                 Leave::Left
             }
             Err(e) => {
@@ -577,7 +699,7 @@ impl Scheduler {
     }
 
     /// Polls every network without blocking and hands what is ready to the
-    /// tenants on it that the loop runs.
+    /// tenants that wait on it, of those the loop runs.
     fn deliver_readiness(&mut self) {
         let fresh = core::mem::take(&mut self.just_blocked);
         let source = self.source.network();
@@ -590,11 +712,15 @@ impl Scheduler {
             if attached.ready.is_empty() {
                 continue;
             }
-            for id in &attached.tenants {
-                if let Some(slot) = self.slots.get_mut(id)
+            for &(socket, flags) in &attached.ready {
+                // Nobody waits on it: dropped (see the module docs).
+                let Some(&id) = attached.routes.get(&socket) else { continue };
+                if let Some(slot) = self.slots.get_mut(&id)
                     && let Some(tenant) = slot.tenant.as_mut()
+                    && tenant.deliver(&[(socket, flags)])
                 {
-                    slot.woken |= tenant.deliver(&attached.ready);
+                    slot.woken = true;
+                    requeue(&mut self.queue, id, slot);
                 }
             }
             attached.ready.clear();
@@ -606,14 +732,11 @@ impl Scheduler {
     /// due, until woken.
     fn block(&mut self) {
         let now = self.platform.monotonic_ns();
-        // A tenant resting off its CPU share is due when its rest ends.
-        let deadlines = self.slots.values().filter_map(|s| match s.step {
-            Step::Deadline(d) if s.tenant.is_some() => Some(d.max(s.rest_until)),
-            Step::WaitForEvents if s.woken && s.tenant.is_some() => Some(s.rest_until),
-            _ => None,
-        });
+        // The queue's front: a tenant resting off its CPU share is there
+        // with the end of its rest.
+        let first = self.queue.first().map(|&(at, _)| at);
         let timers = self.networks.iter().filter_map(|a| a.network.poll_at_ns());
-        let timeout = deadlines.chain(timers).min().map(|w| w.saturating_sub(now));
+        let timeout = first.into_iter().chain(timers).min().map(|w| w.saturating_sub(now));
         let source = self.source.network();
         let ready = match source.and_then(|n| self.networks.iter_mut().find(|a| same(&a.network, n))) {
             Some(attached) => &mut attached.ready,
