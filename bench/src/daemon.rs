@@ -14,6 +14,31 @@ use std::time::{Duration, Instant};
 
 use crate::{env_path, free_port, wait_port, wrk, wrk_server};
 
+/// Where the daemons keep their state: `OASIS_BENCH_STATE_DIR` (e.g. a
+/// tmpfs, to see the daemon's own cost without the disk's), else the temp dir.
+fn state_root() -> PathBuf {
+    env_path("OASIS_BENCH_STATE_DIR").unwrap_or_else(std::env::temp_dir)
+}
+
+/// The peer of a deploy's durability: how many times a second this disk
+/// does what the state directory does once per deploy (a small file written
+/// to a new name, synced, renamed over the old one, the directory synced).
+fn durable_writes_per_sec(count: usize) -> Result<f64, String> {
+    let dir = state_root().join(format!("oasis-bench-fsync-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let started = Instant::now();
+    for i in 0..count {
+        let (tmp, path) = (dir.join(format!(".t{i}.tmp")), dir.join(format!("t{}.json", i % 100)));
+        let mut file = std::fs::File::create(&tmp).map_err(|e| e.to_string())?;
+        file.write_all(&[b'x'; 400]).and_then(|()| file.sync_all()).map_err(|e| e.to_string())?;
+        std::fs::rename(&tmp, &path).map_err(|e| e.to_string())?;
+        std::fs::File::open(&dir).and_then(|d| d.sync_all()).map_err(|e| e.to_string())?;
+    }
+    let rate = count as f64 / started.elapsed().as_secs_f64();
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(rate)
+}
+
 /// A daemon for the benchmark, killed when dropped.
 struct Serve {
     child: Child,
@@ -28,7 +53,7 @@ impl Serve {
 
     /// A daemon with a state directory of its own (`tag`) and `extra` flags.
     fn start_with(oasis: &Path, tag: &str, extra: &[&str]) -> Result<Serve, String> {
-        let dir = std::env::temp_dir().join(format!("oasis-bench-serve-{}-{tag}", std::process::id()));
+        let dir = state_root().join(format!("oasis-bench-serve-{}-{tag}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let child = Command::new(oasis)
             .args(["serve", "--state-dir", dir.to_str().unwrap()])
@@ -199,6 +224,12 @@ pub fn compare(tenants: usize, secs: u32) -> Result<(), String> {
         "deploys/s {:>8.0}   ({:.1} ms each: recorded with fsync, loaded from the code cache, started)   goal >= 1,000/s",
         tenants as f64 / deploy_time.as_secs_f64(),
         deploy_time.as_secs_f64() * 1000.0 / tenants as f64
+    );
+    let disk = durable_writes_per_sec(500)?;
+    println!(
+        "the same disk's durable small writes {disk:>8.0}/s   deploys/disk = {:.2}x   (state in {}; OASIS_BENCH_STATE_DIR=/dev/shm shows the daemon without the disk)",
+        tenants as f64 / deploy_time.as_secs_f64() / disk,
+        state_root().display()
     );
     println!(
         "resident memory {:>6.0} KiB per tenant ({:.0} MiB for {tenants}; 10,000 at this rate: {:.2} GiB)   goal: 10,000 in <= 4 GiB",
