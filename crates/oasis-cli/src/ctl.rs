@@ -308,8 +308,7 @@ fn since_ms(text: &str) -> Result<u64, Error> {
 }
 
 fn print_line(out: &mut impl Write, line: &LogLine) -> std::io::Result<()> {
-    let at = UNIX_EPOCH + Duration::from_millis(line.time_ms);
-    writeln!(out, "{} [{}] {}", humantime::format_rfc3339_millis(at), line.stream, line.text)
+    writeln!(out, "{line}")
 }
 
 /// `oasis logs`: the tenant's kept lines, and with `-f` the ones that follow.

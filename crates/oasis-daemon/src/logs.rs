@@ -37,6 +37,15 @@ pub struct LogLine {
     pub text: String,
 }
 
+impl std::fmt::Display for LogLine {
+    /// The line as people read it, in `oasis logs` and the log files:
+    /// `2026-12-02T06:47:39.363Z [stdout] text`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let at = UNIX_EPOCH + Duration::from_millis(self.time_ms);
+        write!(f, "{} [{}] {}", humantime::format_rfc3339_millis(at), self.stream, self.text)
+    }
+}
+
 struct Ring {
     lines: VecDeque<LogLine>,
     bytes: usize,
@@ -62,8 +71,7 @@ impl LogFile {
     }
 
     fn append(&mut self, line: &LogLine) -> std::io::Result<()> {
-        let at = UNIX_EPOCH + Duration::from_millis(line.time_ms);
-        let text = format!("{} [{}] {}\n", humantime::format_rfc3339_millis(at), line.stream, line.text);
+        let text = format!("{line}\n");
         if self.written > 0 && self.written + text.len() as u64 > self.limit {
             let mut old = self.path.clone().into_os_string();
             old.push(".1");
